@@ -1,0 +1,27 @@
+# brightflow: the two set-up commands of the README.
+#   make demo   creates .venv (pinned), then runs the workflow on the simulated demo data
+#   make test   creates .venv (pinned), then runs the test suite
+PYTHON ?= python3.11
+VENV   ?= .venv
+CORES  ?= 2
+BIN     = $(VENV)/bin
+PIP_FLAGS ?= --disable-pip-version-check --no-input
+
+.PHONY: venv demo test clean-demo
+
+venv: $(VENV)/.brightflow-installed
+
+$(VENV)/.brightflow-installed: requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: venv
+	$(BIN)/snakemake --cores $(CORES) --config input_dir=demo
+
+test: venv
+	$(BIN)/python -m pytest -v -rs tests
+
+clean-demo:
+	rm -rf results/demo_input results/demo_*

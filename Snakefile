@@ -1,0 +1,35 @@
+# brightflow: Number & Brightness (N&B) analysis of fluorescence time-lapse stacks.
+#
+#   snakemake --cores N                      analyse config/config.yaml's input_dir
+#   snakemake --cores N --config input_dir=/path/to/stacks
+#
+# Per experiment: projection -> segmentation -> analysis mask (erosion) -> bleach correction
+# -> N&B maps -> figures and tables; then one aggregation over all experiments.
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default config lives beside this file, so `--directory` elsewhere still finds it; a user's
+# own `--configfile` or `--config` is applied on top of it.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/projection.smk"
+include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/bleach_correction.smk"
+include: "workflow/rules/nb.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/aggregate.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

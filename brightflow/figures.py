@@ -1,0 +1,177 @@
+"""Figures of an experiment, as matplotlib ``Figure`` objects.
+
+Nothing here writes files or touches pyplot's global state: the rule scripts
+save the returned figures. Cell outlines are drawn with scikit-image, never
+with cellpose (importing it costs seconds and a GPU library).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from skimage import measure, segmentation
+
+__all__ = [
+    "robust_limits",
+    "map_preview",
+    "cellmask_figure",
+    "eroded_mask_figure",
+    "bleach_correction_figure",
+    "point_density",
+    "brightness_intensity_figure",
+]
+
+#: Colour of undefined (NaN) pixels in every map preview.
+NAN_COLOUR = "#ff00ff"
+
+
+def robust_limits(values, percentiles=(1.0, 99.0)):
+    """Colour limits from percentiles of the finite values, so a few hot pixels do
+    not wash the map out. Returns ``(0, 1)`` when there is no finite value."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(finite, percentiles)
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return float(low), float(high)
+
+
+def map_preview(values, title, colormap="viridis", dpi=100):
+    """Preview of one N&B map: colour bar, robust colour limits, NaN pixels in magenta."""
+    values = np.asarray(values, dtype=np.float64)
+    low, high = robust_limits(values)
+    cmap = colormaps[colormap].with_extremes(bad=NAN_COLOUR)
+    height, width = values.shape
+    aspect = width / max(height, 1)
+    fig = Figure(figsize=(5.0 * min(max(aspect, 0.6), 2.0) + 1.2, 5.0), dpi=dpi)
+    ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
+    nan_count = int(np.count_nonzero(~np.isfinite(values)))
+    subtitle = f"colour range: 1st-99th percentile; magenta: undefined ({nan_count} px)"
+    ax.set_title(f"{title}\n{subtitle}", fontsize=9)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+    fig.colorbar(image, ax=ax, shrink=0.85, extend="both")
+    fig.tight_layout()
+    return fig
+
+
+def _show_projection(ax, projection):
+    low, high = robust_limits(projection, (0.5, 99.5))
+    ax.imshow(projection, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0):
+    for region in measure.regionprops(np.asarray(labels, dtype=np.int64)):
+        contours = measure.find_contours(
+            np.pad(region.image, 1).astype(float), 0.5
+        )
+        for contour in contours:
+            ax.plot(
+                contour[:, 1] + region.bbox[1] - 1,
+                contour[:, 0] + region.bbox[0] - 1,
+                color=colour,
+                linewidth=linewidth,
+            )
+        if label_ids:
+            row, col = region.centroid
+            ax.text(col, row, str(region.label), color="yellow", fontsize=9, ha="center", va="center",
+                    fontweight="bold")
+
+
+def cellmask_figure(projection, labels, title="Cell mask"):
+    """The mean projection with each cell's outline and ID."""
+    projection = np.asarray(projection, dtype=np.float64)
+    fig = Figure(figsize=(6, 6 * projection.shape[0] / max(projection.shape[1], 1) + 0.5), dpi=100)
+    ax = fig.add_subplot()
+    _show_projection(ax, projection)
+    _draw_outlines(ax, labels, "cyan")
+    count = len(np.unique(labels[labels > 0]))
+    ax.set_title(f"{title}: {count} cell(s)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def eroded_mask_figure(projection, labels, eroded_labels, erode_pixels):
+    """Original (cyan) and eroded (orange) outlines on the projection."""
+    projection = np.asarray(projection, dtype=np.float64)
+    fig = Figure(figsize=(6, 6 * projection.shape[0] / max(projection.shape[1], 1) + 0.5), dpi=100)
+    ax = fig.add_subplot()
+    _show_projection(ax, projection)
+    _draw_outlines(ax, labels, "cyan", label_ids=False)
+    _draw_outlines(ax, eroded_labels, "orange")
+    if erode_pixels:
+        lost = sorted(set(np.unique(labels[labels > 0])) - set(np.unique(eroded_labels[eroded_labels > 0])))
+        note = f"eroded by {erode_pixels} px (cyan: original, orange: eroded)"
+        if lost:
+            note += f"\neroded away: cell(s) {', '.join(map(str, lost))}"
+    else:
+        note = "no erosion (segmentation.erode_pixels = 0): mask used as segmented"
+    ax.set_title(note, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bleach_correction_figure(trace, corrected, trend, method, parameter_text):
+    """Per-frame mean of the cell pixels before and after correction, and the fitted trend."""
+    frames = np.arange(len(trace))
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot()
+    ax.plot(frames, trace, color="0.5", linewidth=1, label="before correction")
+    ax.plot(frames, trend, color="tab:red", linewidth=1.5, label=f"fitted trend ({method})")
+    label = "after correction" if method != "none" else "after correction (none applied)"
+    ax.plot(frames, corrected, color="tab:blue", linewidth=1, label=f"{label}, {parameter_text}")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("mean intensity of cell pixels")
+    ax.set_title(f"Bleach correction: {method}", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def point_density(x, y, bins=128):
+    """Local point density of a scatter by 2D histogram lookup, O(points).
+
+    Each point gets the count of the histogram bin it falls in (of ``bins`` x
+    ``bins`` bins spanning the data): a cheap stand-in for a kernel density
+    estimate, whose cost grows with the square of the number of points.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.size == 0:
+        return np.zeros(0)
+    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
+    x_bin = np.clip(np.searchsorted(x_edges, x, side="right") - 1, 0, bins - 1)
+    y_bin = np.clip(np.searchsorted(y_edges, y, side="right") - 1, 0, bins - 1)
+    return counts[x_bin, y_bin]
+
+
+def brightness_intensity_figure(intensity, apparent_brightness, title="Apparent brightness vs intensity"):
+    """Scatter of apparent brightness against intensity over cell pixels, coloured by point density."""
+    intensity = np.asarray(intensity, dtype=np.float64)
+    apparent_brightness = np.asarray(apparent_brightness, dtype=np.float64)
+    finite = np.isfinite(intensity) & np.isfinite(apparent_brightness)
+    x, y = intensity[finite], apparent_brightness[finite]
+    fig = Figure(figsize=(6, 5), dpi=100)
+    ax = fig.add_subplot()
+    if x.size:
+        density = point_density(x, y)
+        order = np.argsort(density, kind="stable")
+        points = ax.scatter(x[order], y[order], c=density[order], s=3, cmap="viridis",
+                            norm=Normalize(vmin=0, vmax=max(density.max(), 1)), rasterized=True)
+        fig.colorbar(points, ax=ax, label="points in bin")
+        low, high = robust_limits(y, (0.5, 99.5))
+        margin = 0.05 * (high - low)
+        ax.set_ylim(low - margin, high + margin)
+    else:
+        ax.text(0.5, 0.5, "no cell pixel with a defined brightness", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("intensity (mean counts per frame)")
+    ax.set_ylabel("apparent brightness B")
+    ax.set_title(f"{title} ({x.size} cell pixels)", fontsize=10)
+    fig.tight_layout()
+    return fig

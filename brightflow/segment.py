@@ -1,0 +1,211 @@
+"""Cell segmentation of the mean projection, and what is done to a label mask.
+
+Label images are integer arrays: 0 is background, each cell has its own
+positive label. Functions here are pure (arrays in, arrays out); the cellpose
+adapter lives in :mod:`brightflow.cellpose_adapter` so that importing this
+module never imports torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import filters, measure, morphology, segmentation
+
+__all__ = [
+    "threshold_segmentation",
+    "erode_labels",
+    "relabel_sequential",
+    "outlines",
+    "seg_npy_dict",
+    "masks_from_seg_dict",
+]
+
+THRESHOLD_METHODS = {
+    "otsu": filters.threshold_otsu,
+    "li": filters.threshold_li,
+    "triangle": filters.threshold_triangle,
+    "yen": filters.threshold_yen,
+    "mean": filters.threshold_mean,
+}
+
+
+def relabel_sequential(labels):
+    """Labels renumbered 1..k in order of first appearance (row-major), as uint16."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"a label mask must be 2D (y, x), got shape {labels.shape}")
+    if labels.size and labels.min() < 0:
+        raise ValueError("a label mask cannot hold negative labels")
+    relabelled, _, _ = segmentation.relabel_sequential(labels.astype(np.int64))
+    if relabelled.max() > np.iinfo(np.uint16).max:
+        raise ValueError("more than 65535 cells do not fit a uint16 label mask")
+    return relabelled.astype(np.uint16)
+
+
+def threshold_segmentation(
+    image,
+    smoothing_sigma=1.0,
+    threshold_method="otsu",
+    min_cell_area=100,
+    min_peak_distance=10,
+):
+    """Segment cells by an automatic threshold and a distance-transform watershed.
+
+    Steps: Gaussian smoothing of the projection; a global automatic threshold
+    (scikit-image's ``threshold_<method>``); holes filled; touching cells split
+    by a watershed on the Euclidean distance transform, seeded at its maxima at
+    least ``min_peak_distance`` pixels apart; objects smaller than
+    ``min_cell_area`` pixels removed.
+
+    Parameters
+    ----------
+    image : ndarray, shape (y, x)
+        The mean projection.
+    smoothing_sigma : float
+        Gaussian sigma in pixels (0 = no smoothing).
+    threshold_method : {'otsu', 'li', 'triangle', 'yen', 'mean'}
+    min_cell_area : int
+        Smallest cell kept, in pixels.
+    min_peak_distance : int
+        Smallest distance between two cell centres, in pixels.
+
+    Returns
+    -------
+    labels : ndarray of uint16, shape (y, x)
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"segmentation needs a 2D image, got shape {image.shape}")
+    if threshold_method not in THRESHOLD_METHODS:
+        raise ValueError(
+            f"unknown threshold method {threshold_method!r}; use one of {sorted(THRESHOLD_METHODS)}"
+        )
+    smoothed = filters.gaussian(image, sigma=smoothing_sigma) if smoothing_sigma > 0 else image
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size == 0 or finite.min() == finite.max():
+        return np.zeros(image.shape, dtype=np.uint16)
+    foreground = smoothed > THRESHOLD_METHODS[threshold_method](finite)
+    foreground = ndi.binary_fill_holes(foreground)
+    foreground = morphology.remove_small_objects(foreground, max_size=max(int(min_cell_area) - 1, 0))
+    if not foreground.any():
+        return np.zeros(image.shape, dtype=np.uint16)
+    distance = ndi.distance_transform_edt(foreground)
+    components = measure.label(foreground)
+    peaks = _distance_peaks(distance, components, min_peak_distance)
+    markers = np.zeros(image.shape, dtype=np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    labels = segmentation.watershed(-distance, markers, mask=foreground)
+    labels = morphology.remove_small_objects(labels, max_size=max(int(min_cell_area) - 1, 0))
+    return relabel_sequential(labels)
+
+
+def _distance_peaks(distance, components, min_distance):
+    """Watershed seeds: distance maxima, at least one per connected component."""
+    from skimage.feature import peak_local_max
+
+    peaks = peak_local_max(
+        distance, min_distance=max(int(min_distance), 1), labels=components, exclude_border=False
+    )
+    # a component with a flat or tiny distance map may yield no peak: seed it at its maximum
+    seeded = set(components[tuple(peaks.T)]) if len(peaks) else set()
+    extra = []
+    for region in measure.regionprops(components, intensity_image=distance):
+        if region.label not in seeded:
+            local = np.unravel_index(np.argmax(region.image_intensity), region.image.shape)
+            extra.append((region.bbox[0] + local[0], region.bbox[1] + local[1]))
+    if extra:
+        peaks = np.vstack([peaks.reshape(-1, 2), np.array(extra)])
+    return peaks.reshape(-1, 2).astype(np.int64)
+
+
+def erode_labels(labels, pixels):
+    """Shrink every cell by ``pixels`` with a disk-shaped, symmetric erosion; labels are kept.
+
+    A pixel stays in its cell only if every pixel of the disk of radius
+    ``pixels`` around it belongs to the same cell, so cells shrink away from
+    the background and from their neighbours alike. The image border is not
+    treated as background: a cell cut by the border keeps its border pixels
+    (the border is not a cell edge).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x)
+    pixels : int
+        Erosion radius (0 returns a copy).
+
+    Returns
+    -------
+    eroded : ndarray, same dtype as ``labels``
+        A cell smaller than the disk disappears (its label is absent).
+    """
+    labels = np.asarray(labels)
+    pixels = int(pixels)
+    if pixels < 0:
+        raise ValueError(f"erode_pixels must be >= 0, got {pixels}")
+    if pixels == 0:
+        return labels.copy()
+    footprint = morphology.disk(pixels)
+    lowest = ndi.grey_erosion(labels, footprint=footprint, mode="nearest")
+    highest = ndi.grey_dilation(labels, footprint=footprint, mode="nearest")
+    keep = (labels > 0) & (lowest == labels) & (highest == labels)
+    return np.where(keep, labels, 0).astype(labels.dtype)
+
+
+def outlines(labels):
+    """Outline image: the inner boundary pixels of each cell carry its label (cellpose convention)."""
+    labels = np.asarray(labels)
+    boundary = segmentation.find_boundaries(labels, mode="inner")
+    return np.where(boundary, labels, 0).astype(labels.dtype)
+
+
+def seg_npy_dict(image, labels, filename, method):
+    """A dictionary in cellpose's ``_seg.npy`` layout for a label mask.
+
+    The keys follow cellpose's documented format (``filename``, ``img``,
+    ``masks``, ``outlines``, ``colors``, ``chan_choose``, ``ismanual``,
+    ``flows``, ``est_diam``, ...) so that the cellpose GUI opens the image and
+    its masks together and can save a corrected version over it. Masks made
+    without cellpose carry empty flows.
+
+    Parameters
+    ----------
+    image : ndarray, shape (y, x)
+        The image that was segmented (the mean projection).
+    labels : ndarray, shape (y, x)
+    filename : str
+        Path of the image file the GUI should open beside the masks.
+    method : str
+        How the masks were made (recorded under ``brightflow_method``).
+    """
+    labels = relabel_sequential(labels)
+    image = np.asarray(image, dtype=np.float32)
+    count = int(labels.max())
+    colors = (np.random.default_rng(0).random((count, 3)) * 255).astype(np.uint8)
+    empty_flow = np.zeros(labels.shape + (3,), dtype=np.uint8)
+    return {
+        "filename": str(filename),
+        "img": image,
+        "masks": labels,
+        "outlines": outlines(labels),
+        "colors": colors,
+        "chan_choose": [0, 0],
+        "ismanual": np.zeros(count, dtype=bool),
+        "flows": [empty_flow, np.zeros(labels.shape, dtype=np.uint8), np.zeros(labels.shape, np.uint8)],
+        "est_diam": float("nan"),
+        "diameter": float("nan"),
+        "zdraw": [None] * count,
+        "brightflow_method": method,
+    }
+
+
+def masks_from_seg_dict(seg):
+    """The label mask of a cellpose ``_seg.npy`` dictionary, relabelled 1..k as uint16."""
+    if not isinstance(seg, dict) or "masks" not in seg:
+        raise ValueError("not a cellpose _seg.npy dictionary: it has no 'masks' entry")
+    masks = np.asarray(seg["masks"])
+    if masks.ndim == 3 and masks.shape[0] == 1:
+        masks = masks[0]
+    if masks.ndim != 2:
+        raise ValueError(f"the 'masks' entry must be a 2D label image, got shape {masks.shape}")
+    return relabel_sequential(masks)

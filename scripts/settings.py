@@ -1,0 +1,55 @@
+"""Rule settings: every parameter used, the software versions and the input's identity."""
+
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+
+import brightflow
+
+import stackio
+
+PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch")
+
+
+def _version(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def main(snakemake):
+    stack = stackio.open_stack(snakemake.input.stack)
+    model = stackio.read_json(snakemake.input.model)
+    seg = stackio.read_seg_npy(snakemake.input.seg)
+    settings = {
+        "experiment": snakemake.wildcards.experiment,
+        "input": {
+            "path": os.path.abspath(snakemake.input.stack),
+            "size_bytes": os.path.getsize(snakemake.input.stack),
+            "sha256": stackio.sha256(snakemake.input.stack),
+            "shape_tyx": list(stack.shape),
+            "dtype": str(stack.dtype),
+            "mask": snakemake.params.sample.get("mask"),
+        },
+        "parameters": snakemake.params.config,
+        "segmentation_used": {
+            "method": seg.get("brightflow_method"),
+            "cells": int(seg["masks"].max()),
+            "device": seg.get("brightflow_device", "cpu"),
+        },
+        "bleach_correction_used": {
+            key: model.get(key) for key in ("method", "parameter", "parameter_source")
+        },
+        "versions": {"brightflow": brightflow.__version__, "python": platform.python_version()}
+        | {package: _version(package) for package in PACKAGES},
+        "platform": platform.platform(),
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv[:1]),
+    }
+    stackio.write_json(snakemake.output[0], settings)
+
+
+stackio.run(main, snakemake)  # noqa: F821

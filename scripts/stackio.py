@@ -1,0 +1,198 @@
+"""File input and output for the rule scripts (the brightflow package does no file I/O).
+
+Every reading function turns a bad file into :class:`InputError` with a message
+that names the file, says what is wrong and what to do. :func:`run` wraps a rule
+script so that such an error ends the job with that message (in the job's log
+and on stderr) instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+log = logging.getLogger("brightflow")
+
+
+class InputError(Exception):
+    """A user's input file or setting cannot be used; the message says why and what to do."""
+
+
+def run(main, snakemake):
+    """Run ``main(snakemake)`` with logging to the rule's log file and clear errors."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if snakemake.log:
+        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=handlers, force=True)
+    try:
+        main(snakemake)
+    except InputError as error:
+        log.error("brightflow: %s", error)
+        sys.exit(1)
+
+
+# --- stacks -------------------------------------------------------------------------------------
+
+
+def open_stack(path):
+    """Open a (t, y, x) time series for reading without converting it.
+
+    Returns a memory map when the TIFF's pixel data is stored contiguously and
+    uncompressed (frames are then read from disk as they are used), else the
+    stack read in its own dtype (never float64).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a readable TIFF, or not a (t, y, x) stack.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found. Check input_dir or the sample sheet's 'path' column.")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
+    except Exception as error:  # tifffile raises several types for damaged files
+        raise InputError(
+            f"{path}: cannot be read as a TIFF ({type(error).__name__}: {error}). "
+            "Export the recording as a TIFF stack (t, y, x) and run again."
+        ) from error
+    check_stack_shape(path, shape, axes, dtype)
+    try:
+        stack = tifffile.memmap(path, mode="r")
+        if stack.shape != shape:
+            raise ValueError("memory map shape differs from the series shape")
+    except Exception:
+        try:
+            stack = tifffile.imread(path)
+        except Exception as error:
+            raise InputError(f"{path}: the pixel data cannot be decoded ({error}).") from error
+    return stack.reshape(shape)
+
+
+def check_stack_shape(path, shape, axes, dtype):
+    """Raise :class:`InputError` unless ``shape`` is a (t, y, x) stack of real numbers."""
+    if len(shape) == 2:
+        raise InputError(
+            f"{path}: is a single 2D image {shape}, not a time series. N&B needs a stack of "
+            "frames (t, y, x): export all frames of the recording into one multi-page TIFF."
+        )
+    if len(shape) != 3:
+        raise InputError(
+            f"{path}: has {len(shape)} dimensions {shape} (axes {axes!r}); brightflow reads "
+            "single-channel stacks (t, y, x). Split channels or z into separate files."
+        )
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise InputError(f"{path}: pixel type {dtype} is not a real number type.")
+    if shape[0] < 3:
+        raise InputError(f"{path}: has only {shape[0]} frame(s); N&B needs a time series of many frames.")
+
+
+def frame_chunks(frame_count, frame_shape, budget_bytes=64 * 2**20):
+    """Frame ranges ``(start, stop)`` whose float64 copy fits ``budget_bytes``."""
+    per_frame = int(np.prod(frame_shape)) * 8
+    step = max(1, budget_bytes // max(per_frame, 1))
+    return [(start, min(start + step, frame_count)) for start in range(0, frame_count, step)]
+
+
+def sha256(path, block=2**22):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- images, masks and maps ---------------------------------------------------------------------
+
+
+def write_tiff(path, array, **kwargs):
+    tifffile.imwrite(path, array, **kwargs)
+
+
+def read_image(path):
+    return tifffile.imread(path)
+
+
+def write_map(stem, values):
+    """Write one N&B map as ``stem.npy`` (float64) and ``stem.tif`` (float32, opens in Fiji)."""
+    values = np.asarray(values, dtype=np.float64)
+    np.save(f"{stem}.npy", values)
+    tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
+
+
+def read_seg_npy(path):
+    """Load a cellpose ``_seg.npy`` file as a dict."""
+    try:
+        seg = np.load(path, allow_pickle=True).item()
+    except Exception as error:
+        raise InputError(f"{path}: cannot be read as a cellpose _seg.npy file ({error}).") from error
+    if not isinstance(seg, dict) or "masks" not in seg:
+        raise InputError(f"{path}: is not a cellpose _seg.npy file (no 'masks' entry).")
+    return seg
+
+
+def write_seg_npy(path, seg):
+    np.save(path, seg, allow_pickle=True)
+
+
+def read_label_file(path):
+    """A user's label mask: a label TIFF or a cellpose ``_seg.npy``. Returns the raw labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: mask file not found. Check the sample sheet's 'mask' column.")
+    if path.name.endswith(".npy"):
+        labels = np.asarray(read_seg_npy(path)["masks"])
+    else:
+        try:
+            labels = tifffile.imread(path)
+        except Exception as error:
+            raise InputError(f"{path}: cannot be read as a label TIFF ({error}).") from error
+    labels = np.squeeze(labels)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(
+            f"{path}: a mask must be a 2D integer label image (0 = background), got shape "
+            f"{labels.shape} of type {labels.dtype}."
+        )
+    return labels
+
+
+# --- small text files ---------------------------------------------------------------------------
+
+
+def write_json(path, data):
+    with open(path, "w") as handle:
+        json.dump(data, handle, indent=2, default=_json_default)
+        handle.write("\n")
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def save_figure(figure, path, dpi=None):
+    figure.savefig(path, dpi=dpi or figure.dpi)
+
+
+def relative_to(path, start):
+    return os.path.relpath(path, start)

@@ -1,0 +1,19 @@
+# Bleach correction: fit the correction model on the cell pixels. The model (JSON) is applied by
+# the N&B rule while it streams the stack; no corrected copy of the stack is written.
+
+
+rule bleach_correction:
+    input:
+        stack=stack_path,
+        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+    output:
+        model=f"{OUT}/{{experiment}}/bleach_correction.json",
+        figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
+    params:
+        bleach_correction=config["bleach_correction"],
+    log:
+        f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/bleach_correction.py"

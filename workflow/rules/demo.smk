@@ -1,0 +1,14 @@
+# input_dir: demo -- simulate small recordings with known ground truth, so a fresh clone runs.
+
+
+rule simulate_demo:
+    output:
+        stacks=expand(f"{DEMO_DIR}/{{name}}.tif", name=DEMO_EXPERIMENTS),
+        truth_labels=expand(f"{DEMO_DIR}/{{name}}_truth_labels.tif", name=DEMO_EXPERIMENTS),
+        truth=f"{DEMO_DIR}/ground_truth.csv",
+    log:
+        f"{LOG_DIR}/simulate_demo.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/simulate_demo.py"

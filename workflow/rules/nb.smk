@@ -1,0 +1,17 @@
+# The per-pixel N&B maps, in one streaming pass over the (corrected) frames.
+
+
+rule nb_maps:
+    input:
+        stack=stack_path,
+        model=f"{OUT}/{{experiment}}/bleach_correction.json",
+    output:
+        expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+    params:
+        nb=config["nb"],
+    log:
+        f"{LOG_DIR}/{{experiment}}/nb_maps.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/nb_maps.py"

@@ -1,0 +1,14 @@
+# The mean projection of all frames: the image that is segmented (and opened in the cellpose GUI).
+
+
+rule projection:
+    input:
+        stack=stack_path,
+    output:
+        f"{OUT}/{{experiment}}/segmentation_image.tif",
+    log:
+        f"{LOG_DIR}/{{experiment}}/projection.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/projection.py"

@@ -1,0 +1,35 @@
+# Per-pixel and per-cell tables, and the record of every setting used.
+
+
+rule tables:
+    input:
+        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
+        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+    output:
+        pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
+        cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
+    log:
+        f"{LOG_DIR}/{{experiment}}/tables.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/tables.py"
+
+
+rule settings:
+    input:
+        stack=stack_path,
+        model=f"{OUT}/{{experiment}}/bleach_correction.json",
+        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+    output:
+        f"{OUT}/{{experiment}}/settings.json",
+    params:
+        config={key: value for key, value in config.items() if key not in ("samples",)},
+        sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
+    log:
+        f"{LOG_DIR}/{{experiment}}/settings.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/settings.py"
