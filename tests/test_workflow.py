@@ -1,0 +1,247 @@
+"""The workflow run as a user runs it: the snakemake command line in a fresh folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from brightflow import simulate
+from brightflow.nb import MAP_NAMES
+from conftest import REPO, SHARED_DATA, jobs_run, run_workflow, write_config, write_stack
+
+pytestmark = pytest.mark.workflow
+
+CONTRACT = Path(next((SHARED_DATA.parent / "seeds").glob("000_*.txt"), "/nonexistent")) if SHARED_DATA.parent.exists() else None
+
+# Every per-experiment file of the replaced app's output contract (../shared/seeds/000_*.txt).
+CONTRACT_FILES = [f"{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif", "png")] + [
+    "cellmask.png",
+    "eroded_mask.png",
+    "segmentation_image.tif",
+    "segmentation_image_seg.npy",
+    "Bleach_correction.png",
+    "brightness_x_intensity.png",
+    "brightness_intensity_values.csv",
+    "average_values_in_roi.csv",
+]
+CELL_COLUMNS = ["Cell ID", "Pixels", "Intensity", "Variance", "Apparent brightness", "Apparent number",
+                "Brightness", "Number"]
+
+
+def test_contract_list_matches_the_seed_document():
+    if CONTRACT is None or not CONTRACT.exists():
+        pytest.skip("../shared/seeds is not beside this checkout")
+    text = CONTRACT.read_text()
+    listed = {line.strip()[2:] for line in text.splitlines() if line.strip().startswith("- ") and "." in line}
+    listed = {name for name in listed if " " not in name}
+    assert listed - {"Folder_average_values_in_roi.csv"} == set(CONTRACT_FILES)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    result = run_workflow(workdir, config={"input_dir": "demo"})
+    return workdir, result
+
+
+def _match_truth(labels, truth):
+    """For each segmented cell, the ground-truth cell it overlaps most."""
+    matches = {}
+    for cell in np.unique(labels[labels > 0]):
+        overlap = np.bincount(truth[labels == cell].astype(np.int64), minlength=int(truth.max()) + 1)
+        overlap[0] = 0
+        matches[int(cell)] = int(overlap.argmax())
+    return matches
+
+
+def test_demo_writes_every_contract_file(demo_run):
+    workdir, _ = demo_run
+    results = workdir / "results"
+    for experiment in simulate.DEMO_EXPERIMENTS:
+        missing = [name for name in CONTRACT_FILES + ["settings.json"] if not (results / experiment / name).is_file()]
+        assert not missing, f"{experiment}: missing {missing}"
+    assert (results / "Folder_average_values_in_roi.csv").is_file()
+
+
+def test_demo_brightness_matches_ground_truth(demo_run):
+    workdir, _ = demo_run
+    results = workdir / "results"
+    truth_table = pd.read_csv(results / "demo_input" / "ground_truth.csv")
+    for experiment, cells in simulate.DEMO_EXPERIMENTS.items():
+        table = pd.read_csv(results / experiment / "average_values_in_roi.csv")
+        assert list(table.columns) == CELL_COLUMNS
+        assert len(table) == len(cells)
+        labels = tifffile.imread(results / experiment / "analysis_labels.tif")
+        truth = tifffile.imread(results / "demo_input" / f"{experiment}_truth_labels.tif")
+        matches = _match_truth(labels, truth)
+        assert sorted(matches.values()) == list(range(1, len(cells) + 1)), "one segmented cell per true cell"
+        for row in table.itertuples():
+            true = truth_table[(truth_table.Experiment == experiment) & (truth_table["Truth cell"] == matches[row[1]])]
+            assert row.Brightness == pytest.approx(float(true.Brightness.iloc[0]), rel=0.05), (experiment, row)
+            assert row.Pixels > 300
+
+
+def test_demo_maps_files_agree_and_are_readable(demo_run):
+    workdir, _ = demo_run
+    folder = workdir / "results" / "demo_mixed"
+    stack = tifffile.imread(workdir / "results" / "demo_input" / "demo_mixed.tif").astype(float)
+    for name in MAP_NAMES:
+        array = np.load(folder / f"{name}.npy")
+        assert array.dtype == np.float64 and array.shape == stack.shape[1:]
+        tif = tifffile.imread(folder / f"{name}.tif")
+        assert tif.dtype == np.float32
+        assert np.allclose(tif, array.astype(np.float32), equal_nan=True)
+    assert np.allclose(np.load(folder / "intensity.npy"), stack.mean(axis=0))
+    assert np.allclose(np.load(folder / "variance.npy"), stack.var(axis=0, ddof=1))
+    projection = tifffile.imread(folder / "segmentation_image.tif")
+    assert np.allclose(projection, stack.mean(axis=0), rtol=1e-6)
+
+
+def test_demo_tables_and_settings(demo_run):
+    workdir, _ = demo_run
+    results = workdir / "results"
+    pixels = pd.read_csv(results / "demo_mixed" / "brightness_intensity_values.csv")
+    assert list(pixels.columns) == ["Cell ID", "y", "x", "Intensity", "Apparent brightness", "Brightness"]
+    labels = tifffile.imread(results / "demo_mixed" / "analysis_labels.tif")
+    assert len(pixels) == np.count_nonzero(labels)
+    brightness = np.load(results / "demo_mixed" / "brightness.npy")
+    row = pixels.iloc[17]
+    assert row["Brightness"] == pytest.approx(brightness[int(row.y), int(row.x)])
+    assert labels[int(row.y), int(row.x)] == row["Cell ID"]
+
+    folder = pd.read_csv(results / "Folder_average_values_in_roi.csv")
+    assert list(folder.columns) == ["Experiment"] + CELL_COLUMNS
+    assert folder["Experiment"].tolist() == sorted(folder["Experiment"].tolist())
+    assert len(folder) == sum(len(cells) for cells in simulate.DEMO_EXPERIMENTS.values())
+    mixed = folder[folder.Experiment == "demo_mixed"].drop(columns="Experiment").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mixed, pd.read_csv(results / "demo_mixed" / "average_values_in_roi.csv"))
+
+    settings = json.loads((results / "demo_mixed" / "settings.json").read_text())
+    stack_path = results / "demo_input" / "demo_mixed.tif"
+    import hashlib
+
+    assert settings["input"]["sha256"] == hashlib.sha256(stack_path.read_bytes()).hexdigest()
+    assert settings["input"]["size_bytes"] == stack_path.stat().st_size
+    assert settings["parameters"]["nb"]["variance_ddof"] == 1
+    assert settings["parameters"]["segmentation"]["method"] == "threshold"
+    assert settings["versions"]["numpy"] == np.__version__ and settings["versions"]["brightflow"]
+
+    seg = np.load(results / "demo_mixed" / "segmentation_image_seg.npy", allow_pickle=True).item()
+    assert {"masks", "outlines", "filename"} <= set(seg)
+    assert Path(seg["filename"]).name == "segmentation_image.tif" and Path(seg["filename"]).is_file()
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    workdir, _ = demo_run
+    result = run_workflow(workdir, "--dry-run", config={"input_dir": "demo"})
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# --- a folder of the user's stacks ------------------------------------------------------------------
+
+
+def _small_experiment(seed, cells=((2.0, 4.0), (1.0, 8.0))):
+    return simulate.demo_experiment(list(cells), seed=seed, shape=(64, 64), frames=40)
+
+
+@pytest.fixture
+def stacks_folder(tmp_path):
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    for index, name in enumerate(["cells_a", "cells_b"]):
+        write_stack(folder / f"{name}.tif", _small_experiment(index)[0])
+    return folder
+
+
+def test_parameter_change_reruns_only_what_depends_on_it(tmp_path, stacks_folder):
+    config = {"input_dir": stacks_folder}
+    run_workflow(tmp_path, config=config)
+    seg_file = tmp_path / "results" / "cells_a" / "segmentation_image_seg.npy"
+    seg_time = seg_file.stat().st_mtime_ns
+    linear = write_config(tmp_path / "linear.yaml", bleach_correction={"method": "linear"})
+    result = run_workflow(tmp_path, "--configfile", linear, config=config)
+    ran = jobs_run(result)
+    assert ran.get("bleach_correction") == 2 and ran.get("nb_maps") == 2 and ran.get("aggregate") == 1
+    assert ran.get("tables") == 2 and ran.get("figures") == 2
+    assert "projection" not in ran and "segmentation" not in ran and "analysis_mask" not in ran
+    assert seg_file.stat().st_mtime_ns == seg_time
+    model = json.loads((tmp_path / "results" / "cells_a" / "bleach_correction.json").read_text())
+    assert model["method"] == "linear"
+
+
+def test_adding_a_stack_runs_only_its_jobs_and_the_aggregate(tmp_path, stacks_folder):
+    config = {"input_dir": stacks_folder}
+    run_workflow(tmp_path, config=config)
+    write_stack(stacks_folder / "cells_c.TIFF", _small_experiment(9)[0])
+    result = run_workflow(tmp_path, config=config)
+    ran = jobs_run(result)
+    per_experiment = {rule: count for rule, count in ran.items() if rule not in ("aggregate", "all")}
+    assert set(per_experiment.values()) == {1}, ran
+    assert ran.get("aggregate") == 1 and ran.get("projection") == 1
+    folder = pd.read_csv(tmp_path / "results" / "Folder_average_values_in_roi.csv")
+    assert sorted(folder.Experiment.unique()) == ["cells_a", "cells_b", "cells_c"]
+
+
+def test_bad_inputs_stop_only_their_experiment(tmp_path, stacks_folder):
+    tifffile.imwrite(stacks_folder / "flat.tif", np.ones((32, 32), dtype=np.uint16))
+    (stacks_folder / "broken.tif").write_bytes(b"this is not a tiff file at all")
+    result = run_workflow(tmp_path, "--keep-going", config={"input_dir": stacks_folder}, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "flat.tif: is a single 2D image" in output and "N&B needs a stack of frames" in output
+    assert "broken.tif: cannot be read as a TIFF" in output
+    for good in ("cells_a", "cells_b"):
+        for name in CONTRACT_FILES:
+            assert (tmp_path / "results" / good / name).is_file(), (good, name)
+    log = (tmp_path / "results" / "logs" / "flat" / "projection.log").read_text()
+    assert "single 2D image" in log
+
+
+def test_duplicate_experiment_names_are_a_start_up_error(tmp_path, stacks_folder):
+    shutil.copy(stacks_folder / "cells_a.tif", stacks_folder / "cells_a.TIFF")
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": stacks_folder}, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "same experiment name" in output and "cells_a.TIFF" in output
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"segmentaton": {"method": "threshold"}}, "segmentaton"),
+        ({"nb": {"variance_ddof": "one"}}, "variance_ddof"),
+        ({"bleach_correction": {"method": "magic"}}, "magic"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, override, message):
+    config_file = write_config(tmp_path / "bad.yaml", **override)
+    result = run_workflow(tmp_path, "--dry-run", "--configfile", config_file, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_sample_sheet_with_existing_masks(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    stack, truth = _small_experiment(3)
+    write_stack(data / "rec1.tif", stack)
+    tifffile.imwrite(data / "rec1_mask.tif", truth)
+    (tmp_path / "samples.tsv").write_text("experiment\tpath\tmask\nfirst\tdata/rec1.tif\tdata/rec1_mask.tif\n")
+    config_file = write_config(tmp_path / "c.yaml", samples=str(tmp_path / "samples.tsv"), segmentation={"method": "existing"})
+    run_workflow(tmp_path, "--configfile", config_file)
+    table = pd.read_csv(tmp_path / "results" / "first" / "average_values_in_roi.csv")
+    assert table["Cell ID"].tolist() == [1, 2]
+    assert table["Pixels"].tolist() == [np.count_nonzero(truth == 1), np.count_nonzero(truth == 2)]
+    assert table["Brightness"].tolist() == pytest.approx([2.0, 1.0], rel=0.08)
+
+
+def test_existing_method_without_mask_column_is_a_start_up_error(tmp_path, stacks_folder):
+    config_file = write_config(tmp_path / "c.yaml", input_dir=str(stacks_folder), segmentation={"method": "existing"})
+    result = run_workflow(tmp_path, "--dry-run", "--configfile", config_file, check=False)
+    assert result.returncode != 0 and "have no mask" in result.stdout + result.stderr
