@@ -15,9 +15,8 @@ def main(snakemake):
             f"{snakemake.input.model} covers {model['frames']} frames but {snakemake.input.stack} "
             f"has {stack.shape[0]}: the stack changed; rerun the workflow."
         )
-    options = snakemake.params.nb
-    ddof = options.get("variance_ddof", 1)
-    detector = nb.DetectorModel(**options.get("detector", {}))
+    ddof = snakemake.params.variance_ddof
+    detector = nb.DetectorModel(**snakemake.params.detector)
     moments = nb.StreamingMoments(stack.shape[1:])
     for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
         moments.update(detrend.correct_frames(model, stack[start:stop], start))

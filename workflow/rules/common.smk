@@ -1,7 +1,6 @@
 # The sample table, the config after validation, and the input functions of every rule.
 
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -117,8 +116,9 @@ SAMPLES = _sample_table()
 EXPERIMENTS = list(SAMPLES["experiment"])
 
 
+# an experiment name is one folder level (names are checked above)
 wildcard_constraints:
-    experiment="|".join(re.escape(name) for name in EXPERIMENTS) if EXPERIMENTS else "[^/]+",
+    experiment="[^/]+",
 
 
 # --- input functions ------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ rule nb_maps:
     output:
         expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
     params:
-        nb=config["nb"],
+        variance_ddof=config["nb"]["variance_ddof"],
+        detector=config["nb"]["detector"],
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     conda:
