@@ -38,7 +38,7 @@ def main(snakemake):
         stackio.log.warning("no cell pixels: the trace and the correction use the whole image")
         cells = np.ones(cells.shape, dtype=bool)
     options = snakemake.params.bleach_correction
-    method = options.get("method", "robinhood")
+    method = options.get("method", "boxcar")
     seed = int(options.get("seed", 1))
     if method == "robinhood" and not np.issubdtype(stack.dtype, np.integer):
         raise stackio.InputError(
