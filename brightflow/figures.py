@@ -118,17 +118,22 @@ def eroded_mask_figure(projection, labels, eroded_labels, erode_pixels):
 
 
 def bleach_correction_figure(trace, corrected, trend, method, parameter_text):
-    """Per-frame mean of the cell pixels before and after correction, and the fitted trend."""
+    """Per-frame mean of the cell pixels before and after correction, and the fitted trend.
+
+    ``trend`` may be None (Robin Hood fits no trend: it moves counts between frames).
+    The legend names the method and ``parameter_text`` (the parameter and how it was chosen).
+    """
     frames = np.arange(len(trace))
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.add_subplot()
     ax.plot(frames, trace, color="0.5", linewidth=1, label="before correction")
-    ax.plot(frames, trend, color="tab:red", linewidth=1.5, label=f"fitted trend ({method})")
+    if trend is not None:
+        ax.plot(frames, trend, color="tab:red", linewidth=1.5, label=f"trend ({method})")
     label = "after correction" if method != "none" else "after correction (none applied)"
-    ax.plot(frames, corrected, color="tab:blue", linewidth=1, label=f"{label}, {parameter_text}")
+    ax.plot(frames, corrected, color="tab:blue", linewidth=1, label=f"{label}: {method}, {parameter_text}")
     ax.set_xlabel("frame")
     ax.set_ylabel("mean intensity of cell pixels")
-    ax.set_title(f"Bleach correction: {method}", fontsize=10)
+    ax.set_title(f"Bleach correction: {method} ({parameter_text})", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -104,6 +104,20 @@ def frame_chunks(frame_count, frame_shape, budget_bytes=64 * 2**20):
     return [(start, min(start + step, frame_count)) for start in range(0, frame_count, step)]
 
 
+def row_tiles(frame_count, frame_shape, budget_bytes=256 * 2**20, copies=6):
+    """Row ranges ``slice(start, stop)`` for reading tiles ``stack[:, rows, :]`` across all frames.
+
+    A tile holds ``rows x width x frames`` values; ``copies`` float64 working
+    copies of it (the correction's temporaries) fit ``budget_bytes``. At least
+    one row per tile, so a very long recording of wide frames can exceed the
+    budget by one row's worth.
+    """
+    height, width = int(frame_shape[0]), int(frame_shape[1])
+    per_row = max(int(frame_count) * width * 8 * copies, 1)
+    step = max(1, min(height, budget_bytes // per_row))
+    return [slice(start, min(start + step, height)) for start in range(0, height, step)]
+
+
 def sha256(path, block=2**22):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -164,6 +178,18 @@ def read_label_file(path):
             f"{labels.shape} of type {labels.dtype}."
         )
     return labels
+
+
+def write_npy(path, array):
+    np.save(path, np.asarray(array))
+
+
+def read_npy(path, mmap=False):
+    """Load an .npy array (as a read-only memory map when ``mmap``)."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as error:
+        raise InputError(f"{path}: cannot be read as a NumPy .npy array ({error}); rerun the workflow.") from error
 
 
 # --- small text files ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-# Bleach correction: fit the correction model on the cell pixels. The model (JSON) is applied by
-# the N&B rule while it streams the stack; no corrected copy of the stack is written.
+# Bleach correction: fit the correction model on the cell pixels. The model (JSON) and, for Robin
+# Hood, the swap plan (.npy; empty for the other methods) are applied by the N&B rule while it
+# streams the stack; no corrected copy of the stack is written.
 
 
 rule bleach_correction:
@@ -8,6 +9,7 @@ rule bleach_correction:
         labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
     output:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
+        swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
     params:
         bleach_correction=config["bleach_correction"],

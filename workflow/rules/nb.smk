@@ -5,6 +5,8 @@ rule nb_maps:
     input:
         stack=stack_path,
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
+        swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
+        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
     output:
         expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
     params:
