@@ -139,6 +139,9 @@ AUTO_MAX_VALUES = 1_000_000
 AUTO_MAX_SWAPS = 4_000_000
 #: Number of simulations whose median gives the automatic Robin Hood swaps.
 ROBINHOOD_AUTO_REPEATS = 5
+#: ``auto`` (boxcar, exponential, polynomial) detrends only when the simulated immobile image's
+#: mean B exceeds that of a trend-free simulation by more than this many standard errors.
+AUTO_NOISE_STANDARD_ERRORS = 2.0
 # Separate random streams, so that each random step has its own reproducible generator.
 _STREAM_PLAN, _STREAM_ROW, _STREAM_AUTO, _STREAM_FLAT = 11, 12, 13, 14
 _HYPERGEOMETRIC_LIMIT = 10**9
@@ -312,6 +315,17 @@ def stochastic_round(values, rng):
 
 
 # --- brightness of a simulation -----------------------------------------------------------------
+
+
+def brightness_standard_error(series):
+    """Standard error of :func:`mean_brightness` over the pixels of ``series`` ``(t, pixels)``."""
+    series = np.asarray(series, dtype=np.float64)
+    mean = series.mean(axis=0)
+    valid = mean > 0
+    if valid.sum() < 2:
+        return float("nan")
+    brightness = series[:, valid].var(axis=0, ddof=1) / mean[valid]
+    return float(brightness.std(ddof=1) / np.sqrt(valid.sum()))
 
 
 def mean_brightness(series, mean=None):
@@ -745,7 +759,13 @@ def auto_parameter(trace, method, cell_pixels, seed=1):
       scaled from the simulated to the real number of cell pixels (the swaps
       per pixel are what matter).
 
-    If the simulation's mean ``B`` is already ``<= 1`` no detrending is needed.
+    If the simulation's mean ``B`` is already ``<= 1`` no detrending is needed;
+    brightflow also skips detrending when the simulation's mean ``B`` exceeds that
+    of the same simulation without the trend (a flat trace at the data's mean) by
+    no more than :data:`AUTO_NOISE_STANDARD_ERRORS` standard errors of the
+    difference: such an excess is sampling noise, not a trend, and smoothing a
+    trend-free series would only remove real variance. Robin Hood's estimate
+    already subtracts the swaps of a trend-free simulation.
 
     Returns
     -------
@@ -783,11 +803,29 @@ def auto_parameter(trace, method, cell_pixels, seed=1):
     rng = np.random.default_rng([int(seed), _STREAM_AUTO])
     simulation = simulate_immobile(trace, pixels, rng)
     start = mean_brightness(simulation)
-    info = {"simulated_pixels": pixels, "simulated_mean_B_before": start}
     if not np.isfinite(start):
         raise ValueError("the cell pixels are too close to zero to simulate: every simulated value is 0")
-    if start <= 1:
-        info["note"] = f"no detrending needed: the simulated immobile image has mean B = {start:.4f} <= 1"
+    # the same simulation without the trend: its mean B differs from 1 only by noise and the
+    # small upward bias of a variance-to-mean ratio, which the comparison cancels
+    trend_free = simulate_immobile(np.full(frames, trace.mean()), pixels, np.random.default_rng([int(seed), _STREAM_FLAT]))
+    baseline = mean_brightness(trend_free)
+    standard_error = float(np.hypot(brightness_standard_error(simulation), brightness_standard_error(trend_free)))
+    info = {
+        "simulated_pixels": pixels,
+        "simulated_mean_B_before": start,
+        "trend_free_simulated_mean_B": baseline,
+        "excess_standard_error": standard_error,
+    }
+    if start <= 1 or start - baseline <= AUTO_NOISE_STANDARD_ERRORS * standard_error:
+        # Nolan et al. 2017 detrend when the simulation's mean B exceeds 1. An excess within the
+        # noise of a trend-free simulation is no evidence of a trend, while detrending a
+        # trend-free recording removes real variance (about 1/(2l+1) of it for a boxcar), so
+        # brightflow leaves such a recording as it is.
+        info["note"] = (
+            f"no detrending needed: the simulated immobile image has mean B = {start:.4f}, the same "
+            f"simulation without the trend {baseline:.4f}; the difference is within "
+            f"{AUTO_NOISE_STANDARD_ERRORS:g} standard errors ({standard_error:.4f})"
+        )
         return None, info
     search = {"boxcar": _auto_boxcar, "exponential": _auto_exponential, "polynomial": _auto_polynomial}[method]
     parameter, evaluations = search(simulation, start)

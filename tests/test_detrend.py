@@ -264,3 +264,19 @@ def test_real_bleached_recording(method):
     assert model["parameter_source"].startswith("auto")
     limit = 4.7 if method == "robinhood" else 2.0
     assert _mean_b(corrected, cells) < limit
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_leaves_a_trend_free_recording_alone(seed):
+    """Without bleaching, auto finds no trend beyond noise and applies no correction, so the
+    brightness of mobile molecules is not lowered by needless smoothing."""
+    rng = np.random.default_rng(seed)
+    stack = simulate.mobile_stack(np.full((40, 40), 6.0), 1.0, 100, rng)
+    trace = stack.reshape(100, -1).mean(axis=1)
+    for method in ("boxcar", "exponential", "polynomial"):
+        model = detrend.fit_correction(trace, method, "auto", cell_pixels=1600)
+        assert model["method"] == "none", (method, model.get("auto"))
+    # a real 40% bleach is still detected
+    bleached = simulate.mobile_stack(np.full((40, 40), 6.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.4))
+    model = detrend.fit_correction(bleached.reshape(100, -1).mean(axis=1), "boxcar", "auto", cell_pixels=1600)
+    assert model["method"] == "boxcar" and model["parameter"] > 0

@@ -97,6 +97,10 @@ def test_demo_maps_files_agree_and_are_readable(demo_run):
         tif = tifffile.imread(folder / f"{name}.tif")
         assert tif.dtype == np.float32
         assert np.allclose(tif, array.astype(np.float32), equal_nan=True)
+    # the demo is not bleached: the automatic bleach correction finds no trend and applies none,
+    # so the maps are the plain moments of the recorded frames
+    model = json.loads((folder / "bleach_correction.json").read_text())
+    assert model["method_requested"] == "boxcar" and model["method"] == "none", model.get("auto")
     assert np.allclose(np.load(folder / "intensity.npy"), stack.mean(axis=0))
     assert np.allclose(np.load(folder / "variance.npy"), stack.var(axis=0, ddof=1))
     projection = tifffile.imread(folder / "segmentation_image.tif")
