@@ -67,11 +67,12 @@ def tiny_model(models_dir, tmp_path_factory):
 
 
 def test_models_folder_is_cellposes(models_dir):
-    from cellpose import models
-
-    # cellpose read the variable at import, possibly before the fixture set it: compare the rule
     import importlib
 
+    from cellpose import models
+
+    # cellpose reads CELLPOSE_LOCAL_MODELS_PATH when imported (maybe before the fixture set it):
+    # reload it to compare its folder with brightflow's
     assert cellpose_adapter.models_folder() == models_dir
     assert cellpose_adapter.models_folder({}) == models.Path.home() / ".cellpose" / "models"
     assert set(cellpose_adapter.BUILTIN_MODELS) == set(importlib.reload(models).MODEL_NAMES)
@@ -144,6 +145,7 @@ def _cellpose_config(tmp_path, model, **extra):
     )
 
 
+@pytest.mark.workflow
 def test_cellpose_workflow_and_the_gui_correction_loop(tiny_model, tmp_path):
     truth, rng = _field(7)
     (tmp_path / "stacks").mkdir()
@@ -212,6 +214,7 @@ def test_cellpose_workflow_and_the_gui_correction_loop(tiny_model, tmp_path):
     assert jobs_run(third) == {}  # nothing left to do
 
 
+@pytest.mark.workflow
 def test_missing_builtin_weights_stop_the_workflow_with_a_clear_message(models_dir, tmp_path):
     truth, rng = _field(8, shape=(48, 48), cells=2, touching_pairs=0)
     (tmp_path / "stacks").mkdir()
@@ -224,6 +227,7 @@ def test_missing_builtin_weights_stop_the_workflow_with_a_clear_message(models_d
     assert list(models_dir.iterdir()) == []
 
 
+@pytest.mark.workflow
 def test_segmentation_declares_a_gpu_only_when_it_uses_one(tmp_path, models_dir):
     (tmp_path / "stacks").mkdir()
     write_stack(tmp_path / "stacks" / "cells.tif", np.ones((5, 16, 16), np.uint16))

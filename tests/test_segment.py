@@ -102,6 +102,7 @@ def test_seg_npy_of_threshold_masks_opens_in_the_cellpose_gui(tmp_path):
     assert len(gui.ismanual) == 3 and len(gui.zdraw) == 3
 
 
+@pytest.mark.workflow
 def test_existing_masks_and_erosion_in_the_workflow(tmp_path):
     """method existing with a label TIFF and with a _seg.npy; erosion keeps eroded-away cells."""
     rng = np.random.default_rng(3)

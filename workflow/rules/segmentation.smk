@@ -29,7 +29,7 @@ rule segmentation:
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation.log",
     conda:
-        "../../envs/core.yaml"
+        "../../envs/cellpose.yaml"
     script:
         "../../scripts/segmentation.py"
 
