@@ -30,6 +30,9 @@ __all__ = [
     "cell_layout",
     "demo_experiment",
     "DEMO_EXPERIMENTS",
+    "cell_field",
+    "cell_field_projection",
+    "cell_field_stack",
 ]
 
 
@@ -169,3 +172,91 @@ def demo_experiment(cells, seed, shape=(96, 96), frames=100, background=0.5):
     if stack.max() > np.iinfo(np.uint16).max:
         raise ValueError("simulated counts overflow uint16")
     return stack.astype(np.uint16), labels
+
+
+def cell_field(shape, cell_count, rng, radius_range=(8.0, 11.0), touching_pairs=2, margin=2.0, max_tries=2000):
+    """Label image of elliptical cells scattered over a field, some of them touching.
+
+    Ground truth for segmentation tests: ``touching_pairs`` pairs of cells
+    overlap slightly (the later one is drawn over the earlier one), so they meet
+    along a short straight border that a segmentation must split; every other
+    cell is separated from its neighbours by at least ``margin`` pixels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    cell_count : int
+        Cells to place (fewer when the field is too crowded after ``max_tries``).
+    rng : numpy.random.Generator
+    radius_range : (float, float)
+        Range of the ellipses' half-axes, pixels (each axis drawn uniformly).
+    touching_pairs : int
+        How many of the cells are placed touching the previous one.
+    margin : float
+        Smallest gap between cells that do not touch, pixels.
+
+    Returns
+    -------
+    labels : ndarray of uint16, shape ``shape``
+        Cells ``1..k`` in placement order.
+    """
+    low, high = radius_range
+    centres, radii, rotations = [], [], []
+    touching_left = int(touching_pairs)
+    tries = 0
+    while len(centres) < cell_count and tries < max_tries:
+        tries += 1
+        radius = (rng.uniform(low, high), rng.uniform(low, high))
+        size = max(radius)
+        if touching_left and centres and len(centres) % 2 == 1:
+            # beside the previous cell, overlapping it by a fifth of the smaller radius
+            (row0, col0), r0 = centres[-1], min(radii[-1])
+            angle = rng.uniform(0, 2 * np.pi)
+            distance = r0 + min(radius) - 0.2 * min(r0, min(radius))
+            centre = (row0 + distance * np.sin(angle), col0 + distance * np.cos(angle))
+            others = centres[:-1]
+            others_radii = radii[:-1]
+        else:
+            centre = (rng.uniform(size + 1, shape[0] - size - 1), rng.uniform(size + 1, shape[1] - size - 1))
+            others, others_radii = centres, radii
+        inside = size + 1 <= centre[0] <= shape[0] - size - 1 and size + 1 <= centre[1] <= shape[1] - size - 1
+        clear = all(
+            np.hypot(centre[0] - r, centre[1] - c) >= size + max(rr) + margin
+            for (r, c), rr in zip(others, others_radii)
+        )
+        if not (inside and clear):
+            continue
+        if touching_left and centres and len(centres) % 2 == 1:
+            touching_left -= 1
+        centres.append(centre)
+        radii.append(radius)
+        rotations.append(rng.uniform(0, np.pi))
+    return cell_layout(shape, centres, radii, rotations)
+
+
+def cell_field_stack(labels, frames, rng, number=4.0, brightness=2.0, background=0.5):
+    """A recording of the cells of ``labels``: mobile molecules in the cells, immobile background.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (y, x)
+    frames : int
+    rng : numpy.random.Generator
+    number, brightness : float
+        Molecules per pixel ``n`` and brightness ``epsilon`` in every cell.
+    background : float
+        Mean photons per frame outside the cells.
+
+    Returns
+    -------
+    stack : ndarray of uint16, shape (frames, y, x)
+    """
+    inside = np.asarray(labels) > 0
+    stack = mobile_stack(np.where(inside, number, 0.0), brightness, frames, rng)
+    stack += immobile_stack(np.where(inside, 0.0, background), frames, rng)
+    return stack.astype(np.uint16)
+
+
+def cell_field_projection(labels, rng, frames=50, number=4.0, brightness=2.0, background=0.5):
+    """The mean projection of :func:`cell_field_stack` (what brightflow segments), float32."""
+    return cell_field_stack(labels, frames, rng, number, brightness, background).mean(axis=0).astype(np.float32)

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 
 import brightflow
+from brightflow import segment
 
 import stackio
 
@@ -24,6 +25,11 @@ def main(snakemake):
     stack = stackio.open_stack(snakemake.input.stack)
     model = stackio.read_json(snakemake.input.model)
     seg = stackio.read_seg_npy(snakemake.input.seg)
+    record = stackio.read_json(snakemake.input.seg_record)
+    masks = segment.masks_from_seg_dict(seg)
+    # the cellpose GUI rewrites the _seg.npy without brightflow's keys: the record says how the
+    # masks were made, the checksum whether they were edited since
+    edited = segment.masks_checksum(masks) != record.get("masks_sha256")
     settings = {
         "experiment": snakemake.wildcards.experiment,
         "input": {
@@ -36,9 +42,12 @@ def main(snakemake):
         },
         "parameters": snakemake.params.config,
         "segmentation_used": {
-            "method": seg.get("brightflow_method"),
-            "cells": int(seg["masks"].max()),
-            "device": seg.get("brightflow_device", "cpu"),
+            key: value for key, value in record.items() if key not in ("masks_sha256", "cells")
+        }
+        | {
+            "cells_segmented": record.get("cells"),
+            "cells": int(masks.max()),
+            "edited_after_segmentation": edited,
         },
         "bleach_correction_used": {
             key: model.get(key) for key in ("method", "parameter", "parameter_source")

@@ -192,6 +192,32 @@ def read_npy(path, mmap=False):
         raise InputError(f"{path}: cannot be read as a NumPy .npy array ({error}); rerun the workflow.") from error
 
 
+def write_imagej_rois(path, outlines):
+    """Write an ImageJ ROI set (.zip, opens in Fiji's ROI Manager) with the ``roifile`` package.
+
+    ``outlines`` maps each cell's label to its outline as (x, y) pixel
+    coordinates; each ROI is a polygon named ``cell_<label>`` (the ``Cell ID``
+    of the tables). A cell without an outline (4 border pixels or fewer) is
+    left out, as cellpose does.
+    """
+    from roifile import ImagejRoi, roiwrite
+
+    rois = []
+    for label, points in outlines.items():
+        if len(points) == 0:
+            continue
+        roi = ImagejRoi.frompoints(np.asarray(points))
+        roi.name = f"cell_{int(label)}"
+        rois.append(roi)
+    Path(path).unlink(missing_ok=True)  # roiwrite appends to an existing zip
+    if rois:
+        roiwrite(path, rois)
+    else:
+        import zipfile
+
+        zipfile.ZipFile(path, "w").close()  # an empty ROI set
+
+
 # --- small text files ---------------------------------------------------------------------------
 
 

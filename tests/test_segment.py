@@ -1,62 +1,171 @@
-"""Threshold segmentation, erosion and the cellpose _seg.npy layout."""
+"""Segmentation without cellpose: threshold method, erosion, outlines, _seg.npy, existing masks."""
+
+from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+import tifffile
 
 from brightflow import segment, simulate
+from conftest import jobs_run, run_workflow, write_config, write_stack
+from seg_helpers import load_in_cellpose_gui
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_threshold_segmentation_finds_simulated_cells_and_splits_touching_ones(seed):
+    rng = np.random.default_rng(seed)
+    truth = simulate.cell_field((96, 96), 7, rng, touching_pairs=3)
+    # three pairs of touching cells really touch: one connected blob holds two cells
+    blobs = segment.measure.label(truth > 0)
+    assert blobs.max() <= truth.max() - 2
+    projection = simulate.cell_field_projection(truth, rng, frames=50)
+    scores = segment.match_scores(truth, segment.threshold_segmentation(projection))
+    assert scores["recall"] >= 0.9, scores
+    assert scores["precision"] >= 0.9, scores
+    assert scores["mean_iou"] >= 0.85, scores
+
+
+def test_match_scores_on_known_masks():
+    truth = np.zeros((20, 20), int)
+    truth[0:10, 0:10] = 1
+    truth[12:20, 12:20] = 2
+    predicted = np.zeros_like(truth)
+    predicted[0:10, 0:8] = 5  # IoU 0.8
+    predicted[0:3, 15:18] = 7  # a false cell
+    scores = segment.match_scores(truth, predicted)
+    assert scores == {
+        "true_cells": 2, "predicted_cells": 2, "matched": 1, "recall": 0.5,
+        "precision": 0.5, "mean_iou": pytest.approx(0.8),
+    }  # fmt: skip
+
+
+def _disk_cells():
+    labels = np.zeros((60, 60), np.uint16)
+    yy, xx = np.mgrid[:60, :60]
+    labels[(yy - 20) ** 2 + (xx - 20) ** 2 <= 12**2] = 3
+    labels[(yy - 20) ** 2 + (xx - 41) ** 2 <= 9**2] = 7  # touches cell 3
+    labels[50:53, 50:53] = 9  # 3x3: erodes away at 2 pixels
+    return labels
+
+
+def test_erosion_is_a_disk_per_cell_symmetric_and_keeps_labels():
+    from scipy.ndimage import binary_erosion
+    from skimage.morphology import disk
+
+    labels = _disk_cells()
+    eroded = segment.erode_labels(labels, 2)
+    assert eroded.dtype == labels.dtype
+    assert set(np.unique(eroded)) == {0, 3, 7}  # labels kept, the 3x3 cell gone
+    # an isolated cell shrinks exactly like a binary erosion by a disk of radius 2
+    alone = labels == 9
+    assert not binary_erosion(alone, disk(2).astype(bool)).any()
+    lone = np.where(labels == 3, labels, 0)
+    assert np.array_equal(segment.erode_labels(lone, 2) == 3, binary_erosion(lone == 3, disk(2).astype(bool)))
+    # symmetric: eroding the transposed or flipped mask gives the transposed or flipped result
+    assert np.array_equal(segment.erode_labels(labels.T, 2), eroded.T)
+    assert np.array_equal(segment.erode_labels(labels[::-1], 2), eroded[::-1])
+    # neighbours shrink away from each other: no pixel of 3 within 2 px of a pixel of 7
+    from scipy import ndimage as ndi
+
+    distance_to_7 = ndi.distance_transform_edt(labels != 7)
+    assert distance_to_7[eroded == 3].min() > 2
+    assert np.array_equal(segment.erode_labels(labels, 0), labels)
+
+
+def test_outlines_text_is_cellpose_format():
+    labels = _disk_cells()
+    outlines = segment.outline_polygons(labels)
+    assert list(outlines) == [3, 7, 9]
+    text = segment.outlines_text(outlines.values()).splitlines()
+    assert len(text) == 3
+    first = np.array(text[0].split(","), int).reshape(-1, 2)
+    xs, ys = first[:, 0], first[:, 1]
+    assert (labels[ys, xs] == 3).all()  # (x, y) pixel coordinates on the cell
+    assert xs.min() == 20 - 12 and xs.max() == 31  # cell 7 covers cell 3 from x = 32
+
+
+def test_seg_npy_of_threshold_masks_opens_in_the_cellpose_gui(tmp_path):
+    labels = _disk_cells()
+    image = np.where(labels > 0, 10.0, 1.0).astype(np.float32)
+    image_path = tmp_path / "segmentation_image.tif"
+    tifffile.imwrite(image_path, image)
+    seg_path = tmp_path / "segmentation_image_seg.npy"
+    np.save(seg_path, segment.seg_npy_dict(image, labels, str(image_path), "threshold"), allow_pickle=True)
+    gui, loaded_image = load_in_cellpose_gui(seg_path)
+    assert gui.loaded is True
+    assert gui.filename == str(image_path)
+    assert loaded_image.shape == labels.shape
+    assert gui.cellpix.shape == (1,) + labels.shape
+    assert int(gui.ncells) == 3
+    assert np.array_equal(gui.cellpix[0], segment.relabel_sequential(labels))
+    assert len(gui.ismanual) == 3 and len(gui.zdraw) == 3
+
+
+@pytest.mark.workflow
+def test_existing_masks_and_erosion_in_the_workflow(tmp_path):
+    """method existing with a label TIFF and with a _seg.npy; erosion keeps eroded-away cells."""
+    rng = np.random.default_rng(3)
+    labels = _disk_cells()
+    stack = simulate.cell_field_stack(labels, 20, rng)
+    write_stack(tmp_path / "a.tif", stack)
+    write_stack(tmp_path / "b.tif", stack)
+    tifffile.imwrite(tmp_path / "a_mask.tif", labels)
+    np.save(tmp_path / "b_seg.npy", {"masks": labels, "outlines": segment.outlines(labels)}, allow_pickle=True)
+    (tmp_path / "samples.tsv").write_text("experiment\tpath\tmask\na\ta.tif\ta_mask.tif\nb\tb.tif\tb_seg.npy\n")
+    config = write_config(
+        tmp_path / "config.yaml",
+        input_dir=str(tmp_path),
+        samples=str(tmp_path / "samples.tsv"),
+        output_dir="out",
+        segmentation={"method": "existing", "erode_pixels": 2},
+    )
+    run_workflow(tmp_path, "--configfile", config)
+    for name in ("a", "b"):
+        folder = tmp_path / "out" / name
+        # the segmentation files keep the user's cells (relabelled 1..3); erosion only changes
+        # the analysis mask
+        exported = tifffile.imread(folder / "segmentation_labels.tif")
+        assert exported.dtype == np.uint16
+        assert np.array_equal(exported, segment.relabel_sequential(labels))
+        analysed = tifffile.imread(folder / "analysis_labels.tif")
+        assert np.array_equal(analysed, segment.erode_labels(exported, 2))
+        cells = pd.read_csv(folder / "average_values_in_roi.csv")
+        assert list(cells["Cell ID"]) == [1, 2, 3]
+        assert list(cells["Pixels"]) == [int((analysed == k).sum()) for k in (1, 2, 3)]
+        gone = cells[cells["Cell ID"] == 3].iloc[0]
+        assert gone["Pixels"] == 0 and np.isnan(gone["Brightness"]) and np.isnan(gone["Intensity"])
+        assert "cell 3 eroded away" in (tmp_path / "out" / "logs" / name / "analysis_mask.log").read_text()
+        record = (folder / "segmentation.json").read_text()
+        assert '"method": "existing"' in record
+        outlines = (folder / "segmentation_image_cp_outlines.txt").read_text().splitlines()
+        assert len(outlines) == 3
+        from roifile import roiread
+
+        rois = roiread(folder / "cell_rois.zip")
+        assert [roi.name for roi in rois] == ["cell_1", "cell_2", "cell_3"]
+        gui, _ = load_in_cellpose_gui(folder / "segmentation_image_seg.npy")
+        assert int(gui.ncells) == 3
+    # erosion changed: the segmentation and its exports are not redone, the analysis is
+    config = write_config(
+        tmp_path / "config.yaml",
+        input_dir=str(tmp_path),
+        samples=str(tmp_path / "samples.tsv"),
+        output_dir="out",
+        segmentation={"method": "existing", "erode_pixels": 0},
+    )
+    jobs = jobs_run(run_workflow(tmp_path, "--configfile", config))
+    assert "segmentation" not in jobs and "segmentation_exports" not in jobs
+    assert jobs.get("analysis_mask") == 2 and jobs.get("tables") == 2
+    cells = pd.read_csv(tmp_path / "out" / "a" / "average_values_in_roi.csv")
+    assert (cells["Pixels"] > 0).all()
 
 
 def test_threshold_segmentation_finds_the_demo_cells():
     stack, truth = simulate.demo_experiment(simulate.DEMO_EXPERIMENTS["demo_mixed"], seed=1)
-    labels = segment.threshold_segmentation(stack.mean(axis=0))
-    assert labels.dtype == np.uint16 and labels.max() == 4
-    for cell in range(1, 5):
-        overlap = np.bincount(truth[labels == cell], minlength=5)
-        best = overlap[1:].argmax() + 1
-        inter = np.count_nonzero((labels == cell) & (truth == best))
-        union = np.count_nonzero((labels == cell) | (truth == best))
-        assert inter / union > 0.85
-
-
-def test_erosion_is_a_symmetric_disk_and_keeps_labels():
-    labels = np.zeros((41, 41), dtype=np.uint16)
-    labels[10:31, 10:31] = 7
-    eroded = segment.erode_labels(labels, 3)
-    assert set(np.unique(eroded)) == {0, 7}
-    rows, cols = np.nonzero(eroded)
-    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (13, 27, 13, 27)
-    # symmetric: the eroded square is its own mirror image
-    assert np.array_equal(eroded, eroded[::-1, ::-1]) and np.array_equal(eroded, eroded.T)
-
-
-def test_erosion_separates_touching_cells_and_removes_small_ones():
-    labels = np.zeros((26, 50), dtype=np.uint16)
-    labels[2:18, 2:20] = 1
-    labels[2:18, 20:38] = 2
-    labels[20:23, 42:45] = 3  # too small to survive a radius-2 disk
-    eroded = segment.erode_labels(labels, 2)
-    assert 3 not in eroded
-    # two pixels removed on each side of the shared edge
-    assert (eroded[:, 18:22] == 0).all()
-    assert eroded[10, 17] == 1 and eroded[10, 22] == 2
-
-
-def test_erode_zero_is_a_copy():
-    labels = np.arange(12, dtype=np.uint16).reshape(3, 4)
-    assert np.array_equal(segment.erode_labels(labels, 0), labels)
-
-
-def test_seg_npy_dict_has_the_cellpose_layout():
-    labels = np.zeros((30, 30), dtype=np.int32)
-    labels[5:15, 5:15] = 4
-    labels[18:28, 18:28] = 9
-    seg = segment.seg_npy_dict(np.ones((30, 30)), labels, "/data/segmentation_image.tif", "threshold")
-    for key in ("filename", "img", "masks", "outlines", "colors", "chan_choose", "ismanual", "flows"):
-        assert key in seg
-    assert seg["masks"].dtype == np.uint16 and set(np.unique(seg["masks"])) == {0, 1, 2}
-    assert seg["outlines"][5, 10] == 1 and seg["outlines"][10, 10] == 0
-    assert seg["colors"].shape == (2, 3) and len(seg["ismanual"]) == 2
-    assert np.array_equal(segment.masks_from_seg_dict(seg), seg["masks"])
+    scores = segment.match_scores(truth, segment.threshold_segmentation(stack.mean(axis=0)))
+    assert scores["true_cells"] == 4 and scores["predicted_cells"] == 4, scores
+    assert scores["mean_iou"] > 0.85, scores
 
 
 def test_masks_from_seg_dict_rejects_other_files():

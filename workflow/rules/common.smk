@@ -112,6 +112,38 @@ def _sample_table():
     return table.set_index("experiment", drop=False)
 
 
+def _cellpose_settings():
+    seg = config["segmentation"]
+    return {
+        "model": seg.get("model"),
+        "diameter": float(seg.get("diameter", 75)),
+        "flow_threshold": float(seg.get("flow_threshold", 0.4)),
+        "cellprob_threshold": float(seg.get("cellprob_threshold", 0.0)),
+        "gpu": seg.get("gpu", "auto"),
+    }
+
+
+def _segmentation_gpu_jobs():
+    """1 when the segmentation jobs will run cellpose on CUDA, else 0 (their `gpu` resource).
+
+    gpu true: 1; false: 0; auto: 1 when torch sees CUDA here (on a cluster, where the login
+    node has no GPU, set gpu: true so the jobs request one).
+    """
+    if config["segmentation"]["method"] != "cellpose":
+        return 0
+    setting = CELLPOSE_SETTINGS["gpu"]
+    if setting is True or setting is False:
+        return int(setting)
+    try:
+        from brightflow.cellpose_adapter import cuda_available
+
+        return int(cuda_available())
+    except ImportError:  # torch missing where snakemake runs: the job itself decides
+        return 1
+
+
+CELLPOSE_SETTINGS = _cellpose_settings()
+SEGMENTATION_GPU_JOBS = _segmentation_gpu_jobs()
 SAMPLES = _sample_table()
 EXPERIMENTS = list(SAMPLES["experiment"])
 
@@ -142,6 +174,10 @@ def experiment_outputs(experiment):
         for name in (
             "segmentation_image.tif",
             "segmentation_image_seg.npy",
+            "segmentation.json",
+            "segmentation_labels.tif",
+            "segmentation_image_cp_outlines.txt",
+            "cell_rois.zip",
             "cellmask.png",
             "eroded_mask.png",
             "Bleach_correction.png",

@@ -1,8 +1,11 @@
-# Segmentation of the projection into cells, then the analysis mask (optional erosion).
+# Segmentation of the projection into cells, the files made from the mask, and the analysis mask
+# (optional erosion).
 #
-# The segmentation's only output is the cellpose-format _seg.npy. A user who corrects it in the
-# cellpose GUI overwrites that file: it is then newer than its inputs, so segmentation does not
-# rerun, while every rule downstream of it does.
+# The correction loop: the segmentation rule writes the cellpose-format _seg.npy (and
+# segmentation.json, the record of how it was made). A user who corrects the masks in the cellpose
+# GUI overwrites the _seg.npy: it is then newer than its inputs, so segmentation does not rerun,
+# while every rule that reads it (segmentation_exports, analysis_mask, tables, settings) does,
+# and so does everything downstream of those.
 
 
 rule segmentation:
@@ -10,16 +13,40 @@ rule segmentation:
         image=f"{OUT}/{{experiment}}/segmentation_image.tif",
         mask=existing_mask,
     output:
-        f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        record=f"{OUT}/{{experiment}}/segmentation.json",
     params:
         method=config["segmentation"]["method"],
-        threshold=config["segmentation"].get("threshold", {}),
+        # only the chosen method's settings: changing another method's keys reruns nothing
+        threshold=config["segmentation"].get("threshold", {})
+        if config["segmentation"]["method"] == "threshold"
+        else {},
+        cellpose=CELLPOSE_SETTINGS if config["segmentation"]["method"] == "cellpose" else {},
+    threads: 4 if config["segmentation"]["method"] == "cellpose" else 1
+    resources:
+        # 1 when cellpose will run on CUDA: `--resources gpu=1` runs one such job at a time
+        gpu=SEGMENTATION_GPU_JOBS,
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation.log",
     conda:
-        "../../envs/core.yaml"
+        "../../envs/cellpose.yaml"
     script:
         "../../scripts/segmentation.py"
+
+
+rule segmentation_exports:
+    input:
+        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+    output:
+        labels=f"{OUT}/{{experiment}}/segmentation_labels.tif",
+        outlines=f"{OUT}/{{experiment}}/segmentation_image_cp_outlines.txt",
+        rois=f"{OUT}/{{experiment}}/cell_rois.zip",
+    log:
+        f"{LOG_DIR}/{{experiment}}/segmentation_exports.log",
+    conda:
+        "../../envs/core.yaml"
+    script:
+        "../../scripts/segmentation_exports.py"
 
 
 rule analysis_mask:

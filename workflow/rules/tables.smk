@@ -22,6 +22,7 @@ rule settings:
         stack=stack_path,
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        seg_record=f"{OUT}/{{experiment}}/segmentation.json",
     output:
         f"{OUT}/{{experiment}}/settings.json",
     params:

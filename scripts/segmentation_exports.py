@@ -1,0 +1,23 @@
+"""Rule segmentation_exports: the (possibly GUI-corrected) mask as a label TIFF, cellpose's
+ImageJ outline text and an ImageJ ROI set, so Fiji opens the cells."""
+
+from brightflow import segment
+
+import stackio
+
+
+def main(snakemake):
+    seg = stackio.read_seg_npy(snakemake.input.seg)
+    try:
+        labels = segment.masks_from_seg_dict(seg)
+    except ValueError as error:
+        raise stackio.InputError(f"{snakemake.input.seg}: {error}") from error
+    stackio.write_tiff(snakemake.output.labels, labels)  # uint16, lossless
+    outlines = segment.outline_polygons(labels)
+    with open(snakemake.output.outlines, "w") as handle:
+        handle.write(segment.outlines_text(outlines.values()))
+    stackio.write_imagej_rois(snakemake.output.rois, outlines)
+    stackio.log.info("%d cell(s) exported from %s", len(outlines), snakemake.input.seg)
+
+
+stackio.run(main, snakemake)  # noqa: F821
