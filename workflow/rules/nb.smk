@@ -9,6 +9,8 @@ rule nb_maps:
         expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
     params:
         nb=config["nb"],
+    resources:
+        mem_mb=stack_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     conda:

@@ -14,6 +14,9 @@ rule segmentation:
     params:
         method=config["segmentation"]["method"],
         threshold=config["segmentation"].get("threshold", {}),
+    resources:
+        gpu=segmentation_gpus,
+        mem_mb=segmentation_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation.log",
     conda:
