@@ -48,7 +48,8 @@ def _cluster_problem():
     except subprocess.TimeoutExpired:
         return "no SLURM cluster: sinfo did not answer within 30 s"
     if answer.returncode != 0:
-        return f"no SLURM cluster answers sinfo ({answer.stderr.strip()[:200]}); start one with: sudo ci/slurm-up.sh"
+        last = (answer.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"no SLURM cluster answers sinfo ({last}); start one with: sudo ci/slurm-up.sh"
     if not re.search(r"^(idle|mix|alloc)", answer.stdout, re.MULTILINE):
         return f"the SLURM cluster has no usable node (sinfo states: {answer.stdout.split()})"
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
