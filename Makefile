@@ -11,9 +11,10 @@ PIP_FLAGS ?= --disable-pip-version-check --no-input
 
 venv: $(VENV)/.brightflow-installed
 
-$(VENV)/.brightflow-installed: requirements.txt constraints.txt pyproject.toml
+$(VENV)/.brightflow-installed: requirements.txt requirements-nodeps.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -q -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) -q --no-deps -r requirements-nodeps.txt -c constraints.txt
 	$(BIN)/python -m pip install $(PIP_FLAGS) -q --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -13,6 +13,8 @@ rule bleach_correction:
         figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
     params:
         bleach_correction=config["bleach_correction"],
+    resources:
+        mem_mb=stack_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
     conda:

@@ -1,5 +1,6 @@
 # The sample table, the config after validation, and the input functions of every rule.
 
+import math
 import os
 from pathlib import Path
 
@@ -192,3 +193,52 @@ def experiment_outputs(experiment):
 def all_outputs():
     outputs = [path for name in EXPERIMENTS for path in experiment_outputs(name)]
     return outputs + [f"{OUT}/Folder_average_values_in_roi.csv"]
+
+
+# --- resources: what each job asks of a cluster scheduler (see profiles/) -------------------------
+#
+# A workstation run ignores mem_mb unless the user limits it (`--resources mem_mb=...`); the SLURM
+# profile turns mem_mb into `sbatch --mem` and gpu into `sbatch --gpus`. Requests grow with the
+# stack, and double on each retry (`retries:` in the profile), so a job killed for memory is
+# resubmitted with more.
+
+#: Memory (MB) of a rule script beside the stack's pixels: Python with numpy, scipy, scikit-image,
+#: tifffile and matplotlib imported (about 100 MB), the float64 working copies of one chunk of
+#: frames (stackio.frame_chunks, 64 MiB each) and the frame-sized maps, with headroom. Measured
+#: peaks are in notes/README-slurm.md ("Memory requests").
+BASE_MEM_MB = 500
+
+#: Extra memory of the cellpose segmentation (torch, the model, the network's activations).
+CELLPOSE_MEM_MB = 3000
+
+
+def stack_megabytes(path):
+    """Size in MB of a stack's pixels once decoded: shape x item size, from the TIFF header.
+
+    Not the file size: a compressed stack is decoded whole into memory, and an uncompressed one
+    is memory-mapped, whose pages the kernel (and SLURM's accounting) counts as the job's memory
+    as frames are read. An unreadable file gives its file size (the job then fails with a clear
+    message).
+    """
+    import tifffile
+
+    if not os.path.exists(path):
+        # snakemake evaluates the request again once the input exists (e.g. the demo's stacks)
+        raise FileNotFoundError(2, "No such file", path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return math.prod(series.shape) * series.dtype.itemsize / 2**20
+    except Exception:
+        return os.path.getsize(path) / 2**20
+
+
+def stack_mem_mb(wildcards, input, attempt):
+    """mem_mb of a rule that reads the experiment's stack (projection, bleach correction,
+    N&B maps, settings): the decoded stack plus :data:`BASE_MEM_MB`, times the attempt (a retry asks more)."""
+    return int((BASE_MEM_MB + stack_megabytes(input.stack)) * attempt)
+
+
+def segmentation_mem_mb(wildcards, attempt):
+    extra = CELLPOSE_MEM_MB if config["segmentation"]["method"] == "cellpose" else 0
+    return (BASE_MEM_MB + extra) * attempt

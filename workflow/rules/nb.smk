@@ -12,6 +12,8 @@ rule nb_maps:
     params:
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
+    resources:
+        mem_mb=stack_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     conda:

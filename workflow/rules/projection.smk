@@ -6,6 +6,8 @@ rule projection:
         stack=stack_path,
     output:
         f"{OUT}/{{experiment}}/segmentation_image.tif",
+    resources:
+        mem_mb=stack_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/projection.log",
     conda:

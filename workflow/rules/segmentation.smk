@@ -26,6 +26,7 @@ rule segmentation:
     resources:
         # 1 when cellpose will run on CUDA: `--resources gpu=1` runs one such job at a time
         gpu=SEGMENTATION_GPU_JOBS,
+        mem_mb=segmentation_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation.log",
     conda:

@@ -28,6 +28,8 @@ rule settings:
     params:
         config={key: value for key, value in config.items() if key not in ("samples",)},
         sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
+    resources:
+        mem_mb=stack_mem_mb,
     log:
         f"{LOG_DIR}/{{experiment}}/settings.log",
     conda:

@@ -1,0 +1,173 @@
+"""The workflow on a real SLURM cluster, through profiles/slurm.
+
+Runs when a SLURM cluster answers ``sinfo`` (e.g. the single-node cluster of
+``sudo ci/slurm-up.sh``, which .ci/run starts); skipped with the reason otherwise, so
+``make test`` never needs system daemons. With ``BRIGHTFLOW_REQUIRE_SLURM=1`` (set by
+.ci/run) the skip becomes a failure, so CI always exercises SLURM.
+
+Every snakemake call runs under ``timeout -s KILL``: without job accounting the SLURM
+executor can wait forever and ignores SIGTERM. Jobs left behind by a killed run are
+cancelled by their job name prefix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slurm
+
+PROFILE = REPO / "profiles" / "slurm"  # absolute: the profile's partitions.yaml is found from it
+DEMO = ("demo_monomer", "demo_mixed", "demo_tetramer")
+MAP_NAMES = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
+#: a name prefix for this session's SLURM jobs, to cancel exactly those if a run is killed
+JOB_PREFIX = "bftest" + uuid.uuid4().hex[:8]
+SUBMITTED = re.compile(r"submitted with SLURM jobid (\d+) \(log: (\S+?)\)\.?$", re.MULTILINE)
+
+
+def _cluster_problem():
+    """Why the SLURM test cannot run here, or None when a cluster answers."""
+    if shutil.which("sinfo") is None:
+        return "no SLURM cluster: sinfo is not installed (start a local one with: sudo ci/slurm-up.sh)"
+    try:
+        answer = subprocess.run(
+            ["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return "no SLURM cluster: sinfo did not answer within 30 s"
+    if answer.returncode != 0:
+        last = (answer.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"no SLURM cluster answers sinfo ({last}); start one with: sudo ci/slurm-up.sh"
+    if not re.search(r"^(idle|mix|alloc)", answer.stdout, re.MULTILINE):
+        return f"the SLURM cluster has no usable node (sinfo states: {answer.stdout.split()})"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm is not installed in this Python (make venv installs it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("BRIGHTFLOW_REQUIRE_SLURM") == "1":
+            pytest.fail(f"BRIGHTFLOW_REQUIRE_SLURM=1 but {problem}")
+        pytest.skip(problem)
+    yield
+    # cancel whatever a killed run left in the queue (only this session's jobs)
+    listing = subprocess.run(["squeue", "--noheader", "--format=%i %j"], capture_output=True, text=True)
+    leftovers = [line.split()[0] for line in listing.stdout.splitlines() if JOB_PREFIX in line]
+    if leftovers:
+        subprocess.run(["scancel", *leftovers])
+
+
+def snakemake(workdir, *args, limit=420):
+    """Run snakemake on the repository's Snakefile in ``workdir`` under ``timeout -s KILL``."""
+    command = [
+        "timeout", "-s", "KILL", str(limit),
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        *map(str, args),
+    ]
+    env = dict(os.environ, MPLBACKEND="Agg")
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    result.output = result.stdout + result.stderr
+    assert result.returncode != 137, f"snakemake was killed after {limit} s: {' '.join(command)}\n{result.output[-6000:]}"
+    return result
+
+
+def on_slurm(workdir, *args, limit=420):
+    return snakemake(
+        workdir,
+        "--profile", PROFILE,
+        # the test cluster starts jobs at once: look at them early (the default is 40 s)
+        "--slurm-init-seconds-before-status-checks", 3,
+        "--slurm-jobname-prefix", JOB_PREFIX,
+        *args,
+        limit=limit,
+    )
+
+
+def scontrol(jobid):
+    shown = subprocess.run(["scontrol", "show", "job", jobid], capture_output=True, text=True, timeout=30)
+    assert shown.returncode == 0, f"scontrol does not know job {jobid}: {shown.stderr}"
+    return dict(re.findall(r"(\w+)=(\S*)", shown.stdout))
+
+
+def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(cluster, tmp_path):
+    local, cluster_run = tmp_path / "local", tmp_path / "slurm"
+    local.mkdir()
+    cluster_run.mkdir()
+    result = snakemake(local, "--cores", 2, "--config", "input_dir=demo")
+    assert result.returncode == 0, result.output[-6000:]
+
+    # Segmentation here is the CPU threshold method; force its GPU request, as a site would for
+    # cellpose on the GPU (--set-resources replaces the profile's set-resources block, which is
+    # empty). partitions.yaml must then send it to the gpu partition, and the rest to main.
+    result = on_slurm(cluster_run, "--config", "input_dir=demo", "--set-resources", "segmentation:gpu=1")
+    assert result.returncode == 0, result.output[-8000:]
+
+    # every result the science depends on is identical to the workstation run
+    for experiment in DEMO:
+        for name in MAP_NAMES:
+            mine = np.load(cluster_run / "results" / experiment / f"{name}.npy")
+            reference = np.load(local / "results" / experiment / f"{name}.npy")
+            np.testing.assert_array_equal(mine, reference, err_msg=f"{experiment}/{name}.npy")
+        for table in ("brightness_intensity_values.csv", "average_values_in_roi.csv"):
+            assert (cluster_run / "results" / experiment / table).read_bytes() == (
+                local / "results" / experiment / table
+            ).read_bytes(), f"{experiment}/{table} differs"
+        masks = [np.load(run / "results" / experiment / "segmentation_image_seg.npy", allow_pickle=True).item()["masks"] for run in (cluster_run, local)]
+        np.testing.assert_array_equal(masks[0], masks[1])
+    folder = "results/Folder_average_values_in_roi.csv"
+    assert (cluster_run / folder).read_bytes() == (local / folder).read_bytes()
+    assert len(pd.read_csv(cluster_run / folder)) > 0
+
+    # every job went through SLURM: one submission per job of the DAG (3 x 8 + demo + aggregate)
+    submitted = {log: jobid for jobid, log in SUBMITTED.findall(result.output)}
+    assert len(submitted) == 3 * 8 + 2, result.output[-4000:]
+
+    # the segmentation jobs got a GPU on the gpu partition; the other jobs no GPU, on main
+    for experiment in DEMO:
+        jobid = next(j for log, j in submitted.items() if f"/rule_segmentation/{experiment}/" in log)
+        job = scontrol(jobid)
+        assert job["Partition"] == "gpu", job
+        assert "gpu:1" in job.get("TresPerJob", "") or "gres/gpu=1" in job.get("AllocTRES", ""), job
+        assert job["JobState"] == "COMPLETED", job
+    for log, jobid in submitted.items():
+        if "/rule_segmentation/" not in log:
+            job = scontrol(jobid)
+            assert job["Partition"] == "main", (log, job)
+            assert "gpu" not in job.get("TresPerJob", "") + job.get("AllocTRES", ""), (log, job)
+
+
+def test_a_failing_job_fails_the_workflow_and_names_its_slurm_log(cluster, tmp_path):
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    # a single 2D image instead of a time series: the projection job fails with a clear message
+    tifffile.imwrite(stacks / "flat.tif", np.ones((32, 32), dtype=np.uint16))
+    result = on_slurm(tmp_path, "--config", f"input_dir={stacks}", "--retries", 0, limit=240)
+
+    assert result.returncode != 0, result.output[-4000:]
+    logs = [log for _, log in SUBMITTED.findall(result.output) if "/rule_projection/flat/" in log]
+    assert len(logs) == 1, result.output[-4000:]
+    slurm_log = logs[0]
+    # the failure report gives the job's SLURM log (and the rule's own log)
+    report = result.output[result.output.index("Error in rule projection") :]
+    assert slurm_log in report, report[:3000]
+    assert "results/logs/flat/projection.log" in report
+    # that log exists (failed jobs' logs are kept) and holds brightflow's explanation
+    assert "is a single 2D image" in open(slurm_log).read()
+    assert "is a single 2D image" in (tmp_path / "results/logs/flat/projection.log").read_text()
