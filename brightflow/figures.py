@@ -21,6 +21,7 @@ __all__ = [
     "bleach_correction_figure",
     "point_density",
     "brightness_intensity_figure",
+    "folder_brightness_figure",
 ]
 
 #: Colour of undefined (NaN) pixels in every map preview.
@@ -173,5 +174,51 @@ def brightness_intensity_figure(intensity, apparent_brightness, title="Apparent 
     ax.set_xlabel("intensity (mean counts per frame)")
     ax.set_ylabel("apparent brightness B")
     ax.set_title(f"{title} ({x.size} cell pixels)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def folder_brightness_figure(experiments, values, ylabel, title, reference_lines=()):
+    """Per-cell values per experiment: a box per experiment with one point per cell on top.
+
+    Parameters
+    ----------
+    experiments : sequence of str
+        The experiment of every cell (the folder table's ``Experiment`` column).
+    values : sequence of float
+        One value per cell (brightness or oligomeric state); NaN cells are
+        left out and counted in the axis label.
+    ylabel, title : str
+    reference_lines : sequence of float
+        Horizontal guide lines (e.g. oligomeric states 1, 2, 4).
+    """
+    experiments = np.asarray(experiments, dtype=object)
+    values = np.asarray(values, dtype=np.float64)
+    names = list(dict.fromkeys(experiments.tolist()))
+    fig = Figure(figsize=(max(4.0, 1.1 * len(names) + 2.0), 4.8), dpi=100)
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
+    groups, labels = [], []
+    for name in names:
+        cell_values = values[experiments == name]
+        finite = cell_values[np.isfinite(cell_values)]
+        groups.append(finite)
+        missing = cell_values.size - finite.size
+        labels.append(f"{name}\n{finite.size} cell(s)" + (f", {missing} undefined" if missing else ""))
+    positions = np.arange(1, len(names) + 1)
+    drawable = [index for index, group in enumerate(groups) if group.size]
+    if drawable:
+        ax.boxplot([groups[i] for i in drawable], positions=positions[drawable], widths=0.5,
+                   showfliers=False, medianprops={"color": "tab:red"})
+    for position, group in zip(positions, groups):
+        jitter = rng.uniform(-0.15, 0.15, size=group.size)
+        ax.scatter(position + jitter, group, s=14, color="tab:blue", alpha=0.8, zorder=3)
+    for level in reference_lines:
+        ax.axhline(level, color="0.7", linewidth=0.8, linestyle="--", zorder=0)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels, fontsize=8, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_xlim(0.4, len(names) + 0.6)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -9,6 +9,16 @@ rule tables:
     output:
         pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
         cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
+    params:
+        detector=config["nb"]["detector"],
+        gamma=config["nb"]["gamma"],
+        # a numeric monomer brightness gives the per-cell CSV its oligomeric state; a reference
+        # experiment is resolved by the aggregate rule alone (changing it reruns only that rule)
+        monomer_brightness=(
+            config["nb"].get("monomer_brightness")
+            if isinstance(config["nb"].get("monomer_brightness"), (int, float))
+            else None
+        ),
     log:
         f"{LOG_DIR}/{{experiment}}/tables.log",
     conda:
