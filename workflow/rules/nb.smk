@@ -8,7 +8,9 @@ rule nb_maps:
     output:
         expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
     params:
-        nb=config["nb"],
+        # the per-cell settings (gamma, monomer brightness) are not the maps': changing them must
+        # not recompute the maps
+        nb={key: value for key, value in config["nb"].items() if key not in ("gamma", "monomer_brightness")},
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     conda:

@@ -27,6 +27,19 @@ rule tables:
         "../../scripts/tables.py"
 
 
+def _settings_recorded():
+    """The config an experiment's settings.json records: a reference experiment for the monomer
+    brightness is a folder-level choice (recorded in the folder CSV), left out so that changing it
+    reruns only the aggregate."""
+    recorded = {key: value for key, value in config.items() if key not in ("samples",)}
+    if isinstance(config["nb"].get("monomer_brightness"), str):
+        recorded["nb"] = {k: v for k, v in config["nb"].items() if k != "monomer_brightness"}
+    return recorded
+
+
+SETTINGS_RECORDED = _settings_recorded()
+
+
 rule settings:
     input:
         stack=stack_path,
@@ -35,7 +48,7 @@ rule settings:
     output:
         f"{OUT}/{{experiment}}/settings.json",
     params:
-        config={key: value for key, value in config.items() if key not in ("samples",)},
+        config=SETTINGS_RECORDED,
         sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
     log:
         f"{LOG_DIR}/{{experiment}}/settings.log",
