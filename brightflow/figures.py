@@ -7,6 +7,8 @@ with cellpose (importing it costs seconds and a GPU library).
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Normalize
@@ -22,6 +24,7 @@ __all__ = [
     "point_density",
     "brightness_intensity_figure",
     "folder_brightness_figure",
+    "cell_timeseries_figure",
 ]
 
 #: Colour of undefined (NaN) pixels in every map preview.
@@ -195,7 +198,7 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     experiments = np.asarray(experiments, dtype=object)
     values = np.asarray(values, dtype=np.float64)
     names = list(dict.fromkeys(experiments.tolist()))
-    fig = Figure(figsize=(max(4.0, 1.1 * len(names) + 2.0), 4.8), dpi=100)
+    fig = Figure(figsize=(max(5.5, 1.1 * len(names) + 2.0), 4.8), dpi=100)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
     groups, labels = [], []
@@ -219,6 +222,33 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     ax.set_xticklabels(labels, fontsize=8, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.set_xlim(0.4, len(names) + 0.6)
     ax.set_ylabel(ylabel)
+    width_chars = int(fig.get_figwidth() * 11)
+    wrapped = "\n".join(textwrap.fill(line, width_chars) for line in title.split("\n"))
+    ax.set_title(wrapped, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="brightness epsilon",
+                           title="Per-cell brightness over time"):
+    """One line per cell of ``column`` against the window's middle frame.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`brightflow.stats.cell_timeseries_table` output (``Cell ID``,
+        ``First frame``, ``Last frame`` and ``column``).
+    """
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for cell, rows in table.groupby("Cell ID", sort=True):
+        middle = (rows["First frame"].to_numpy() + rows["Last frame"].to_numpy()) / 2
+        ax.plot(middle, rows[column].to_numpy(dtype=np.float64), marker="o", markersize=3, linewidth=1,
+                label=f"cell {cell}")
+    ax.set_xlabel("frame (middle of the window)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
+    if table["Cell ID"].nunique() <= 12:
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

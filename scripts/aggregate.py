@@ -37,12 +37,16 @@ def main(snakemake):
     if monomer is not None:
         folder = stats.add_oligomeric_state(folder, monomer, BRIGHTNESS)
         column, ylabel, lines = "Oligomeric state", "oligomeric state (epsilon / epsilon monomer)", (1, 2, 4)
-        reference = snakemake.params.monomer_brightness
-        source = f"reference experiment {reference}" if isinstance(reference, str) else f"{reference:g}"
-        title = f"Oligomeric state per cell (monomer brightness {folder['Monomer brightness'].iloc[0]:.3g}, {source})"
+        value = folder["Monomer brightness"].iloc[0]
+        if isinstance(monomer, dict):
+            source = (f"median of {monomer['cells']} cell(s) of {snakemake.params.monomer_brightness}, "
+                      f"MAD {monomer['mad']:.2g}")
+        else:
+            source = "nb.monomer_brightness"
+        title = f"Oligomeric state per cell\nmonomer brightness {value:.3g} ({source})"
     else:
         column, ylabel, lines = BRIGHTNESS, "brightness epsilon (photons per molecule per frame)", ()
-        title = "Brightness per cell (ratio of means); set nb.monomer_brightness for the oligomeric state"
+        title = "Brightness per cell (ratio of means)\nset nb.monomer_brightness for the oligomeric state"
     folder.to_csv(snakemake.output.table, index=False)
     figure = figures.folder_brightness_figure(folder["Experiment"], folder[column], ylabel, title, lines)
     stackio.save_figure(figure, snakemake.output.figure)

@@ -103,6 +103,10 @@ def test_windows_agree_with_the_whole_stack_for_a_stationary_simulation():
     assert table["Window"].tolist() == [0, 1, 2, 3]
     for value in table["Brightness (ratio of means)"]:
         assert value == pytest.approx(whole_cell["Brightness (ratio of means)"], rel=0.05)
+    figure = figures.cell_timeseries_figure(table)
+    line = figure.axes[0].get_lines()[0]
+    assert line.get_xdata().tolist() == [24.5, 74.5, 124.5, 174.5]
+    assert np.allclose(line.get_ydata(), table["Brightness (ratio of means)"])
     per_window = table["Brightness (ratio of means)"].to_numpy()
     assert per_window == pytest.approx(np.full(4, 2.0), rel=0.05)  # the truth, epsilon = 2
     assert table["Number (ratio of means)"].to_numpy() == pytest.approx(np.full(4, 5.0), rel=0.06)
