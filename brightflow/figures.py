@@ -7,6 +7,8 @@ with cellpose (importing it costs seconds and a GPU library).
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Normalize
@@ -21,6 +23,8 @@ __all__ = [
     "bleach_correction_figure",
     "point_density",
     "brightness_intensity_figure",
+    "folder_brightness_figure",
+    "cell_timeseries_figure",
 ]
 
 #: Colour of undefined (NaN) pixels in every map preview.
@@ -178,5 +182,78 @@ def brightness_intensity_figure(intensity, apparent_brightness, title="Apparent 
     ax.set_xlabel("intensity (mean counts per frame)")
     ax.set_ylabel("apparent brightness B")
     ax.set_title(f"{title} ({x.size} cell pixels)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def folder_brightness_figure(experiments, values, ylabel, title, reference_lines=()):
+    """Per-cell values per experiment: a box per experiment with one point per cell on top.
+
+    Parameters
+    ----------
+    experiments : sequence of str
+        The experiment of every cell (the folder table's ``Experiment`` column).
+    values : sequence of float
+        One value per cell (brightness or oligomeric state); NaN cells are
+        left out and counted in the axis label.
+    ylabel, title : str
+    reference_lines : sequence of float
+        Horizontal guide lines (e.g. oligomeric states 1, 2, 4).
+    """
+    experiments = np.asarray(experiments, dtype=object)
+    values = np.asarray(values, dtype=np.float64)
+    names = list(dict.fromkeys(experiments.tolist()))
+    fig = Figure(figsize=(max(5.5, 1.1 * len(names) + 2.0), 4.8), dpi=100)
+    ax = fig.add_subplot()
+    rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
+    groups, labels = [], []
+    for name in names:
+        cell_values = values[experiments == name]
+        finite = cell_values[np.isfinite(cell_values)]
+        groups.append(finite)
+        missing = cell_values.size - finite.size
+        labels.append(f"{name}\n{finite.size} cell(s)" + (f", {missing} undefined" if missing else ""))
+    positions = np.arange(1, len(names) + 1)
+    drawable = [index for index, group in enumerate(groups) if group.size]
+    if drawable:
+        ax.boxplot([groups[i] for i in drawable], positions=positions[drawable], widths=0.5,
+                   showfliers=False, medianprops={"color": "tab:red"})
+    for position, group in zip(positions, groups):
+        jitter = rng.uniform(-0.15, 0.15, size=group.size)
+        ax.scatter(position + jitter, group, s=14, color="tab:blue", alpha=0.8, zorder=3)
+    for level in reference_lines:
+        ax.axhline(level, color="0.7", linewidth=0.8, linestyle="--", zorder=0)
+    ax.set_xticks(positions)
+    ax.set_xticklabels(labels, fontsize=8, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_xlim(0.4, len(names) + 0.6)
+    ax.set_ylabel(ylabel)
+    width_chars = int(fig.get_figwidth() * 11)
+    wrapped = "\n".join(textwrap.fill(line, width_chars) for line in title.split("\n"))
+    ax.set_title(wrapped, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="brightness epsilon",
+                           title="Per-cell brightness over time"):
+    """One line per cell of ``column`` against the window's middle frame.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`brightflow.stats.cell_timeseries_table` output (``Cell ID``,
+        ``First frame``, ``Last frame`` and ``column``).
+    """
+    fig = Figure(figsize=(7, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for cell, rows in table.groupby("Cell ID", sort=True):
+        middle = (rows["First frame"].to_numpy() + rows["Last frame"].to_numpy()) / 2
+        ax.plot(middle, rows[column].to_numpy(dtype=np.float64), marker="o", markersize=3, linewidth=1,
+                label=f"cell {cell}")
+    ax.set_xlabel("frame (middle of the window)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    if table["Cell ID"].nunique() <= 12:
+        ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig

@@ -9,7 +9,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["MAP_COLUMNS", "cell_averages", "cell_pixel_table", "folder_table"]
+from . import nb
+
+__all__ = [
+    "MAP_COLUMNS",
+    "ESTIMATOR_COLUMNS",
+    "cell_averages",
+    "cell_estimators",
+    "cell_table",
+    "cell_pixel_table",
+    "folder_table",
+    "monomer_brightness_from_reference",
+    "oligomeric_state",
+    "add_oligomeric_state",
+    "cell_timeseries_table",
+]
 
 #: CSV column for each N&B map, in output order.
 MAP_COLUMNS = {
@@ -58,6 +72,198 @@ def cell_averages(maps, labels, cell_ids=None):
             means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         table[column] = means[cell_ids]
     return pd.DataFrame(table)
+
+
+#: The per-cell columns added after the replaced app's, in output order.
+ESTIMATOR_COLUMNS = (
+    "Apparent brightness (ratio of means)",
+    "Apparent number (ratio of means)",
+    "Brightness (ratio of means)",
+    "Number (ratio of means)",
+    "Number (ratio of means) / gamma",
+    "Brightness median",
+    "Brightness SD",
+    "Number median",
+    "Number SD",
+)
+
+
+def _cell_groups(labels, cell_ids):
+    labels = np.asarray(labels)
+    if cell_ids is None:
+        cell_ids = np.unique(labels[labels > 0])
+    return labels, np.asarray(sorted(int(c) for c in cell_ids), dtype=np.int64)
+
+
+def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), gamma=1.0):
+    """Per-cell brightness and number by the ratio of means, and the median and SD over pixels.
+
+    The pixel mean of ``n = <k>^2 / (s2 - <k>)`` (the ``Number`` column) is
+    biased high: ``n`` is a ratio whose denominator, the excess variance, is a
+    noisy estimate from ``T`` frames, and the mean of ``1 / x`` exceeds
+    ``1 / mean(x)`` (Jensen's inequality); near-zero denominators add
+    outliers. The ratio-of-means estimator applies the N&B equations (Digman
+    et al. 2008, Biophys J 94:2320, eqs. 4-8; Dalal et al. 2008 for the analog
+    detector) once per cell, to the cell's mean intensity ``<k>_cell`` and mean
+    variance ``<s2>_cell`` (means over the cell's pixels where both are
+    finite)::
+
+        epsilon_cell = (<s2>_cell - v0) / (S (<k>_cell - o)) - 1
+        n_cell       = (<k>_cell - o)^2 / (<s2>_cell - v0 - S (<k>_cell - o))
+
+    Because ``<s2>_cell`` averages the variance over many pixels its noise is
+    small, and for a cell of uniform ``epsilon`` ``n_cell`` is the mean number
+    per pixel without the upward bias.
+
+    ``gamma`` corrects the number for the illumination profile as nandb's
+    ``number(..., gamma)`` does (Nolan et al. 2017, Bioinformatics 33:3508):
+    ``n / gamma`` (1 for a square profile, 0.3536 for a 3D Gaussian, 0.0760 for
+    a Gaussian-Lorentzian).
+
+    Parameters
+    ----------
+    maps : dict of name -> ndarray (y, x)
+        The N&B maps (at least ``intensity``, ``variance``, ``brightness``, ``number``).
+        Pixels excluded by a threshold are NaN.
+    labels : ndarray of int (y, x)
+    cell_ids : sequence of int, optional
+        Cells to report (default: every label); a cell without pixels gets NaN.
+    detector : brightflow.nb.DetectorModel
+    gamma : float
+        Illumination-profile factor, > 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Cell ID`` and the :data:`ESTIMATOR_COLUMNS`.
+    """
+    if not np.isfinite(gamma) or gamma <= 0:
+        raise ValueError(f"gamma must be a positive number, got {gamma!r}")
+    labels, cell_ids = _cell_groups(labels, cell_ids)
+    intensity = np.asarray(maps["intensity"], dtype=np.float64)
+    variance = np.asarray(maps["variance"], dtype=np.float64)
+    usable = (labels > 0) & np.isfinite(intensity) & np.isfinite(variance)
+    size = int(max(labels.max(initial=0), cell_ids.max(initial=0))) + 1
+    flat = labels[usable].astype(np.int64)
+    counts = np.bincount(flat, minlength=size).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_intensity = np.bincount(flat, weights=intensity[usable], minlength=size) / counts
+        mean_variance = np.bincount(flat, weights=variance[usable], minlength=size) / counts
+    mean_intensity, mean_variance = mean_intensity[cell_ids], mean_variance[cell_ids]
+    number = nb.number(mean_intensity, mean_variance, detector)
+    table = {
+        "Cell ID": cell_ids,
+        "Apparent brightness (ratio of means)": nb.apparent_brightness(mean_intensity, mean_variance, detector),
+        "Apparent number (ratio of means)": nb.apparent_number(mean_intensity, mean_variance, detector),
+        "Brightness (ratio of means)": nb.brightness(mean_intensity, mean_variance, detector),
+        "Number (ratio of means)": number,
+        "Number (ratio of means) / gamma": number / gamma,
+    }
+    for name, column in (("brightness", "Brightness"), ("number", "Number")):
+        values = np.asarray(maps[name], dtype=np.float64)
+        medians, deviations = [], []
+        for cell in cell_ids:
+            cell_values = values[(labels == cell) & np.isfinite(values)]
+            medians.append(np.median(cell_values) if cell_values.size else np.nan)
+            deviations.append(np.std(cell_values, ddof=1) if cell_values.size > 1 else np.nan)
+        table[f"{column} median"] = np.asarray(medians)
+        table[f"{column} SD"] = np.asarray(deviations)
+    return pd.DataFrame(table)[["Cell ID", *ESTIMATOR_COLUMNS]]
+
+
+def cell_table(maps, labels, cell_ids=None, detector=nb.DetectorModel(), gamma=1.0):
+    """The per-cell CSV: the replaced app's columns (:func:`cell_averages`) then :data:`ESTIMATOR_COLUMNS`."""
+    averages = cell_averages(maps, labels, cell_ids)
+    estimators = cell_estimators(maps, labels, averages["Cell ID"].tolist(), detector, gamma)
+    return averages.merge(estimators, on="Cell ID", how="left", validate="one_to_one")
+
+
+def monomer_brightness_from_reference(reference_table, column="Brightness (ratio of means)"):
+    """The monomer's brightness from a reference experiment's cells: median and spread.
+
+    The reference expresses a monomeric fluorophore (or a monomeric fusion)
+    under the same acquisition settings; its cells' brightness is the unit of
+    oligomeric state (Digman et al. 2008, Biophys J 94:2320, where the
+    brightness of EGFP monomers calibrates that of the paxillin complexes).
+
+    Returns
+    -------
+    dict
+        ``median`` (the monomer brightness used), ``mad`` (median absolute
+        deviation, scaled by 1.4826 to estimate a standard deviation),
+        ``cells`` (cells with a finite brightness).
+
+    Raises
+    ------
+    ValueError
+        The reference has no cell with a positive finite brightness.
+    """
+    values = pd.to_numeric(reference_table[column], errors="coerce").to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise ValueError("the reference experiment has no cell with a finite brightness")
+    median = float(np.median(values))
+    if median <= 0:
+        raise ValueError(
+            f"the reference experiment's median brightness is {median:.4g} <= 0: it cannot be a monomer's "
+            "brightness (no mobile fluorescent molecules were detected in its cells)"
+        )
+    mad = float(1.4826 * np.median(np.abs(values - median)))
+    return {"median": median, "mad": mad, "cells": int(values.size)}
+
+
+def oligomeric_state(brightness, monomer_brightness):
+    """Oligomeric state ``epsilon_cell / epsilon_monomer`` (Digman et al. 2008; Chen et al. 2003,
+    Biophys J 84:2254 for brightness as a measure of stoichiometry)."""
+    if not np.isfinite(monomer_brightness) or monomer_brightness <= 0:
+        raise ValueError(f"the monomer brightness must be a positive number, got {monomer_brightness!r}")
+    return np.asarray(brightness, dtype=np.float64) / monomer_brightness
+
+
+def add_oligomeric_state(table, monomer, column="Brightness (ratio of means)"):
+    """A copy of ``table`` with ``Monomer brightness`` and ``Oligomeric state`` columns appended.
+
+    ``monomer`` is a number or the dict of :func:`monomer_brightness_from_reference`
+    (then ``Monomer brightness spread (MAD)`` and ``Monomer reference cells`` are added too).
+    """
+    table = table.copy()
+    if isinstance(monomer, dict):
+        value = monomer["median"]
+        table["Monomer brightness"] = value
+        table["Monomer brightness spread (MAD)"] = monomer["mad"]
+        table["Monomer reference cells"] = monomer["cells"]
+    else:
+        value = float(monomer)
+        table["Monomer brightness"] = value
+    table["Oligomeric state"] = oligomeric_state(table[column].to_numpy(dtype=np.float64), value)
+    return table
+
+
+def cell_timeseries_table(window_maps, bounds, labels, cell_ids=None, detector=nb.DetectorModel(), gamma=1.0):
+    """Per-cell values in every time window: one row per (window, cell).
+
+    Parameters
+    ----------
+    window_maps : dict of name -> ndarray (windows, y, x)
+        From :func:`brightflow.timeseries.stack_timeseries`.
+    bounds : list of (int, int)
+        The windows' frame ranges.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``Window``, ``First frame``, ``Last frame`` (inclusive, from 0), then
+        the columns of :func:`cell_table`.
+    """
+    frames = []
+    for index, (start, stop) in enumerate(bounds):
+        maps = {name: values[index] for name, values in window_maps.items()}
+        table = cell_table(maps, labels, cell_ids, detector, gamma)
+        table.insert(0, "Last frame", stop - 1)
+        table.insert(0, "First frame", start)
+        table.insert(0, "Window", index)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
 
 
 def cell_pixel_table(maps, labels):

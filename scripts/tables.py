@@ -1,8 +1,12 @@
-"""Rule tables: per-pixel values of the cell pixels and per-cell averages, as CSV."""
+"""Rule tables: per-pixel values of the cell pixels and per-cell values, as CSV.
+
+The per-cell CSV keeps the replaced app's columns first (pixel means of each map) and adds
+the ratio-of-means estimators, medians and SDs after them (brightflow.stats.cell_table).
+"""
 
 import numpy as np
 
-from brightflow import segment, stats
+from brightflow import nb, segment, stats
 
 import stackio
 
@@ -13,8 +17,12 @@ def main(snakemake):
     # every segmented cell gets a row, also one that erosion removed (Pixels 0, NaN values)
     segmented = segment.masks_from_seg_dict(stackio.read_seg_npy(snakemake.input.seg))
     cell_ids = np.unique(segmented[segmented > 0])
+    detector = nb.DetectorModel(**snakemake.params.detector)
     stats.cell_pixel_table(maps, labels).to_csv(snakemake.output.pixels, index=False)
-    stats.cell_averages(maps, labels, cell_ids).to_csv(snakemake.output.cells, index=False)
+    cells = stats.cell_table(maps, labels, cell_ids, detector, snakemake.params.gamma)
+    if snakemake.params.monomer_brightness is not None:
+        cells = stats.add_oligomeric_state(cells, snakemake.params.monomer_brightness)
+    cells.to_csv(snakemake.output.cells, index=False)
 
 
 stackio.run(main, snakemake)  # noqa: F821

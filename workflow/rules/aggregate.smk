@@ -1,13 +1,34 @@
-# Every experiment's per-cell table in one folder-level CSV.
+# Every experiment's per-cell table in one folder-level CSV, with the oligomeric state when a
+# monomer brightness is configured, and the folder summary figure. The monomer reference is
+# resolved here (not in the per-experiment rules), so changing it reruns only this rule.
+
+
+def _monomer_setting():
+    """nb.monomer_brightness: None, a positive number, or the name of a reference experiment."""
+    setting = config["nb"].get("monomer_brightness")
+    if setting is None or isinstance(setting, (int, float)):
+        return setting
+    if setting not in EXPERIMENTS:
+        raise WorkflowError(
+            f"nb.monomer_brightness is {setting!r}, which is neither a number nor one of the experiments "
+            f"({', '.join(EXPERIMENTS)}). Give the monomer's brightness (photons per molecule per frame) "
+            "or the name of the experiment whose cells express the monomeric fluorophore."
+        )
+    return str(setting)
+
+
+MONOMER_BRIGHTNESS = _monomer_setting()
 
 
 rule aggregate:
     input:
         expand(f"{OUT}/{{experiment}}/average_values_in_roi.csv", experiment=EXPERIMENTS),
     output:
-        f"{OUT}/Folder_average_values_in_roi.csv",
+        table=f"{OUT}/Folder_average_values_in_roi.csv",
+        figure=f"{OUT}/Folder_brightness_summary.png",
     params:
         experiments=EXPERIMENTS,
+        monomer_brightness=MONOMER_BRIGHTNESS,
     log:
         f"{LOG_DIR}/aggregate.log",
     conda:

@@ -192,7 +192,7 @@ def experiment_outputs(experiment):
 
 def all_outputs():
     outputs = [path for name in EXPERIMENTS for path in experiment_outputs(name)]
-    return outputs + [f"{OUT}/Folder_average_values_in_roi.csv"]
+    return outputs + [f"{OUT}/Folder_average_values_in_roi.csv", f"{OUT}/Folder_brightness_summary.png"]
 
 
 # --- resources: what each job asks of a cluster scheduler (see profiles/) -------------------------

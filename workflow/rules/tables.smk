@@ -9,12 +9,35 @@ rule tables:
     output:
         pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
         cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
+    params:
+        detector=config["nb"]["detector"],
+        gamma=config["nb"]["gamma"],
+        # a numeric monomer brightness gives the per-cell CSV its oligomeric state; a reference
+        # experiment is resolved by the aggregate rule alone (changing it reruns only that rule)
+        monomer_brightness=(
+            config["nb"].get("monomer_brightness")
+            if isinstance(config["nb"].get("monomer_brightness"), (int, float))
+            else None
+        ),
     log:
         f"{LOG_DIR}/{{experiment}}/tables.log",
     conda:
         "../../envs/core.yaml"
     script:
         "../../scripts/tables.py"
+
+
+def _settings_recorded():
+    """The config an experiment's settings.json records: a reference experiment for the monomer
+    brightness is a folder-level choice (recorded in the folder CSV), left out so that changing it
+    reruns only the aggregate."""
+    recorded = {key: value for key, value in config.items() if key not in ("samples",)}
+    if isinstance(config["nb"].get("monomer_brightness"), str):
+        recorded["nb"] = {k: v for k, v in config["nb"].items() if k != "monomer_brightness"}
+    return recorded
+
+
+SETTINGS_RECORDED = _settings_recorded()
 
 
 rule settings:
@@ -26,7 +49,7 @@ rule settings:
     output:
         f"{OUT}/{{experiment}}/settings.json",
     params:
-        config={key: value for key, value in config.items() if key not in ("samples",)},
+        config=SETTINGS_RECORDED,
         sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
     resources:
         mem_mb=stack_mem_mb,

@@ -1,0 +1,127 @@
+"""N&B over time: brightness and number in consecutive or sliding windows of frames.
+
+As in nandb's ``brightness_timeseries`` and ``number_timeseries`` (Nolan et al.
+2017, *Bioinformatics* 33(21), 3508-3510), the stack is cut into windows of
+``frames_per_set`` frames and the N&B equations (Digman et al. 2008, Biophys J
+94:2320; Dalal et al. 2008 for analog detectors) are applied to each window.
+Bleach correction is done on the whole stack first (the caller corrects the
+frames before they reach :class:`WindowedMoments`), so each window sees the
+same corrected data a whole-stack analysis sees.
+
+Windows start every ``frames_per_set - overlap`` frames; a last window that
+would run past the end of the stack is dropped (nandb discards those frames
+too). ``overlap = 0`` gives consecutive windows (nandb's ``overlap = FALSE``:
+frames 1-5, 6-10, ...); ``overlap = frames_per_set - 1`` slides by one frame
+(nandb's ``overlap = TRUE``: 1-5, 2-6, ...).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .nb import DetectorModel, StreamingMoments, number_and_brightness
+
+__all__ = ["window_bounds", "WindowedMoments", "timeseries_maps", "stack_timeseries"]
+
+
+def window_bounds(frames, frames_per_set, overlap=0):
+    """The ``(start, stop)`` frame ranges of the windows (stop exclusive).
+
+    Parameters
+    ----------
+    frames : int
+        Frames in the stack.
+    frames_per_set : int
+        Frames per window (at least 2, for a variance).
+    overlap : int
+        Frames shared by consecutive windows, ``0 <= overlap < frames_per_set``.
+
+    Returns
+    -------
+    list of (int, int)
+        ``floor((frames - frames_per_set) / (frames_per_set - overlap)) + 1``
+        windows (none if the stack is shorter than one window).
+    """
+    frames, frames_per_set, overlap = int(frames), int(frames_per_set), int(overlap)
+    if frames_per_set < 2:
+        raise ValueError(f"frames_per_set must be at least 2 (a variance needs 2 frames), got {frames_per_set}")
+    if not 0 <= overlap < frames_per_set:
+        raise ValueError(f"overlap must be in [0, frames_per_set - 1] = [0, {frames_per_set - 1}], got {overlap}")
+    step = frames_per_set - overlap
+    return [(start, start + frames_per_set) for start in range(0, frames - frames_per_set + 1, step)]
+
+
+class WindowedMoments:
+    """Per-pixel mean and variance of every window, fed with chunks of frames in order.
+
+    Only the windows that overlap the frames seen so far hold accumulators
+    (at most ``ceil(frames_per_set / step)`` at a time); a window's mean and
+    variance are kept once it is complete.
+
+    Parameters
+    ----------
+    frame_shape : tuple of int
+        ``(y, x)``.
+    bounds : list of (int, int)
+        The windows, from :func:`window_bounds`.
+    ddof : int
+        Variance normalisation (``nb.variance_ddof``).
+    """
+
+    def __init__(self, frame_shape, bounds, ddof=1):
+        self.frame_shape = tuple(frame_shape)
+        self.bounds = list(bounds)
+        self.ddof = ddof
+        self._open = {}
+        self._next_frame = 0
+        count = len(self.bounds)
+        self.means = np.full((count,) + self.frame_shape, np.nan)
+        self.variances = np.full((count,) + self.frame_shape, np.nan)
+        self._done = np.zeros(count, dtype=bool)
+
+    def update(self, frames, start):
+        """Add frames ``(t, y, x)`` that begin at frame ``start`` (chunks must come in order)."""
+        frames = np.asarray(frames)
+        if start != self._next_frame:
+            raise ValueError(f"chunks must come in order: expected frame {self._next_frame}, got {start}")
+        stop = start + frames.shape[0]
+        for index, (first, last) in enumerate(self.bounds):
+            if self._done[index] or last <= start or first >= stop:
+                continue
+            moments = self._open.setdefault(index, StreamingMoments(self.frame_shape))
+            moments.update(frames[max(first, start) - start : min(last, stop) - start])
+            if last <= stop:
+                self.means[index] = moments.mean()
+                self.variances[index] = moments.variance(self.ddof)
+                self._done[index] = True
+                del self._open[index]
+        self._next_frame = stop
+
+    @property
+    def complete(self):
+        return bool(self._done.all())
+
+
+def timeseries_maps(means, variances, detector=DetectorModel()):
+    """The six N&B maps of every window: ``{name: array (windows, y, x)}``."""
+    return number_and_brightness(means, variances, detector)
+
+
+def stack_timeseries(stack, frames_per_set, overlap=0, ddof=1, detector=DetectorModel(), chunk=64):
+    """N&B maps per window of a (corrected) stack ``(t, y, x)`` or an iterable of ``(start, frames)``.
+
+    Returns
+    -------
+    maps : dict of name -> ndarray (windows, y, x)
+    bounds : list of (int, int)
+    """
+    stack = np.asarray(stack)
+    if stack.ndim != 3:
+        raise ValueError(f"stack must be 3D (t, y, x), got shape {stack.shape}")
+    bounds = window_bounds(stack.shape[0], frames_per_set, overlap)
+    if not bounds:
+        raise ValueError(f"the stack has {stack.shape[0]} frames, fewer than frames_per_set = {frames_per_set}")
+    moments = WindowedMoments(stack.shape[1:], bounds, ddof)
+    for start in range(0, stack.shape[0], chunk):
+        moments.update(stack[start : start + chunk], start)
+    return timeseries_maps(moments.means, moments.variances, detector), bounds
