@@ -310,8 +310,16 @@ def best(function):
         started = time.perf_counter(); function(); times.append(time.perf_counter() - started)
     return {"best_s": round(min(times), 3), "all_s": [round(t, 3) for t in times]}
 
+sys.path.insert(0, os.path.join(sys.argv[1], "benchmarks"))
+import prototype_fast_nb
+
+def candidate():
+    model = stackio.read_json(model_path)
+    return prototype_fast_nb.moments_blocked(stack_path, model["frame_factors"])
+
 read_once()  # page cache warm-up
-result = {"read_once": best(read_once), "nb_compute": best(compute_only), "nb_rule_script": best(rule_script)}
+result = {"read_once": best(read_once), "nb_compute": best(compute_only), "nb_rule_script": best(rule_script),
+          "nb_candidate": best(candidate)}
 import resource
 result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print("RESULT " + json.dumps(result))
@@ -330,10 +338,12 @@ def nb_versus_read(stack, model, repeats):
     data = json.loads(line[len("RESULT "):])
     data["nb_compute_over_read"] = round(data["nb_compute"]["best_s"] / data["read_once"]["best_s"], 2)
     data["nb_rule_script_over_read"] = round(data["nb_rule_script"]["best_s"] / data["read_once"]["best_s"], 2)
+    data["nb_candidate_over_read"] = round(data["nb_candidate"]["best_s"] / data["read_once"]["best_s"], 2)
     log(
         f"  read once {data['read_once']['best_s']:.2f} s, N&B compute {data['nb_compute']['best_s']:.2f} s "
         f"({data['nb_compute_over_read']}x), nb_maps script {data['nb_rule_script']['best_s']:.2f} s "
-        f"({data['nb_rule_script_over_read']}x)"
+        f"({data['nb_rule_script_over_read']}x), prototype {data['nb_candidate']['best_s']:.2f} s "
+        f"({data['nb_candidate_over_read']}x)"
     )
     return data
 
@@ -463,6 +473,9 @@ def table_rows(report):
                      f"{nb['nb_compute_over_read']}x read (target <= {TARGETS['nb_over_read']:.0f}x)"])
         rows.append(["nb_maps rule script (compute + write maps)", f"{nb['nb_rule_script']['best_s']:.2f}", *dash,
                      f"{nb['nb_rule_script_over_read']}x read"])
+        if "nb_candidate" in nb:
+            rows.append(["N&B moments, prototype_fast_nb.py (not in the workflow)", f"{nb['nb_candidate']['best_s']:.2f}",
+                         *dash, f"{nb['nb_candidate_over_read']}x read"])
     dry = report.get("dry_run")
     if dry:
         rows.append([f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)", f"{dry['wall_s']:.1f}",
@@ -503,9 +516,12 @@ def markdown(report, rows):
         "|" + "---|" * len(HEADER),
     ]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    for name, run in report.get("workflow", {}).items():
-        lines += ["", f"Per rule ({name}): wall s from process start, peak RSS MB", ""]
-        lines += [f"- {r['script']}: {r['wall_s']:.2f} s, {r['max_rss_mb']:.0f} MB" for r in run["rules"]]
+    runs = list(report.get("workflow", {}).items())
+    runs += [(f"flatness, T={frames}", run) for frames, run in report.get("flatness", {}).items()]
+    for name, run in runs:
+        lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
+        lines += [f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
+                  f"{r['max_rss_mb']:.0f} MB" for r in run["rules"]]
     if report.get("replaced_app"):
         lines += ["", f"Replaced app versions: {report['replaced_app']['versions']}"]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ times, so Python imports this module at start-up in snakemake and in every rule
 script process snakemake starts. It does nothing unless the process is a rule
 script (snakemake runs ``.snakemake/scripts/tmpXXXX.<script>.py``) and
 ``BRIGHTFLOW_BENCH_RULES`` names a file: then, at exit, it appends one JSON line
-``{"script", "wall_s", "max_rss_mb", "pid"}`` to that file. The wall time counts
+``{"script", "wall_s", "cpu_s", "max_rss_mb", "pid"}`` to that file. The wall time counts
 from the process's creation (interpreter start-up and imports included).
 
 With ``BRIGHTFLOW_BENCH_PROFILE`` set to a folder, it also profiles the whole
@@ -77,8 +77,14 @@ def _start_probe(script, record_path, profile_dir):
                 pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
                 with open(stem + ".txt", "w") as handle:
                     handle.write(text.getvalue())
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        line = {"script": script, "wall_s": round(wall, 3), "max_rss_mb": round(peak_mb, 1), "pid": os.getpid()}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        line = {
+            "script": script,
+            "wall_s": round(wall, 3),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "max_rss_mb": round(usage.ru_maxrss / 1024.0, 1),
+            "pid": os.getpid(),
+        }
         with open(record_path, "a") as handle:
             handle.write(json.dumps(line) + "\n")
 
