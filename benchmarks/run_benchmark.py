@@ -1,0 +1,622 @@
+#!/usr/bin/env python
+"""Speed and memory benchmark of brightflow against the N&B app it replaces (issue 6).
+
+What it does (see notes/README-benchmarks.md for how to run it and what to read):
+
+1. Simulates (seeded) one ``T x 512 x 512`` uint16 stack with three large cells
+   (mobile molecules, 30% bleaching) and writes it as an uncompressed TIFF, with
+   the cells' label mask beside it. Cached under ``--workdir`` between runs.
+2. Runs brightflow's per-experiment CPU path through the real workflow
+   (``python -m snakemake`` on the repository's Snakefile, a sample sheet with the
+   mask, ``segmentation.method: existing``) once per bleach-correction
+   configuration: ``linear`` and the default method of ``config/config.yaml``.
+   Each run is timed with ``/usr/bin/time -v`` (wall time; maximum resident set
+   size, which for a process tree is the biggest single process: every rule is
+   its own process). Per-rule wall time and peak memory come from
+   ``rule_probe/sitecustomize.py``.
+3. Times the N&B map computation alone (the ``nb_maps`` rule script, run
+   in-process on the same stack and bleach model) against reading the stack once
+   (summing it from the memory map), both with the file in the page cache.
+4. Times a dry run (``snakemake -n``) of ``--dry-run-experiments`` experiments
+   (symlinks to one tiny stack) against the 20 s target.
+5. With ``--with-replaced-app``: runs ``numbers_and_brightness==0.1.14`` in its
+   own virtual environment (``benchmarks/.venv-replaced``, made on first use) on
+   the same stack and mask, timed the same way.
+6. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
+
+Options ``--flatness`` (memory of 1000 vs 4000 frames) and ``--profile`` (a
+pyinstrument or cProfile profile of every rule script) are separate, slower runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+PROBE_DIR = BENCH_DIR / "rule_probe"
+REPLACED_VENV = BENCH_DIR / ".venv-replaced"
+REPLACED_PINS = ("numbers_and_brightness==0.1.14", "torch==2.13.0")
+TIME = "/usr/bin/time"
+SHAPE = (512, 512)
+#: Three large elliptical cells: (centre row, centre col), (row radius, col radius), rotation.
+CELLS = (
+    ((140.0, 150.0), (95.0, 75.0), 0.3),
+    ((150.0, 380.0), (80.0, 90.0), -0.5),
+    ((380.0, 260.0), (90.0, 110.0), 0.1),
+)
+#: Per cell: (brightness epsilon, mean number n) of the mobile molecules.
+CELL_PHYSICS = ((1.0, 20.0), (2.0, 12.0), (4.0, 6.0))
+BACKGROUND = 2.0
+BLEACH_LOSS = 0.3
+TARGETS = {
+    "speedup_vs_replaced": 15.0,
+    "peak_rss_mb": 600.0,
+    "nb_over_read": 3.0,
+    "dry_run_s": 20.0,
+}
+
+
+# --- machine state ----------------------------------------------------------------------------
+
+
+def load_average():
+    with open("/proc/loadavg") as handle:
+        one, five, fifteen = (float(v) for v in handle.read().split()[:3])
+    return {"1min": one, "5min": five, "15min": fifteen}
+
+
+def machine():
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        info["cpu"] = names[0] if names else "unknown"
+        with open("/proc/meminfo") as handle:
+            total_kb = int(next(line for line in handle if line.startswith("MemTotal")).split()[1])
+        info["memory_gib"] = round(total_kb / 2**20, 1)
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def cell_labels():
+    from skimage.draw import ellipse
+
+    labels = np.zeros(SHAPE, dtype=np.uint16)
+    for index, ((row, col), (row_radius, col_radius), rotation) in enumerate(CELLS):
+        rr, cc = ellipse(row, col, row_radius, col_radius, shape=SHAPE, rotation=rotation)
+        labels[rr, cc] = index + 1
+    return labels
+
+
+def simulate_stack(path, frames, seed, chunk=50):
+    """Write a seeded ``frames x 512 x 512`` uint16 stack as an uncompressed TIFF, frame by frame.
+
+    Mobile molecules in the cells (Digman 2008: a Poisson number of molecules per
+    pixel and frame, Poisson photons of mean epsilon per molecule), bleaching
+    exponentially by 30% over the recording, and an immobile Poisson background.
+    """
+    import tifffile
+
+    labels = cell_labels()
+    number_map = np.zeros(SHAPE)
+    brightness_map = np.zeros(SHAPE)
+    for index, (epsilon, n) in enumerate(CELL_PHYSICS):
+        number_map[labels == index + 1] = n
+        brightness_map[labels == index + 1] = epsilon
+    survival = np.exp(np.log(1 - BLEACH_LOSS) * np.arange(frames) / max(frames - 1, 1))
+    rng = np.random.default_rng(seed)
+
+    def frame_blocks():
+        for start in range(0, frames, chunk):
+            stop = min(start + chunk, frames)
+            molecules = rng.poisson(number_map[None] * survival[start:stop, None, None])
+            photons = rng.poisson(brightness_map[None] * molecules)
+            photons += rng.poisson(BACKGROUND, size=photons.shape)
+            for frame in photons.astype(np.uint16):
+                yield frame
+
+    tmp = path.with_suffix(".partial.tif")
+    with tifffile.TiffWriter(tmp, bigtiff=frames * SHAPE[0] * SHAPE[1] * 2 > 2**31) as tif:
+        tif.write(
+            frame_blocks(),
+            shape=(frames,) + SHAPE,
+            dtype=np.uint16,
+            photometric="minisblack",
+            metadata={"axes": "TYX"},
+            contiguous=True,
+        )
+    tmp.rename(path)
+    return labels
+
+
+def prepare_data(workdir, frames, seed):
+    import tifffile
+
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    stack = data / f"bench_T{frames}_seed{seed}.tif"
+    mask = data / "bench_mask.tif"
+    if not mask.exists():
+        tifffile.imwrite(mask, cell_labels())
+    if not stack.exists():
+        log(f"simulating {frames} x {SHAPE[0]} x {SHAPE[1]} uint16 (seed {seed}) -> {stack}")
+        started = time.perf_counter()
+        simulate_stack(stack, frames, seed)
+        log(f"  written {stack.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - started:.1f} s")
+    with tifffile.TiffFile(stack) as tif:
+        assert tif.series[0].shape == (frames,) + SHAPE and not tif.pages[0].compression > 1
+    return stack, mask
+
+
+# --- timing a command ---------------------------------------------------------------------------
+
+
+def timed(command, cwd=None, env=None, log_path=None, timeout=900):
+    """Run ``command`` under ``/usr/bin/time -v``; return wall seconds, peak RSS (MB), return code."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time", delete=False) as stats_file:
+        stats_path = stats_file.name
+    full = [TIME, "-v", "-o", stats_path] + [str(c) for c in command]
+    started = time.perf_counter()
+    with open(log_path or os.devnull, "w") as output:
+        process = subprocess.run(full, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=timeout)
+    elapsed = time.perf_counter() - started
+    stats = Path(stats_path).read_text()
+    os.unlink(stats_path)
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", stats).group(1))
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", stats).group(1)
+    seconds = 0.0
+    for part in wall.split(":"):
+        seconds = seconds * 60 + float(part)
+    return {
+        "wall_s": round(seconds, 2),
+        "wall_s_perf_counter": round(elapsed, 2),
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "returncode": process.returncode,
+        "user_s": float(re.search(r"User time \(seconds\): (\S+)", stats).group(1)),
+        "system_s": float(re.search(r"System time \(seconds\): (\S+)", stats).group(1)),
+    }
+
+
+def brightflow_env(extra=None):
+    env = dict(os.environ)
+    paths = [str(REPO), str(PROBE_DIR)] + (extra or [])
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def default_bleach_method():
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return config["bleach_correction"]["method"]
+
+
+# --- brightflow through the workflow ------------------------------------------------------------
+
+
+def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=None):
+    """One experiment through ``python -m snakemake``; returns timings and per-rule records."""
+    import yaml
+
+    run_dir = workdir / f"run_{name}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    (run_dir / "samples.tsv").write_text(f"experiment\tpath\tmask\nbench\t{stack}\t{mask}\n")
+    config = {
+        "samples": str(run_dir / "samples.tsv"),
+        "output_dir": "results",
+        "segmentation": {"method": "existing"},
+        "bleach_correction": {"method": bleach_method},
+    }
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    records = run_dir / "rules.jsonl"
+    env = brightflow_env([str(PYINSTRUMENT_DIR)] if profile_dir else None)
+    env["BRIGHTFLOW_BENCH_RULES"] = str(records)
+    if profile_dir:
+        env["BRIGHTFLOW_BENCH_PROFILE"] = str(profile_dir)
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", REPO / "Snakefile",
+        "--directory", run_dir,
+        "--cores", cores,
+        "--configfile", run_dir / "config.yaml",
+    ]
+    log(f"brightflow [{name}]: bleach_correction.method={bleach_method}, --cores {cores}")
+    result = timed(command, env=env, log_path=run_dir / "snakemake.out")
+    if result["returncode"] != 0:
+        tail = (run_dir / "snakemake.out").read_text()[-4000:]
+        raise SystemExit(f"brightflow run {name} failed (exit {result['returncode']}):\n{tail}")
+    rules = [json.loads(line) for line in records.read_text().splitlines()] if records.exists() else []
+    result["rules"] = sorted(rules, key=lambda r: -r["wall_s"])
+    result["rules_wall_sum_s"] = round(sum(r["wall_s"] for r in rules), 2)
+    result["rules_max_rss_mb"] = max((r["max_rss_mb"] for r in rules), default=None)
+    cells = (run_dir / "results" / "bench" / "average_values_in_roi.csv").read_text().splitlines()
+    result["average_values_in_roi"] = cells
+    result["bleach_method"] = bleach_method
+    result["run_dir"] = str(run_dir)
+    log(f"  {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
+    return result
+
+
+# --- N&B alone vs reading the stack once ------------------------------------------------------
+
+NB_ALONE = r"""
+import json, os, runpy, sys, tempfile, time, types
+import numpy as np
+sys.path.insert(0, os.path.join(sys.argv[1], "scripts"))
+import stackio
+from brightflow import detrend, nb
+stack_path, model_path, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
+options = {"variance_ddof": 1, "detector": {}}
+
+def read_once():
+    stack = stackio.open_stack(stack_path)
+    total = 0
+    for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
+        total += int(np.asarray(stack[start:stop]).sum(dtype=np.uint64))
+    return total
+
+def compute_only():
+    stack = stackio.open_stack(stack_path)
+    model = stackio.read_json(model_path)
+    moments = nb.StreamingMoments(stack.shape[1:])
+    for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
+        moments.update(detrend.correct_frames(model, stack[start:stop], start))
+    return nb.number_and_brightness(moments.mean(), moments.variance(1))
+
+def rule_script():
+    out = tempfile.mkdtemp()
+    names = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
+    fake = types.SimpleNamespace(
+        input=types.SimpleNamespace(stack=stack_path, model=model_path),
+        output=[os.path.join(out, f"{n}.{e}") for n in names for e in ("npy", "tif")],
+        params=types.SimpleNamespace(nb=options), log=[os.path.join(out, "nb.log")],
+    )
+    runpy.run_path(os.path.join(sys.argv[1], "scripts", "nb_maps.py"), init_globals={"snakemake": fake})
+
+def best(function):
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter(); function(); times.append(time.perf_counter() - started)
+    return {"best_s": round(min(times), 3), "all_s": [round(t, 3) for t in times]}
+
+sys.path.insert(0, os.path.join(sys.argv[1], "benchmarks"))
+import prototype_fast_nb
+
+def candidate():
+    model = stackio.read_json(model_path)
+    return prototype_fast_nb.moments_blocked(stack_path, model["frame_factors"])
+
+read_once()  # page cache warm-up
+result = {"read_once": best(read_once), "nb_compute": best(compute_only), "nb_rule_script": best(rule_script),
+          "nb_candidate": best(candidate)}
+import resource
+result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+print("RESULT " + json.dumps(result))
+"""
+
+
+def nb_versus_read(stack, model, repeats):
+    log("N&B maps alone vs reading the stack once (page cache warm)")
+    result = subprocess.run(
+        [sys.executable, "-c", NB_ALONE, str(REPO), str(stack), str(model), str(repeats)],
+        env=brightflow_env(), capture_output=True, text=True, timeout=900,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"N&B-alone measurement failed:\n{result.stderr[-4000:]}")
+    line = next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))
+    data = json.loads(line[len("RESULT "):])
+    data["nb_compute_over_read"] = round(data["nb_compute"]["best_s"] / data["read_once"]["best_s"], 2)
+    data["nb_rule_script_over_read"] = round(data["nb_rule_script"]["best_s"] / data["read_once"]["best_s"], 2)
+    data["nb_candidate_over_read"] = round(data["nb_candidate"]["best_s"] / data["read_once"]["best_s"], 2)
+    log(
+        f"  read once {data['read_once']['best_s']:.2f} s, N&B compute {data['nb_compute']['best_s']:.2f} s "
+        f"({data['nb_compute_over_read']}x), nb_maps script {data['nb_rule_script']['best_s']:.2f} s "
+        f"({data['nb_rule_script_over_read']}x), prototype {data['nb_candidate']['best_s']:.2f} s "
+        f"({data['nb_candidate_over_read']}x)"
+    )
+    return data
+
+
+# --- dry run of many experiments ----------------------------------------------------------------
+
+
+def dry_run(workdir, experiments):
+    import tifffile
+
+    folder = workdir / f"dryrun_{experiments}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    stacks = folder / "stacks"
+    stacks.mkdir(parents=True)
+    tiny = folder / "tiny.tif"
+    tifffile.imwrite(tiny, np.random.default_rng(0).poisson(5, (5, 32, 32)).astype(np.uint16))
+    for index in range(experiments):
+        (stacks / f"exp{index:04d}.tif").symlink_to(tiny)
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", REPO / "Snakefile",
+        "--directory", folder,
+        "--cores", "1",
+        "-n",
+        "--config", f"input_dir={stacks}", "output_dir=results",
+    ]
+    log(f"dry run of {experiments} experiments")
+    result = timed(command, env=brightflow_env(), log_path=folder / "snakemake.out")
+    if result["returncode"] != 0:
+        raise SystemExit(f"dry run failed:\n{(folder / 'snakemake.out').read_text()[-4000:]}")
+    text = (folder / "snakemake.out").read_text()
+    match = re.search(r"^total\s+(\d+)", text, re.M)
+    result["jobs"] = int(match.group(1)) if match else None
+    result["experiments"] = experiments
+    log(f"  {result['wall_s']:.1f} s for {result['jobs']} jobs")
+    return result
+
+
+# --- the replaced app -----------------------------------------------------------------------------
+
+REPLACED_RUNNER = BENCH_DIR / "replaced_app_runner.py"
+
+
+def ensure_replaced_venv():
+    python = REPLACED_VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {REPLACED_VENV} and installing {' '.join(REPLACED_PINS)}")
+        subprocess.run(["python3.11", "-m", "venv", str(REPLACED_VENV)], check=True)
+    check = subprocess.run([str(python), "-c", "import numbers_and_brightness, torch"], capture_output=True)
+    if check.returncode != 0:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *REPLACED_PINS], check=True)
+    versions = subprocess.run(
+        [str(python), "-c",
+         "import importlib.metadata as m; print({p: m.version(p) for p in "
+         "('numbers_and_brightness', 'torch', 'cellpose', 'numpy', 'scipy', 'tifffile')})"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    return python, versions
+
+
+def run_replaced_app(workdir, stack, mask):
+    import tifffile
+
+    python, versions = ensure_replaced_venv()
+    folder = workdir / "replaced"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    target = folder / stack.name
+    target.symlink_to(stack)
+    output = folder / f"{target.stem}_n_and_b_output"
+    output.mkdir()
+    labels = tifffile.imread(mask).astype(np.uint16)
+    np.save(output / "segmentation_image_seg.npy", {"masks": labels}, allow_pickle=True)
+    # the app segments a projection saved as segmentation_image.tif; give it the mean projection
+    projection = np.zeros(SHAPE)
+    with tifffile.TiffFile(stack) as tif:
+        memmap = tif.series[0].asarray(out="memmap")
+        for start in range(0, memmap.shape[0], 100):
+            projection += memmap[start:start + 100].sum(axis=0, dtype=np.float64)
+        projection /= memmap.shape[0]
+    tifffile.imwrite(output / "segmentation_image.tif", projection.astype(np.float32))
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env["MPLBACKEND"] = "Agg"
+    log(f"replaced app ({versions})")
+    result = timed([python, REPLACED_RUNNER, target], env=env, log_path=folder / "run.out")
+    if result["returncode"] != 0:
+        raise SystemExit(f"replaced app failed:\n{(folder / 'run.out').read_text()[-4000:]}")
+    result["versions"] = versions
+    result["outputs"] = sorted(p.name for p in output.iterdir())
+    result["run_log_tail"] = (folder / "run.out").read_text()[-1500:]
+    log(f"  {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
+    return result
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def table_rows(report):
+    replaced = report.get("replaced_app")
+    rows = []
+
+    def cpu(run):
+        return run["user_s"] + run["system_s"]
+
+    def row(label, run, note=""):
+        wall, rss = run["wall_s"], run["peak_rss_mb"]
+        ratio = f"{replaced['wall_s'] / wall:.1f}x" if replaced and wall else "-"
+        cpu_ratio = f"{cpu(replaced) / cpu(run):.1f}x" if replaced and cpu(run) else "-"
+        rss_ratio = f"{rss / replaced['peak_rss_mb']:.2f}" if replaced and rss else "-"
+        rows.append([label, f"{wall:.1f}", f"{cpu(run):.1f}", f"{rss:.0f}", ratio, cpu_ratio, rss_ratio, note])
+
+    if replaced:
+        rows.append(["replaced app (numbers_and_brightness 0.1.14)", f"{replaced['wall_s']:.1f}",
+                     f"{cpu(replaced):.1f}", f"{replaced['peak_rss_mb']:.0f}", "1.0x", "1.0x", "1.00", "reference"])
+    for name, run in report.get("workflow", {}).items():
+        row(f"brightflow workflow, bleach {run['bleach_method']} ({name})", run,
+            f"rules' own wall sum {run['rules_wall_sum_s']:.1f} s")
+    nb = report.get("nb_alone")
+    if nb:
+        dash = ["-"] * 5
+        rows.append(["read the stack once (sum from memmap)", f"{nb['read_once']['best_s']:.2f}", *dash,
+                     "page cache warm"])
+        rows.append(["N&B maps compute alone", f"{nb['nb_compute']['best_s']:.2f}", *dash,
+                     f"{nb['nb_compute_over_read']}x read (target <= {TARGETS['nb_over_read']:.0f}x)"])
+        rows.append(["nb_maps rule script (compute + write maps)", f"{nb['nb_rule_script']['best_s']:.2f}", *dash,
+                     f"{nb['nb_rule_script_over_read']}x read"])
+        if "nb_candidate" in nb:
+            rows.append(["N&B moments, prototype_fast_nb.py (not in the workflow)", f"{nb['nb_candidate']['best_s']:.2f}",
+                         *dash, f"{nb['nb_candidate_over_read']}x read"])
+    dry = report.get("dry_run")
+    if dry:
+        rows.append([f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)", f"{dry['wall_s']:.1f}",
+                     f"{cpu(dry):.1f}", f"{dry['peak_rss_mb']:.0f}", "-", "-", "-",
+                     f"target < {TARGETS['dry_run_s']:.0f} s"])
+    for frames, run in sorted(report.get("flatness", {}).items()):
+        row(f"flatness: workflow, bleach linear, T={frames}", run,
+            f"largest rule {run['rules_max_rss_mb']} MB")
+    return rows
+
+
+HEADER = ["configuration", "wall s", "CPU s", "peak RSS MB", "wall speed-up", "CPU speed-up", "RSS / replaced",
+          "note"]
+
+
+def format_table(rows):
+    widths = [max(len(str(r[i])) for r in rows + [HEADER]) for i in range(len(HEADER))]
+    line = "  ".join(h.ljust(w) for h, w in zip(HEADER, widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(out)
+
+
+def markdown(report, rows):
+    lines = [
+        f"# brightflow benchmark, {report['started']}",
+        "",
+        f"Stack: {report['frames']} x {SHAPE[0]} x {SHAPE[1]} uint16, seed {report['seed']}, "
+        f"{report['cell_pixels']} cell pixels in 3 cells; snakemake --cores {report['cores']}.",
+        f"Machine: {report['machine'].get('cpu', '?')}, {report['machine']['cpus']} CPUs, "
+        f"{report['machine'].get('memory_gib', '?')} GiB.",
+        f"Load average (1/5/15 min) before: {report['load_before']['1min']:.2f} / "
+        f"{report['load_before']['5min']:.2f} / {report['load_before']['15min']:.2f}; after: "
+        f"{report['load_after']['1min']:.2f} / {report['load_after']['5min']:.2f} / "
+        f"{report['load_after']['15min']:.2f}.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "---|" * len(HEADER),
+    ]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    runs = list(report.get("workflow", {}).items())
+    runs += [(f"flatness, T={frames}", run) for frames, run in report.get("flatness", {}).items()]
+    for name, run in runs:
+        lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
+        lines += [f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
+                  f"{r['max_rss_mb']:.0f} MB" for r in run["rules"]]
+    if report.get("replaced_app"):
+        lines += ["", f"Replaced app versions: {report['replaced_app']['versions']}"]
+    return "\n".join(lines) + "\n"
+
+
+PYINSTRUMENT_DIR = Path(os.environ.get("BRIGHTFLOW_BENCH_PYINSTRUMENT", "/tmp/bench-pyinstrument"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=1000, help="frames T of the simulated stack (default 1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
+    parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "work",
+                        help="where stacks and runs go (default benchmarks/work, git-ignored)")
+    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument("--with-replaced-app", action="store_true",
+                        help="also run numbers_and_brightness 0.1.14 in benchmarks/.venv-replaced")
+    parser.add_argument("--dry-run-experiments", type=int, default=500, help="0 skips the dry run")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the N&B-alone timings (best kept)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["workflow", "default", "nb", "dryrun"],
+                        help="parts to leave out")
+    parser.add_argument("--flatness", action="store_true",
+                        help="also run the linear workflow on 4000 frames and compare peak memory with T")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a profile of every rule script (pyinstrument from "
+                             "$BRIGHTFLOW_BENCH_PYINSTRUMENT, else cProfile) to this folder")
+    parser.add_argument("--tag", default="", help="suffix of the results file names")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="only print the table of a results JSON written before (and rewrite its .md)")
+    args = parser.parse_args(argv)
+
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        rows = table_rows(report)
+        print(format_table(rows))
+        args.from_json.with_suffix(".md").write_text(markdown(report, rows))
+        return
+
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    report = {
+        "started": started,
+        "frames": args.frames,
+        "seed": args.seed,
+        "cores": args.cores,
+        "machine": machine(),
+        "load_before": load_average(),
+        "targets": TARGETS,
+    }
+    log(f"load average before: {report['load_before']}")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    stack, mask = prepare_data(args.workdir, args.frames, args.seed)
+    report["cell_pixels"] = int(np.count_nonzero(cell_labels()))
+    report["stack_mb"] = round(stack.stat().st_size / 2**20, 1)
+
+    if "workflow" not in args.skip:
+        report["workflow"] = {}
+        methods = ["linear"]
+        default = default_bleach_method()
+        if "default" not in args.skip and default != "linear":
+            methods.append(default)
+        report["default_bleach_method"] = default
+        for method in methods:
+            name = f"{method}" + (" = default" if method == default else "")
+            report["workflow"][name] = run_workflow(
+                args.workdir, method, stack, mask, method, args.cores, args.profile
+            )
+    if "nb" not in args.skip:
+        model = args.workdir / "run_linear" / "results" / "bench" / "bleach_correction.json"
+        if not model.exists():
+            raise SystemExit(f"{model} missing: run without --skip workflow first")
+        report["nb_alone"] = nb_versus_read(stack, model, args.repeats)
+    if args.dry_run_experiments and "dryrun" not in args.skip:
+        report["dry_run"] = dry_run(args.workdir, args.dry_run_experiments)
+    if args.with_replaced_app:
+        report["replaced_app"] = run_replaced_app(args.workdir, stack, mask)
+    if args.flatness:
+        report["flatness"] = {}
+        for frames in (1000, 4000):
+            flat_stack, flat_mask = prepare_data(args.workdir, frames, args.seed)
+            report["flatness"][frames] = run_workflow(
+                args.workdir, f"flat{frames}", flat_stack, flat_mask, "linear", args.cores
+            )
+    report["load_after"] = load_average()
+    log(f"load average after: {report['load_after']}")
+
+    rows = table_rows(report)
+    print()
+    print(format_table(rows))
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"benchmark-T{args.frames}" + (f"-{args.tag}" if args.tag else "")
+    (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (args.results / f"{stem}.md").write_text(markdown(report, rows))
+    print(f"\nwritten {args.results / (stem + '.json')} and .md")
+
+
+if __name__ == "__main__":
+    main()
