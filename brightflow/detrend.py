@@ -37,7 +37,7 @@ Methods
     exactly. It works on the cell pixels (``mask > 0``, or every pixel when
     the mask is empty); the other pixels are left as recorded.
 
-    Known bias (measured, see notes/README-detrend.md): choosing the pixel in
+    Known bias (measured, see README.md, "Bleach correction"): choosing the pixel in
     proportion to its count in the giving frame picks upward fluctuations
     preferentially (size-biased choice: ``E[x | chosen] = m + B``), so each
     swap removes about ``2 epsilon`` more variance from a mobile pixel than

@@ -205,7 +205,7 @@ def all_outputs():
 #: Memory (MB) of a rule script beside the stack's pixels: Python with numpy, scipy, scikit-image,
 #: tifffile and matplotlib imported (about 100 MB), the float64 working copies of one chunk of
 #: frames (stackio.frame_chunks, 64 MiB each) and the frame-sized maps, with headroom. Measured
-#: peaks are in notes/README-slurm.md ("Memory requests").
+#: peaks are in README.md, "Running on a SLURM cluster" > "Memory requests".
 BASE_MEM_MB = 500
 
 #: Extra memory of the cellpose segmentation (torch, the model, the network's activations).
