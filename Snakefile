@@ -7,10 +7,19 @@
 # -> N&B maps -> figures and tables; then one aggregation over all experiments.
 
 import os
+import sys
 
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The rule scripts import the brightflow package of this checkout, also where it is not installed
+# (the per-rule conda environments of `--sdm conda`, a cluster node): every job inherits this
+# PYTHONPATH, and this process (which reads the stacks' headers) finds the package too.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    path for path in (workflow.basedir, os.environ.get("PYTHONPATH")) if path
+)
+sys.path.insert(0, workflow.basedir)
 
 
 # The default config lives beside this file, so `--directory` elsewhere still finds it; a user's
