@@ -8,11 +8,7 @@ import stackio
 
 
 def main(snakemake):
-    seg = stackio.read_seg_npy(snakemake.input.seg)
-    try:
-        labels = segment.masks_from_seg_dict(seg)
-    except ValueError as error:
-        raise stackio.InputError(f"{snakemake.input.seg}: {error}") from error
+    labels = stackio.read_seg_masks(snakemake.input.seg)
     projection = stackio.read_image(snakemake.input.image)
     if labels.shape != projection.shape:
         raise stackio.InputError(

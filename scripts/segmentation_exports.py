@@ -7,11 +7,7 @@ import stackio
 
 
 def main(snakemake):
-    seg = stackio.read_seg_npy(snakemake.input.seg)
-    try:
-        labels = segment.masks_from_seg_dict(seg)
-    except ValueError as error:
-        raise stackio.InputError(f"{snakemake.input.seg}: {error}") from error
+    labels = stackio.read_seg_masks(snakemake.input.seg)
     stackio.write_tiff(snakemake.output.labels, labels)  # uint16, lossless
     outlines = segment.outline_polygons(labels)
     with open(snakemake.output.outlines, "w") as handle:

@@ -24,9 +24,8 @@ def _version(package):
 def main(snakemake):
     stack = stackio.open_stack(snakemake.input.stack)
     model = stackio.read_json(snakemake.input.model)
-    seg = stackio.read_seg_npy(snakemake.input.seg)
     record = stackio.read_json(snakemake.input.seg_record)
-    masks = segment.masks_from_seg_dict(seg)
+    masks = stackio.read_seg_masks(snakemake.input.seg)
     # the cellpose GUI rewrites the _seg.npy without brightflow's keys: the record says how the
     # masks were made, the checksum whether they were edited since
     edited = segment.masks_checksum(masks) != record.get("masks_sha256")

@@ -155,6 +155,16 @@ def read_seg_npy(path):
     return seg
 
 
+def read_seg_masks(path):
+    """The label image (uint16, cells 1..n) of a cellpose ``_seg.npy`` file; errors name the file."""
+    from brightflow import segment
+
+    try:
+        return segment.masks_from_seg_dict(read_seg_npy(path))
+    except ValueError as error:
+        raise InputError(f"{path}: {error}") from error
+
+
 def write_seg_npy(path, seg):
     np.save(path, seg, allow_pickle=True)
 

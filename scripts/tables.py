@@ -6,7 +6,7 @@ the ratio-of-means estimators, medians and SDs after them (brightflow.stats.cell
 
 import numpy as np
 
-from brightflow import nb, segment, stats
+from brightflow import nb, stats
 
 import stackio
 
@@ -15,7 +15,7 @@ def main(snakemake):
     maps = {path.rsplit("/", 1)[-1][: -len(".npy")]: np.load(path) for path in snakemake.input.maps}
     labels = stackio.read_image(snakemake.input.labels)
     # every segmented cell gets a row, also one that erosion removed (Pixels 0, NaN values)
-    segmented = segment.masks_from_seg_dict(stackio.read_seg_npy(snakemake.input.seg))
+    segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
     detector = nb.DetectorModel(**snakemake.params.detector)
     stats.cell_pixel_table(maps, labels).to_csv(snakemake.output.pixels, index=False)
