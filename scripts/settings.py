@@ -52,6 +52,7 @@ def main(snakemake):
         "bleach_correction_used": {
             key: model.get(key) for key in ("method", "parameter", "parameter_source")
         },
+        "nb_threshold_used": stackio.read_json(snakemake.input.threshold),
         "versions": {"brightflow": brightflow.__version__, "python": platform.python_version()}
         | {package: _version(package) for package in PACKAGES},
         "platform": platform.platform(),

@@ -186,6 +186,7 @@ def experiment_outputs(experiment):
             "brightness_intensity_values.csv",
             "average_values_in_roi.csv",
             "settings.json",
+            "nb_threshold.json",
         )
     ]
 

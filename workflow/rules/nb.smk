@@ -8,10 +8,13 @@ rule nb_maps:
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
     output:
-        expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
     params:
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
+        threshold=config["nb"]["threshold"],
+        filter=config["nb"]["filter"],
     resources:
         mem_mb=stack_mem_mb,
     log:

@@ -46,6 +46,7 @@ rule settings:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
         seg_record=f"{OUT}/{{experiment}}/segmentation.json",
+        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
     output:
         f"{OUT}/{{experiment}}/settings.json",
     params:
