@@ -144,6 +144,13 @@ def write_map(stem, values):
     tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
 
 
+def write_map_series(path, values):
+    """Write maps with a leading window axis ``(windows, y, x)`` as one multi-page float32 TIFF
+    (ImageJ axes ``TYX``: Fiji opens it as a time series, one frame per window)."""
+    values = np.asarray(values, dtype=np.float32)
+    tifffile.imwrite(path, values, imagej=True, metadata={"axes": "TYX"})
+
+
 def read_seg_npy(path):
     """Load a cellpose ``_seg.npy`` file as a dict."""
     try:

@@ -86,7 +86,7 @@ def test_a_numeric_threshold_removes_dim_pixels_from_maps_and_cells(dim_and_brig
 
 def test_an_automatic_threshold_and_a_median_filter(dim_and_bright):
     workdir, stacks, raw, _ = dim_and_bright
-    config = write_config(workdir / "otsu.yaml", **_base(stacks, threshold="otsu", filter="median"))
+    config = write_config(workdir / "otsu.yaml", **_base(stacks, threshold="otsu", filter="median", timeseries={"frames_per_set": 30}))
     run_workflow(workdir, "--configfile", config)
     folder = workdir / "results" / "cells"
     expected = threshold.auto_threshold(raw["intensity"], "otsu")
@@ -110,6 +110,10 @@ def test_an_automatic_threshold_and_a_median_filter(dim_and_bright):
     neighbours = np.lib.stride_tricks.sliding_window_view(np.pad(kept, 1), (3, 3)).sum(axis=(2, 3))
     lonely = kept & (neighbours < 5)
     assert np.isnan(maps["brightness"][lonely]).all()
+    # the time series' windows exclude the same pixels and are filtered the same way
+    pages = tifffile.imread(folder / "timeseries" / "brightness.tif")
+    assert pages.shape == (2, 64, 64)
+    assert np.isnan(pages[:, ~kept]).all() and np.isfinite(pages[:, kept & ~lonely]).all()
 
 
 def test_a_bad_threshold_setting_is_a_start_up_error(dim_and_bright):
@@ -118,3 +122,89 @@ def test_a_bad_threshold_setting_is_a_start_up_error(dim_and_bright):
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
     assert result.returncode != 0
     assert "threshold" in result.stdout + result.stderr
+
+
+# --- time series -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stationary(tmp_path_factory):
+    """A stationary recording (no bleaching) of two cells, (epsilon, n) = (2, 6) and (4, 3), 60 frames."""
+    workdir = tmp_path_factory.mktemp("timeseries")
+    stacks = workdir / "stacks"
+    stacks.mkdir()
+    stack, truth = simulate.demo_experiment([(2.0, 6.0), (4.0, 3.0)], seed=11, shape=(64, 64), frames=60)
+    write_stack(stacks / "still.tif", stack)
+    tifffile.imwrite(stacks / "still_labels.tif", truth)
+    (stacks / "samples.tsv").write_text("experiment\tpath\tmask\nstill\tstill.tif\tstill_labels.tif\n")
+    return workdir, stacks, stack
+
+
+def _timeseries_config(workdir, stacks, name, bleach, **timeseries):
+    return write_config(
+        workdir / name, input_dir=str(stacks), samples=str(stacks / "samples.tsv"), bleach_correction=bleach,
+        segmentation={"method": "existing"}, nb={"timeseries": timeseries} if timeseries else {},
+    )
+
+
+def test_time_series_is_off_by_default_and_not_in_the_dag(stationary):
+    workdir, stacks, _ = stationary
+    config = _timeseries_config(workdir, stacks, "off.yaml", NO_CORRECTION)
+    result = run_workflow(workdir, "--dry-run", "--configfile", config)
+    ran = jobs_run(result)
+    assert ran.get("nb_maps") == 1 and "nb_timeseries" not in ran, ran
+    assert "nb_timeseries" not in run_workflow(workdir, "--list-rules", "--configfile", config).stdout
+
+
+def test_consecutive_windows_agree_with_the_whole_stack(stationary):
+    workdir, stacks, _ = stationary
+    # boxcar is a detrending method: the frames are corrected in row tiles across all frames
+    config = _timeseries_config(
+        workdir, stacks, "consecutive.yaml", {"method": "boxcar", "parameter": 10}, frames_per_set=20
+    )
+    ran = jobs_run(run_workflow(workdir, "--configfile", config))
+    assert ran.get("nb_timeseries") == 1, ran
+    folder = workdir / "results" / "still"
+    with tifffile.TiffFile(folder / "timeseries" / "brightness.tif") as tif:
+        assert tif.series[0].axes == "TYX" and tif.series[0].shape == (3, 64, 64)
+    whole = pd.read_csv(folder / "average_values_in_roi.csv").set_index("Cell ID")
+    windows = pd.read_csv(folder / "timeseries_values_in_roi.csv")
+    assert list(windows.columns[:4]) == ["Window", "First frame", "Last frame", "Cell ID"]
+    assert windows[["Window", "First frame", "Last frame"]].drop_duplicates().values.tolist() == [
+        [0, 0, 19], [1, 20, 39], [2, 40, 59]
+    ]
+    for cell, rows in windows.groupby("Cell ID"):
+        # three consecutive windows cover every frame: their mean intensities average to the stack's
+        assert rows["Intensity"].mean() == pytest.approx(whole.loc[cell, "Intensity"], rel=1e-9)
+        for column in ("Brightness (ratio of means)", "Number (ratio of means)"):
+            assert rows[column].to_numpy() == pytest.approx(np.full(3, whole.loc[cell, column]), rel=0.12), column
+    truth = {1: 2.0, 2: 4.0}
+    for cell, rows in windows.groupby("Cell ID"):
+        assert rows["Brightness (ratio of means)"].to_numpy() == pytest.approx(np.full(3, truth[cell]), rel=0.15)
+    assert (folder / "Brightness_timeseries.png").stat().st_size > 10_000
+
+
+def test_overlapping_windows_count_and_values(stationary):
+    workdir, stacks, stack = stationary
+    config = _timeseries_config(workdir, stacks, "overlap.yaml", NO_CORRECTION, frames_per_set=20, overlap=15)
+    run_workflow(workdir, "--configfile", config)
+    folder = workdir / "results" / "still"
+    # floor((60 - 20) / (20 - 15)) + 1 = 9 windows, starting every 5 frames
+    number = tifffile.imread(folder / "timeseries" / "number.tif")
+    brightness = tifffile.imread(folder / "timeseries" / "brightness.tif")
+    assert number.shape == brightness.shape == (9, 64, 64)
+    windows = pd.read_csv(folder / "timeseries_values_in_roi.csv")
+    assert sorted(windows["First frame"].unique()) == list(range(0, 45, 5))
+    # without bleach correction, each page is the N&B of its frames
+    for index, start in enumerate(range(0, 45, 5)):
+        frames = stack[start : start + 20].astype(np.float64)
+        expected = nb.brightness(frames.mean(axis=0), frames.var(axis=0, ddof=1))
+        np.testing.assert_allclose(brightness[index], expected.astype(np.float32), rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_an_overlap_as_long_as_the_window_is_a_start_up_error(stationary):
+    workdir, stacks, _ = stationary
+    config = _timeseries_config(workdir, stacks, "bad_overlap.yaml", NO_CORRECTION, frames_per_set=10, overlap=10)
+    result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
+    assert result.returncode != 0
+    assert "nb.timeseries.overlap is 10 but frames_per_set is 10" in result.stdout + result.stderr

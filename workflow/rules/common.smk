@@ -26,6 +26,9 @@ MAP_NAMES = (
     "number",
 )
 
+#: The N&B time series' quantities, each a multi-page TIFF under {experiment}/timeseries/.
+TIMESERIES_MAP_NAMES = ("apparent_brightness", "apparent_number", "brightness", "number")
+
 #: The demo's experiments (kept in step with brightflow.simulate.DEMO_EXPERIMENTS, see test_demo).
 DEMO_EXPERIMENTS = ("demo_monomer", "demo_mixed", "demo_tetramer")
 
@@ -143,7 +146,23 @@ def _segmentation_gpu_jobs():
         return 1
 
 
+def _timeseries_settings():
+    """nb.timeseries when frames_per_set is set (the time series is on), else None."""
+    settings = config["nb"].get("timeseries") or {}
+    frames_per_set = settings.get("frames_per_set")
+    if frames_per_set is None:
+        return None
+    overlap = int(settings.get("overlap", 0))
+    if overlap >= frames_per_set:
+        raise WorkflowError(
+            f"nb.timeseries.overlap is {overlap} but frames_per_set is {frames_per_set}: the overlap (frames "
+            "shared by consecutive windows) must be smaller; use frames_per_set - 1 to slide by one frame."
+        )
+    return {"frames_per_set": int(frames_per_set), "overlap": overlap}
+
+
 CELLPOSE_SETTINGS = _cellpose_settings()
+TIMESERIES = _timeseries_settings()
 SEGMENTATION_GPU_JOBS = _segmentation_gpu_jobs()
 SAMPLES = _sample_table()
 EXPERIMENTS = list(SAMPLES["experiment"])
@@ -188,6 +207,17 @@ def experiment_outputs(experiment):
             "settings.json",
             "nb_threshold.json",
         )
+    ] + timeseries_outputs(experiment)
+
+
+def timeseries_outputs(experiment):
+    """The time-series outputs of an experiment: none unless nb.timeseries.frames_per_set is set."""
+    if TIMESERIES is None:
+        return []
+    folder = f"{OUT}/{experiment}"
+    return [f"{folder}/timeseries/{name}.tif" for name in TIMESERIES_MAP_NAMES] + [
+        f"{folder}/timeseries_values_in_roi.csv",
+        f"{folder}/Brightness_timeseries.png",
     ]
 
 
@@ -238,6 +268,22 @@ def stack_mem_mb(wildcards, input, attempt):
     """mem_mb of a rule that reads the experiment's stack (projection, bleach correction,
     N&B maps, settings): the decoded stack plus :data:`BASE_MEM_MB`, times the attempt (a retry asks more)."""
     return int((BASE_MEM_MB + stack_megabytes(input.stack)) * attempt)
+
+
+def timeseries_mem_mb(wildcards, input, attempt):
+    """mem_mb of rule nb_timeseries: the stack, plus every window's mean and variance and the six maps of
+    every window (float64), written at the end."""
+    import tifffile
+
+    frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
+    try:
+        with tifffile.TiffFile(input.stack) as tif:
+            shape = tif.series[0].shape
+        windows = max(0, (shape[0] - frames_per_set) // (frames_per_set - overlap) + 1)  # timeseries.window_bounds
+        maps_mb = windows * math.prod(shape[-2:]) * 8 * 10 / 2**20
+    except Exception:
+        maps_mb = 0
+    return int((BASE_MEM_MB + stack_megabytes(input.stack) + maps_mb) * attempt)
 
 
 def segmentation_mem_mb(wildcards, attempt):

@@ -23,3 +23,37 @@ rule nb_maps:
         "../../envs/core.yaml"
     script:
         "../../scripts/nb_maps.py"
+
+
+# N&B in windows of frames (nb.timeseries.frames_per_set); the rule exists only when it is set.
+
+if TIMESERIES:
+
+    rule nb_timeseries:
+        input:
+            stack=stack_path,
+            model=f"{OUT}/{{experiment}}/bleach_correction.json",
+            swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
+            labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+            seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+            # its NaN pixels are those nb.threshold excluded
+            intensity=f"{OUT}/{{experiment}}/intensity.npy",
+        output:
+            maps=expand(f"{OUT}/{{{{experiment}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
+            cells=f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
+            figure=f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+        params:
+            frames_per_set=TIMESERIES["frames_per_set"],
+            overlap=TIMESERIES["overlap"],
+            variance_ddof=config["nb"]["variance_ddof"],
+            detector=config["nb"]["detector"],
+            gamma=config["nb"]["gamma"],
+            filter=config["nb"]["filter"],
+        resources:
+            mem_mb=timeseries_mem_mb,
+        log:
+            f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
+        conda:
+            "../../envs/core.yaml"
+        script:
+            "../../scripts/nb_timeseries.py"
