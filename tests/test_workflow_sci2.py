@@ -208,3 +208,82 @@ def test_an_overlap_as_long_as_the_window_is_a_start_up_error(stationary):
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
     assert result.returncode != 0
     assert "nb.timeseries.overlap is 10 but frames_per_set is 10" in result.stdout + result.stderr
+
+
+# --- the sample sheet's reference column -----------------------------------------------------------
+
+
+def _sheet(stacks, marks):
+    lines = ["experiment\tpath\tmask\treference"]
+    for name, mark in marks.items():
+        lines.append(f"{name}\t{name}.tif\t{name}_labels.tif\t{mark}")
+    (stacks / "samples.tsv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def sheet_reference(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("reference_column")
+    stacks = workdir / "stacks"
+    stacks.mkdir()
+    for seed, (name, cells) in enumerate({"mono": [(1.0, 8.0), (1.0, 6.0)], "tetra": [(4.0, 3.0)]}.items()):
+        stack, truth = simulate.demo_experiment(cells, seed=60 + seed, shape=(64, 64), frames=60)
+        write_stack(stacks / f"{name}.tif", stack)
+        tifffile.imwrite(stacks / f"{name}_labels.tif", truth)
+    _sheet(stacks, {"mono": "yes", "tetra": ""})
+    config = write_config(
+        workdir / "config.yaml", input_dir=str(stacks), samples=str(stacks / "samples.tsv"),
+        bleach_correction=NO_CORRECTION, segmentation={"method": "existing"},
+    )
+    run_workflow(workdir, "--configfile", config)
+    return workdir, stacks, config
+
+
+def test_the_reference_column_names_the_monomer_reference(sheet_reference):
+    workdir, _, _ = sheet_reference
+    folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
+    mono = pd.read_csv(workdir / "results" / "mono" / "average_values_in_roi.csv")
+    monomer = float(np.median(mono["Brightness (ratio of means)"]))
+    assert folder["Monomer brightness"].unique().tolist() == pytest.approx([monomer])
+    assert folder["Monomer reference cells"].unique().tolist() == [2]
+    tetra = folder[folder.Experiment == "tetra"]["Oligomeric state"].to_numpy()
+    assert tetra == pytest.approx([4.0], rel=0.15)
+
+
+def test_moving_the_reference_mark_reruns_only_the_aggregate(sheet_reference):
+    workdir, stacks, config = sheet_reference
+    _sheet(stacks, {"mono": "false", "tetra": "X"})
+    try:
+        ran = jobs_run(run_workflow(workdir, "--configfile", config))
+        assert set(ran) - {"all"} == {"aggregate"}, ran
+        folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
+        assert folder["Monomer reference cells"].unique().tolist() == [1]
+        assert folder[folder.Experiment == "tetra"]["Oligomeric state"].to_numpy() == pytest.approx([1.0])
+    finally:
+        _sheet(stacks, {"mono": "yes", "tetra": ""})
+
+
+@pytest.mark.parametrize(
+    "marks, monomer, message",
+    [
+        ({"mono": "true", "tetra": "1"}, None, "the 'reference' column marks 2 experiments (mono, tetra)"),
+        ({"mono": "true", "tetra": ""}, "tetra", "nb.monomer_brightness is 'tetra' but the sample sheet"),
+        ({"mono": "true", "tetra": ""}, 0.9, "nb.monomer_brightness is 0.9 but the sample sheet"),
+        ({"mono": "maybe", "tetra": ""}, None, "the 'reference' column of experiment 'mono' is 'maybe'"),
+    ],
+)
+def test_conflicting_reference_settings_are_start_up_errors(sheet_reference, tmp_path, marks, monomer, message):
+    workdir, stacks, _ = sheet_reference
+    sheet_folder = tmp_path / "sheet"
+    sheet_folder.mkdir()
+    _sheet(sheet_folder, marks)
+    # the sheet's relative paths point into sheet_folder: link the stacks and masks there
+    for path in stacks.glob("*.tif"):
+        (sheet_folder / path.name).symlink_to(path)
+    config = write_config(
+        tmp_path / "config.yaml", input_dir=str(stacks), samples=str(sheet_folder / "samples.tsv"),
+        bleach_correction=NO_CORRECTION, segmentation={"method": "existing"},
+        nb={"monomer_brightness": monomer},
+    )
+    result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr

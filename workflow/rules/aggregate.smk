@@ -4,8 +4,23 @@
 
 
 def _monomer_setting():
-    """nb.monomer_brightness: None, a positive number, or the name of a reference experiment."""
+    """nb.monomer_brightness: None, a positive number, or the name of a reference experiment, which
+    the sample sheet's `reference` column can give instead (both must then agree)."""
     setting = config["nb"].get("monomer_brightness")
+    marked = SAMPLES.loc[SAMPLES["reference"].astype(bool), "experiment"].tolist()
+    if len(marked) > 1:
+        raise WorkflowError(
+            f"sample sheet {config['samples']}: the 'reference' column marks {len(marked)} experiments "
+            f"({', '.join(marked)}); mark only the one monomer reference experiment."
+        )
+    if marked:
+        if setting is None:
+            return marked[0]
+        if setting != marked[0]:
+            raise WorkflowError(
+                f"nb.monomer_brightness is {setting!r} but the sample sheet {config['samples']} marks "
+                f"{marked[0]!r} as the monomer reference: keep one of the two (or make them name the same experiment)."
+            )
     if setting is None or isinstance(setting, (int, float)):
         return setting
     if setting not in EXPERIMENTS:

@@ -61,7 +61,7 @@ def _table_from_folder(folder):
     if not paths:
         raise WorkflowError(f"input_dir {str(folder)!r} holds no .tif or .tiff files.")
     return pd.DataFrame(
-        {"experiment": [p.stem for p in paths], "path": [str(p) for p in paths], "mask": None}
+        {"experiment": [p.stem for p in paths], "path": [str(p) for p in paths], "mask": None, "reference": False}
     )
 
 
@@ -88,7 +88,29 @@ def _table_from_sheet(sheet):
 
     table["path"] = table["path"].map(resolve)
     table["mask"] = table["mask"].map(resolve)
-    return table[["experiment", "path", "mask"]]
+    if "reference" in table.columns:
+        table["reference"] = [_reference_flag(value, sheet, name) for value, name in zip(table["reference"], table["experiment"])]
+    else:
+        table["reference"] = False
+    return table[["experiment", "path", "mask", "reference"]]
+
+
+#: The sample sheet's `reference` column: these values mark the monomer reference (case-insensitive);
+#: false, no, n, 0 or an empty cell do not.
+REFERENCE_TRUE = {"true", "yes", "y", "1", "x"}
+REFERENCE_FALSE = {"false", "no", "n", "0", ""}
+
+
+def _reference_flag(value, sheet, experiment):
+    text = "" if value is None else str(value).strip().lower()
+    if text in REFERENCE_TRUE:
+        return True
+    if text in REFERENCE_FALSE:
+        return False
+    raise WorkflowError(
+        f"{sheet}: the 'reference' column of experiment {experiment!r} is {value!r}; write true (or yes, x, 1) "
+        "for the monomer reference experiment and leave it empty (or false) for the others."
+    )
 
 
 def _sample_table():
@@ -100,6 +122,7 @@ def _sample_table():
                 "experiment": list(DEMO_EXPERIMENTS),
                 "path": [f"{DEMO_DIR}/{name}.tif" for name in DEMO_EXPERIMENTS],
                 "mask": None,
+                "reference": False,
             }
         )
         source = "demo"

@@ -51,7 +51,8 @@ rule settings:
         f"{OUT}/{{experiment}}/settings.json",
     params:
         config=SETTINGS_RECORDED,
-        sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
+        # not the sheet's reference column: the monomer reference is the aggregate's alone
+        sample=lambda wildcards: SAMPLES.loc[wildcards.experiment, ["experiment", "path", "mask"]].to_dict(),
     resources:
         mem_mb=stack_mem_mb,
     log:
