@@ -26,7 +26,7 @@ def _corrected_trace_by_tiles(stack, model, cells):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     labels = stackio.read_image(snakemake.input.labels)
     cells = labels > 0
     if cells.shape != stack.shape[1:]:

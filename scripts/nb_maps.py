@@ -60,7 +60,7 @@ def threshold_and_filter(maps, setting, method, stack_path):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     model = stackio.read_json(snakemake.input.model)
     if model["frames"] != stack.shape[0]:
         raise stackio.InputError(

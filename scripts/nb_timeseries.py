@@ -50,7 +50,7 @@ def window_moments(snakemake, stack, model, bounds, ddof):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     model = stackio.read_json(snakemake.input.model)
     if model["frames"] != stack.shape[0]:
         raise stackio.InputError(

@@ -22,7 +22,7 @@ def _version(package):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     model = stackio.read_json(snakemake.input.model)
     seg = stackio.read_seg_npy(snakemake.input.seg)
     record = stackio.read_json(snakemake.input.seg_record)
@@ -31,7 +31,9 @@ def main(snakemake):
     # masks were made, the checksum whether they were edited since
     edited = segment.masks_checksum(masks) != record.get("masks_sha256")
     settings = {
-        "experiment": snakemake.wildcards.experiment,
+        "experiment": snakemake.params.sample["experiment"],
+        # the channel analysed (from 1) of a multi-channel stack; null for a single-channel stack
+        "channel": snakemake.params.channel,
         "input": {
             "path": os.path.abspath(snakemake.input.stack),
             "size_bytes": os.path.getsize(snakemake.input.stack),
