@@ -427,7 +427,7 @@ def timeseries_mem_mb(wildcards, input, attempt):
         with tifffile.TiffFile(input.stack) as tif:
             shape = tif.series[0].shape
         windows = max(0, (shape[0] - frames_per_set) // (frames_per_set - overlap) + 1)  # timeseries.window_bounds
-        maps_mb = windows * math.prod(shape[-2:]) * 8 * 10 / 2**20
+        maps_mb = windows * math.prod(shape[1:]) * 8 * 10 / 2**20  # shape[1:]: frame (x channels)
     except Exception:
         maps_mb = 0
     return int((BASE_MEM_MB + stack_megabytes(input.stack) + maps_mb) * attempt)
