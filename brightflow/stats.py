@@ -23,6 +23,8 @@ __all__ = [
     "oligomeric_state",
     "add_oligomeric_state",
     "cell_timeseries_table",
+    "CROSS_COLUMNS",
+    "cross_cell_table",
 ]
 
 #: CSV column for each N&B map, in output order.
@@ -307,3 +309,60 @@ def folder_table(tables):
         raise ValueError("no experiments to aggregate")
     folder = pd.concat(frames, ignore_index=True)
     return folder.sort_values(["Experiment", "Cell ID"], kind="stable").reset_index(drop=True)
+
+
+#: The per-cell columns of the cross-correlated N&B table, after ``Cell ID`` and ``Pixels``.
+CROSS_COLUMNS = (
+    "Cross variance",
+    "Cross brightness",
+    "Cross number",
+    "Cross brightness (ratio of means)",
+    "Cross number (ratio of means)",
+)
+
+
+def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.DetectorModel(),
+                     detector2=nb.DetectorModel()):
+    """Per-cell cross-correlated N&B (Digman, Wiseman, Choi, Horwitz & Gratton 2009, PNAS 106:2170).
+
+    ``Cross variance``, ``Cross brightness``, ``Cross number`` are the NaN-aware means of the
+    maps over the cell's pixels (as the single-channel ``Brightness``, ``Number``). The ratio
+    of means, the value to quote, applies the equations once per cell to the cell's mean
+    counts and mean cross-variance (pixels where all three are finite)::
+
+        B_cc,cell = <cov>_cell / sqrt((<k1>_cell - o1)(<k2>_cell - o2))
+        N_cc,cell = (<k1>_cell - o1)(<k2>_cell - o2) / <cov>_cell
+
+    Parameters
+    ----------
+    maps : dict of name -> ndarray (y, x)
+        ``cross_variance``, ``cross_brightness``, ``cross_number`` (brightflow.cross.cross_maps).
+    mean1, mean2 : ndarray (y, x)
+        The two channels' per-pixel mean counts (NaN where a threshold excluded the pixel).
+    labels : ndarray of int (y, x)
+    cell_ids : sequence of int, optional
+    detector1, detector2 : brightflow.nb.DetectorModel
+    """
+    from . import cross
+
+    labels, cell_ids = _cell_groups(labels, cell_ids)
+    size = int(max(labels.max(initial=0), cell_ids.max(initial=0))) + 1
+    table = {"Cell ID": cell_ids, "Pixels": np.bincount(labels.ravel(), minlength=size)[cell_ids]}
+    for name, column in zip(cross.CROSS_MAP_NAMES, CROSS_COLUMNS[:3]):
+        values = np.asarray(maps[name], dtype=np.float64)
+        finite = (labels > 0) & np.isfinite(values)
+        sums = np.bincount(labels[finite], weights=values[finite], minlength=size)
+        counts = np.bincount(labels[finite], minlength=size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table[column] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)[cell_ids]
+    covariance = np.asarray(maps["cross_variance"], dtype=np.float64)
+    mean1, mean2 = np.asarray(mean1, dtype=np.float64), np.asarray(mean2, dtype=np.float64)
+    usable = (labels > 0) & np.isfinite(covariance) & np.isfinite(mean1) & np.isfinite(mean2)
+    flat = labels[usable]
+    counts = np.bincount(flat, minlength=size).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cell_cov, cell1, cell2 = (np.bincount(flat, weights=v[usable], minlength=size)[cell_ids] / counts[cell_ids]
+                                  for v in (covariance, mean1, mean2))
+    table["Cross brightness (ratio of means)"] = cross.cross_brightness(cell1, cell2, cell_cov, detector1, detector2)
+    table["Cross number (ratio of means)"] = cross.cross_number(cell1, cell2, cell_cov, detector1, detector2)
+    return pd.DataFrame(table)[["Cell ID", "Pixels", *CROSS_COLUMNS]]

@@ -21,6 +21,13 @@ def main(snakemake):
         for experiment, path in zip(snakemake.params.experiments, snakemake.input)
     }
     folder = stats.folder_table(tables)
+    groups = folder["Experiment"].copy()  # the figure's boxes: one per experiment, or per channel
+    channels = snakemake.params.channels
+    if channels:
+        # a unit of a multi-channel stack is "experiment/ch<c>": Experiment and Channel columns
+        units = folder["Experiment"]
+        folder["Experiment"] = [unit.rsplit("/ch", 1)[0] if channels.get(unit) else unit for unit in units]
+        folder.insert(1, "Channel", pd.array([channels.get(unit) for unit in units], dtype="Int64"))
     monomer = snakemake.params.monomer_brightness
     if isinstance(monomer, str):
         try:
@@ -48,7 +55,7 @@ def main(snakemake):
         column, ylabel, lines = BRIGHTNESS, "brightness epsilon (photons per molecule per frame)", ()
         title = "Brightness per cell (ratio of means)\nset nb.monomer_brightness for the oligomeric state"
     folder.to_csv(snakemake.output.table, index=False)
-    figure = figures.folder_brightness_figure(folder["Experiment"], folder[column], ylabel, title, lines)
+    figure = figures.folder_brightness_figure(groups, folder[column], ylabel, title, lines)
     stackio.save_figure(figure, snakemake.output.figure)
 
 

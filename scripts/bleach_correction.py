@@ -26,7 +26,7 @@ def _corrected_trace_by_tiles(stack, model, cells):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     labels = stackio.read_image(snakemake.input.labels)
     cells = labels > 0
     if cells.shape != stack.shape[1:]:
@@ -40,6 +40,12 @@ def main(snakemake):
     options = snakemake.params.bleach_correction
     method = options.get("method", "boxcar")
     seed = int(options.get("seed", 1))
+    channel = snakemake.params.get("channel")
+    if channel:
+        # each channel of a multi-channel stack draws its own random numbers (Robin Hood's swaps): the
+        # same draws in two channels would move counts of the same pixels in the same frames and add
+        # a spurious cross-variance to cross-correlated N&B
+        seed += channel - 1
     if method == "robinhood" and not np.issubdtype(stack.dtype, np.integer):
         raise stackio.InputError(
             f"{snakemake.input.stack}: Robin Hood detrending moves whole photon counts and needs an "

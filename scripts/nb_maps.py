@@ -6,15 +6,61 @@ stream tiles of pixel rows across all frames (``stack[:, rows, :]``, a memory-ma
 sized by a memory budget. No corrected stack is written.
 """
 
+import logging
 import os
 
-from brightflow import detrend, nb
+import numpy as np
+
+from brightflow import detrend, filters, nb, threshold
 
 import stackio
 
+log = logging.getLogger("brightflow")
+
+#: The maps nb.filter smooths (intensity and variance stay raw: the per-cell ratio of means uses them).
+FILTERED_MAPS = ("apparent_brightness", "apparent_number", "brightness", "number")
+
+
+def threshold_and_filter(maps, setting, method, stack_path):
+    """Apply ``nb.threshold`` then ``nb.filter`` to the six maps.
+
+    The threshold is computed on the intensity map (the per-pixel mean of the corrected
+    frames) as ImageJ's AutoThresholder defines the method (brightflow.threshold); pixels
+    below it are NaN in every map, so they are left out of every per-cell value. The filter
+    is nandb's NaN-aware 3x3 mean or median (Nolan et al. 2017, Bioinformatics 33:3508;
+    brightflow.filters) on the brightness and number maps; excluded pixels stay NaN.
+
+    Returns
+    -------
+    maps : dict
+    record : dict
+        What nb_threshold.json records: the setting, the value used, the pixels kept.
+    """
+    try:
+        value = threshold.resolve_threshold(maps["intensity"], setting)
+    except ValueError as error:
+        raise stackio.InputError(f"{stack_path}: nb.threshold {setting!r} cannot be applied: {error}.") from error
+    kept = threshold.threshold_mask(maps["intensity"], value)
+    if value is not None:
+        maps = threshold.apply_threshold(maps, kept)
+    if method != "none":
+        for name in FILTERED_MAPS:
+            maps[name] = np.where(kept, filters.nan_filter(maps[name], method), np.nan)
+    record = {
+        "setting": setting,
+        "value": value,
+        "units": "mean counts per frame (the intensity map)",
+        "pixels_kept": int(kept.sum()),
+        "pixels": int(kept.size),
+        "filter": method,
+    }
+    if value is not None:
+        log.info("nb.threshold %s: %.6g, %d of %d pixels kept", setting, value, kept.sum(), kept.size)
+    return maps, record
+
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     model = stackio.read_json(snakemake.input.model)
     if model["frames"] != stack.shape[0]:
         raise stackio.InputError(
@@ -44,7 +90,11 @@ def main(snakemake):
         for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
             moments.update(detrend.correct_frames(model, stack[start:stop], start))
     maps = nb.number_and_brightness(moments.mean(), moments.variance(ddof), detector)
-    folder = os.path.dirname(snakemake.output[0])
+    maps, record = threshold_and_filter(
+        maps, snakemake.params.threshold, snakemake.params.filter, snakemake.input.stack
+    )
+    stackio.write_json(snakemake.output.threshold, record)
+    folder = os.path.dirname(snakemake.output.maps[0])
     for name, values in maps.items():
         stackio.write_map(os.path.join(folder, name), values)
 

@@ -6,7 +6,7 @@ import stackio
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     total = np.zeros(stack.shape[1:], dtype=np.float64)
     for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
         total += np.asarray(stack[start:stop]).sum(axis=0, dtype=np.float64)

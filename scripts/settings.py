@@ -22,7 +22,7 @@ def _version(package):
 
 
 def main(snakemake):
-    stack = stackio.open_stack(snakemake.input.stack)
+    stack = stackio.open_input_stack(snakemake)
     model = stackio.read_json(snakemake.input.model)
     record = stackio.read_json(snakemake.input.seg_record)
     masks = stackio.read_seg_masks(snakemake.input.seg)
@@ -30,7 +30,9 @@ def main(snakemake):
     # masks were made, the checksum whether they were edited since
     edited = segment.masks_checksum(masks) != record.get("masks_sha256")
     settings = {
-        "experiment": snakemake.wildcards.experiment,
+        "experiment": snakemake.params.sample["experiment"],
+        # the channel analysed (from 1) of a multi-channel stack; null for a single-channel stack
+        "channel": snakemake.params.channel,
         "input": {
             "path": os.path.abspath(snakemake.input.stack),
             "size_bytes": os.path.getsize(snakemake.input.stack),
@@ -51,6 +53,7 @@ def main(snakemake):
         "bleach_correction_used": {
             key: model.get(key) for key in ("method", "parameter", "parameter_source")
         },
+        "nb_threshold_used": stackio.read_json(snakemake.input.threshold),
         "versions": {"brightflow": brightflow.__version__, "python": platform.python_version()}
         | {package: _version(package) for package in PACKAGES},
         "platform": platform.platform(),

@@ -79,6 +79,84 @@ def open_stack(path):
     return stack.reshape(shape)
 
 
+def stack_axes(path, shape, metadata_axes, configured_axes=None):
+    """The axes of a stack of 4 or more dimensions (brightflow.axes.resolve_axes), as InputError.
+
+    ``configured_axes`` (``input.axes``) applies only to stacks with as many dimensions as it
+    has letters, so one setting serves a folder that also holds plain (t, y, x) stacks.
+    """
+    from brightflow import axes
+
+    if configured_axes and len(configured_axes) != len(shape):
+        configured_axes = None
+    try:
+        return axes.resolve_axes(shape, metadata_axes, configured_axes)
+    except axes.AxesError as error:
+        raise InputError(f"{path}: {error}.") from error
+
+
+def open_channel(path, channel=None, configured_axes=None):
+    """One channel of a stack as a (t, y, x) array (a view of the memory map when there is one).
+
+    Parameters
+    ----------
+    path : str
+    channel : int or None
+        The channel, counted from 1 as ImageJ does; ``None`` for a single-channel stack.
+    configured_axes : str or None
+        ``input.axes`` (e.g. ``"TYXS"``), for files whose metadata does not name the axes.
+
+    A (t, y, x) stack is opened by :func:`open_stack`; a stack of 4 or more dimensions
+    (ImageJ hyperstack ``TCYX``, OME ``TCYX``, channels as samples ``TYXS``) gets its axes
+    from the metadata or ``configured_axes`` (:func:`stack_axes`) and is brought to
+    ``(t, c, y, x)`` by brightflow.axes.to_tcyx.
+    """
+    from brightflow import axes
+
+    path = Path(path)
+    if not path.is_file():
+        return open_stack(path)  # its clear message
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, metadata_axes, dtype = tuple(series.shape), series.axes, series.dtype
+    except Exception:
+        return open_stack(path)  # its clear message
+    if len(shape) < 4:
+        if channel not in (None, 1):
+            raise InputError(f"{path}: is a single-channel stack {shape}; it has no channel {channel}.")
+        return open_stack(path)
+    found = stack_axes(path, shape, metadata_axes, configured_axes)
+    try:
+        stack = tifffile.memmap(path, mode="r")
+        if stack.shape != shape:
+            raise ValueError("memory map shape differs from the series shape")
+    except Exception:
+        try:
+            stack = tifffile.imread(path)
+        except Exception as error:
+            raise InputError(f"{path}: the pixel data cannot be decoded ({error}).") from error
+    tcyx = axes.to_tcyx(stack.reshape(shape), found)
+    count = tcyx.shape[1]
+    index = 1 if channel is None and count == 1 else channel
+    if index is None or not 1 <= index <= count:
+        raise InputError(
+            f"{path}: has {count} channel(s) (axes {found!r}); channel {channel} does not exist. "
+            "Check input.channels, segmentation.channel and nb.cross_channels (channels count from 1)."
+        )
+    frames = tcyx[:, index - 1]
+    check_stack_shape(path, frames.shape, "TYX", dtype)
+    return frames
+
+
+def open_input_stack(snakemake):
+    """The rule's input stack, or its channel ``params.channel`` (see :func:`open_channel`)."""
+    params = snakemake.params
+    channel = params.get("channel") if hasattr(params, "get") else None
+    configured = params.get("axes") if hasattr(params, "get") else None
+    return open_channel(snakemake.input.stack, channel, configured)
+
+
 def check_stack_shape(path, shape, axes, dtype):
     """Raise :class:`InputError` unless ``shape`` is a (t, y, x) stack of real numbers."""
     if len(shape) == 2:
@@ -142,6 +220,13 @@ def write_map(stem, values):
     values = np.asarray(values, dtype=np.float64)
     np.save(f"{stem}.npy", values)
     tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
+
+
+def write_map_series(path, values):
+    """Write maps with a leading window axis ``(windows, y, x)`` as one multi-page float32 TIFF
+    (ImageJ axes ``TYX``: Fiji opens it as a time series, one frame per window)."""
+    values = np.asarray(values, dtype=np.float32)
+    tifffile.imwrite(path, values, imagej=True, metadata={"axes": "TYX"})
 
 
 def read_seg_npy(path):

@@ -6,13 +6,15 @@
 rule bleach_correction:
     input:
         stack=stack_path,
-        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+        labels=segmentation_file("analysis_labels.tif"),
     output:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
     params:
         bleach_correction=config["bleach_correction"],
+        channel=unit_channel,
+        axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
     log:

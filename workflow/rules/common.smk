@@ -26,6 +26,12 @@ MAP_NAMES = (
     "number",
 )
 
+#: The N&B time series' quantities, each a multi-page TIFF under {experiment}/timeseries/.
+TIMESERIES_MAP_NAMES = ("apparent_brightness", "apparent_number", "brightness", "number")
+
+#: The cross-correlated N&B maps (brightflow.cross.CROSS_MAP_NAMES), each as .npy, .tif and .png.
+CROSS_MAP_NAMES = ("cross_variance", "cross_brightness", "cross_number")
+
 #: The demo's experiments (kept in step with brightflow.simulate.DEMO_EXPERIMENTS, see test_demo).
 DEMO_EXPERIMENTS = ("demo_monomer", "demo_mixed", "demo_tetramer")
 
@@ -58,7 +64,7 @@ def _table_from_folder(folder):
     if not paths:
         raise WorkflowError(f"input_dir {str(folder)!r} holds no .tif or .tiff files.")
     return pd.DataFrame(
-        {"experiment": [p.stem for p in paths], "path": [str(p) for p in paths], "mask": None}
+        {"experiment": [p.stem for p in paths], "path": [str(p) for p in paths], "mask": None, "reference": False}
     )
 
 
@@ -85,7 +91,29 @@ def _table_from_sheet(sheet):
 
     table["path"] = table["path"].map(resolve)
     table["mask"] = table["mask"].map(resolve)
-    return table[["experiment", "path", "mask"]]
+    if "reference" in table.columns:
+        table["reference"] = [_reference_flag(value, sheet, name) for value, name in zip(table["reference"], table["experiment"])]
+    else:
+        table["reference"] = False
+    return table[["experiment", "path", "mask", "reference"]]
+
+
+#: The sample sheet's `reference` column: these values mark the monomer reference (case-insensitive);
+#: false, no, n, 0 or an empty cell do not.
+REFERENCE_TRUE = {"true", "yes", "y", "1", "x"}
+REFERENCE_FALSE = {"false", "no", "n", "0", ""}
+
+
+def _reference_flag(value, sheet, experiment):
+    text = "" if value is None else str(value).strip().lower()
+    if text in REFERENCE_TRUE:
+        return True
+    if text in REFERENCE_FALSE:
+        return False
+    raise WorkflowError(
+        f"{sheet}: the 'reference' column of experiment {experiment!r} is {value!r}; write true (or yes, x, 1) "
+        "for the monomer reference experiment and leave it empty (or false) for the others."
+    )
 
 
 def _sample_table():
@@ -97,6 +125,7 @@ def _sample_table():
                 "experiment": list(DEMO_EXPERIMENTS),
                 "path": [f"{DEMO_DIR}/{name}.tif" for name in DEMO_EXPERIMENTS],
                 "mask": None,
+                "reference": False,
             }
         )
         source = "demo"
@@ -143,50 +172,199 @@ def _segmentation_gpu_jobs():
         return 1
 
 
+def _timeseries_settings():
+    """nb.timeseries when frames_per_set is set (the time series is on), else None."""
+    settings = config["nb"].get("timeseries") or {}
+    frames_per_set = settings.get("frames_per_set")
+    if frames_per_set is None:
+        return None
+    overlap = int(settings.get("overlap", 0))
+    if overlap >= frames_per_set:
+        raise WorkflowError(
+            f"nb.timeseries.overlap is {overlap} but frames_per_set is {frames_per_set}: the overlap (frames "
+            "shared by consecutive windows) must be smaller; use frames_per_set - 1 to slide by one frame."
+        )
+    return {"frames_per_set": int(frames_per_set), "overlap": overlap}
+
+
 CELLPOSE_SETTINGS = _cellpose_settings()
+TIMESERIES = _timeseries_settings()
 SEGMENTATION_GPU_JOBS = _segmentation_gpu_jobs()
 SAMPLES = _sample_table()
 EXPERIMENTS = list(SAMPLES["experiment"])
 
 
-# an experiment name is one folder level (names are checked above)
+# --- channels: which (experiment, channel) units the per-channel rules analyse ---------------------
+#
+# A single-channel stack is one unit named like its experiment: every output in {OUT}/{experiment}/.
+# A multi-channel stack (ImageJ hyperstack TCYX, OME-TIFF, channels as samples TYXS with input.axes)
+# gives one unit per selected channel, {experiment}/ch{c} (c from 1, as ImageJ counts), whose
+# per-channel outputs (bleach correction, maps, figures, tables, settings, time series) go in
+# {OUT}/{experiment}/ch{c}/; its projection and segmentation (on segmentation.channel) stay in
+# {OUT}/{experiment}/, so every channel is measured in the same cells.
+
+
+def _stack_channel_count(path):
+    """Channels of a stack, from its TIFF header; 1 when it has none or cannot be read (its jobs
+    then stop with the file's own clear message, and the other experiments go on)."""
+    import tifffile
+
+    from brightflow import axes
+
+    configured = config["input"].get("axes")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape, metadata_axes = tuple(tif.series[0].shape), tif.series[0].axes
+        if len(shape) < 4:
+            return 1
+        found = axes.resolve_axes(shape, metadata_axes, configured if configured and len(configured) == len(shape) else None)
+    except Exception:
+        return 1
+    sizes = [shape[i] for i, letter in enumerate(found) if letter in axes.channel_axis_letters]
+    return max(sizes, default=1)
+
+
+def _units():
+    """{unit: (experiment, channel)} (channel None for a single-channel stack), and the
+    segmentation channel of every multi-channel experiment."""
+    units, segmentation_channels = {}, {}
+    wanted = config["input"].get("channels")
+    chosen = config["segmentation"].get("channel")
+    for experiment, path in zip(SAMPLES["experiment"], SAMPLES["path"]):
+        count = _stack_channel_count(path) if os.path.isfile(path) else 1
+        if count == 1:
+            units[experiment] = (experiment, None)
+            continue
+        channels = list(wanted) if wanted else list(range(1, count + 1))
+        missing = [c for c in channels + ([chosen] if chosen else []) if not 1 <= c <= count]
+        if missing:
+            raise WorkflowError(
+                f"{path}: has {count} channels (1 to {count}) but input.channels / segmentation.channel "
+                f"ask for channel(s) {missing}: change them."
+            )
+        for channel in channels:
+            units[f"{experiment}/ch{channel}"] = (experiment, channel)
+        segmentation_channels[experiment] = chosen or channels[0]
+    return units, segmentation_channels
+
+
+UNITS, SEGMENTATION_CHANNELS = _units()
+MULTICHANNEL = bool(SEGMENTATION_CHANNELS)
+
+
+def _cross_channels():
+    pair = config["nb"].get("cross_channels")
+    if not pair:
+        return None
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise WorkflowError(f"nb.cross_channels is {pair}: give two different channels, e.g. [1, 2].")
+    for experiment in SEGMENTATION_CHANNELS:
+        selected = [c for unit, (e, c) in UNITS.items() if e == experiment]
+        absent = [c for c in pair if c not in selected]
+        if absent:
+            raise WorkflowError(
+                f"nb.cross_channels {pair}: experiment {experiment!r} analyses channels {selected}, not {absent}; "
+                "add them to input.channels."
+            )
+    return [int(c) for c in pair]
+
+
+CROSS_CHANNELS = _cross_channels()
+CROSS_FOLDER = f"cross_ch{CROSS_CHANNELS[0]}_ch{CROSS_CHANNELS[1]}" if CROSS_CHANNELS else None
+
+
+# an experiment name is one folder level (names are checked above); a channel unit adds /ch{c}
 wildcard_constraints:
-    experiment="[^/]+",
+    experiment="[^/]+(/ch[0-9]+)?",
 
 
 # --- input functions ------------------------------------------------------------------------------
 
 
+def experiment_of(unit):
+    return UNITS[unit][0] if unit in UNITS else unit
+
+
+def unit_channel(wildcards):
+    """The channel a per-channel rule reads (None for a single-channel stack)."""
+    return UNITS[wildcards.experiment][1] if wildcards.experiment in UNITS else None
+
+
+def segmentation_channel(wildcards):
+    """The channel the projection (and so the segmentation) of an experiment uses."""
+    return SEGMENTATION_CHANNELS.get(wildcards.experiment)
+
+
 def stack_path(wildcards):
-    return SAMPLES.loc[wildcards.experiment, "path"]
+    return SAMPLES.loc[experiment_of(wildcards.experiment), "path"]
+
+
+def segmentation_file(name):
+    """Input function: an experiment-level segmentation output for a (per-channel) unit."""
+    return lambda wildcards: f"{OUT}/{experiment_of(wildcards.experiment)}/{name}"
 
 
 def existing_mask(wildcards):
     if config["segmentation"]["method"] != "existing":
         return []
-    return SAMPLES.loc[wildcards.experiment, "mask"]
+    return SAMPLES.loc[experiment_of(wildcards.experiment), "mask"]
+
+
+#: Outputs of the projection and segmentation: once per experiment, in {OUT}/{experiment}/.
+SEGMENTATION_OUTPUTS = (
+    "segmentation_image.tif",
+    "segmentation_image_seg.npy",
+    "segmentation.json",
+    "segmentation_labels.tif",
+    "segmentation_image_cp_outlines.txt",
+    "cell_rois.zip",
+    "cellmask.png",
+    "eroded_mask.png",
+)
+
+#: Outputs of the per-channel rules, in {OUT}/{unit}/ (the six maps besides).
+UNIT_OUTPUTS = (
+    "Bleach_correction.png",
+    "brightness_x_intensity.png",
+    "brightness_intensity_values.csv",
+    "average_values_in_roi.csv",
+    "settings.json",
+    "nb_threshold.json",
+)
+
+
+def unit_outputs(unit):
+    folder = f"{OUT}/{unit}"
+    maps = [f"{folder}/{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif", "png")]
+    return maps + [f"{folder}/{name}" for name in UNIT_OUTPUTS] + timeseries_outputs(unit)
+
+
+def cross_outputs(experiment):
+    """The cross-correlated N&B outputs of a multi-channel experiment (nb.cross_channels)."""
+    if CROSS_CHANNELS is None or experiment not in SEGMENTATION_CHANNELS:
+        return []
+    folder = f"{OUT}/{experiment}/{CROSS_FOLDER}"
+    return [f"{folder}/{name}.{ext}" for name in CROSS_MAP_NAMES for ext in ("npy", "tif", "png")] + [
+        f"{folder}/cross_values_in_roi.csv"
+    ]
 
 
 def experiment_outputs(experiment):
+    outputs = [f"{OUT}/{experiment}/{name}" for name in SEGMENTATION_OUTPUTS]
+    for unit, (owner, _) in UNITS.items():
+        if owner == experiment:
+            outputs += unit_outputs(unit)
+    return outputs + cross_outputs(experiment)
+
+
+def timeseries_outputs(experiment):
+    """The time-series outputs of an experiment: none unless nb.timeseries.frames_per_set is set."""
+    if TIMESERIES is None:
+        return []
     folder = f"{OUT}/{experiment}"
-    maps = [f"{folder}/{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif", "png")]
-    return maps + [
-        f"{folder}/{name}"
-        for name in (
-            "segmentation_image.tif",
-            "segmentation_image_seg.npy",
-            "segmentation.json",
-            "segmentation_labels.tif",
-            "segmentation_image_cp_outlines.txt",
-            "cell_rois.zip",
-            "cellmask.png",
-            "eroded_mask.png",
-            "Bleach_correction.png",
-            "brightness_x_intensity.png",
-            "brightness_intensity_values.csv",
-            "average_values_in_roi.csv",
-            "settings.json",
-        )
+    return [f"{folder}/timeseries/{name}.tif" for name in TIMESERIES_MAP_NAMES] + [
+        f"{folder}/timeseries_values_in_roi.csv",
+        f"{folder}/Brightness_timeseries.png",
     ]
 
 
@@ -237,6 +415,22 @@ def stack_mem_mb(wildcards, input, attempt):
     """mem_mb of a rule that reads the experiment's stack (projection, bleach correction,
     N&B maps, settings): the decoded stack plus :data:`BASE_MEM_MB`, times the attempt (a retry asks more)."""
     return int((BASE_MEM_MB + stack_megabytes(input.stack)) * attempt)
+
+
+def timeseries_mem_mb(wildcards, input, attempt):
+    """mem_mb of rule nb_timeseries: the stack, plus every window's mean and variance and the six maps of
+    every window (float64), written at the end."""
+    import tifffile
+
+    frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
+    try:
+        with tifffile.TiffFile(input.stack) as tif:
+            shape = tif.series[0].shape
+        windows = max(0, (shape[0] - frames_per_set) // (frames_per_set - overlap) + 1)  # timeseries.window_bounds
+        maps_mb = windows * math.prod(shape[1:]) * 8 * 10 / 2**20  # shape[1:]: frame (x channels)
+    except Exception:
+        maps_mb = 0
+    return int((BASE_MEM_MB + stack_megabytes(input.stack) + maps_mb) * attempt)
 
 
 def segmentation_mem_mb(wildcards, attempt):

@@ -4,7 +4,7 @@
 rule figures:
     input:
         maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+        labels=segmentation_file("analysis_labels.tif"),
     output:
         previews=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.png", name=MAP_NAMES),
         scatter=f"{OUT}/{{experiment}}/brightness_x_intensity.png",

@@ -6,12 +6,17 @@ rule nb_maps:
         stack=stack_path,
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
-        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+        labels=segmentation_file("analysis_labels.tif"),
     output:
-        expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
     params:
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
+        threshold=config["nb"]["threshold"],
+        filter=config["nb"]["filter"],
+        channel=unit_channel,
+        axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
     log:
@@ -20,3 +25,75 @@ rule nb_maps:
         "../../envs/core.yaml"
     script:
         "../../scripts/nb_maps.py"
+
+
+# N&B in windows of frames (nb.timeseries.frames_per_set); the rule exists only when it is set.
+
+if TIMESERIES:
+
+    rule nb_timeseries:
+        input:
+            stack=stack_path,
+            model=f"{OUT}/{{experiment}}/bleach_correction.json",
+            swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
+            labels=segmentation_file("analysis_labels.tif"),
+            seg=segmentation_file("segmentation_image_seg.npy"),
+            # its NaN pixels are those nb.threshold excluded
+            intensity=f"{OUT}/{{experiment}}/intensity.npy",
+        output:
+            maps=expand(f"{OUT}/{{{{experiment}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
+            cells=f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
+            figure=f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+        params:
+            frames_per_set=TIMESERIES["frames_per_set"],
+            overlap=TIMESERIES["overlap"],
+            variance_ddof=config["nb"]["variance_ddof"],
+            detector=config["nb"]["detector"],
+            gamma=config["nb"]["gamma"],
+            filter=config["nb"]["filter"],
+            channel=unit_channel,
+            axes=config["input"]["axes"],
+        resources:
+            mem_mb=timeseries_mem_mb,
+        log:
+            f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
+        conda:
+            "../../envs/core.yaml"
+        script:
+            "../../scripts/nb_timeseries.py"
+
+
+# Cross-correlated N&B of two channels of every multi-channel stack (nb.cross_channels).
+
+if CROSS_CHANNELS:
+
+    rule nb_cross:
+        input:
+            stack=stack_path,
+            models=[f"{OUT}/{{experiment}}/ch{c}/bleach_correction.json" for c in CROSS_CHANNELS],
+            swaps=[f"{OUT}/{{experiment}}/ch{c}/bleach_correction_swaps.npy" for c in CROSS_CHANNELS],
+            # their NaN pixels are those nb.threshold excluded in each channel
+            intensities=[f"{OUT}/{{experiment}}/ch{c}/intensity.npy" for c in CROSS_CHANNELS],
+            labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
+            seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        output:
+            maps=expand(
+                f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.{{ext}}", name=CROSS_MAP_NAMES, ext=("npy", "tif", "png")
+            ),
+            table=f"{OUT}/{{experiment}}/{CROSS_FOLDER}/cross_values_in_roi.csv",
+        wildcard_constraints:
+            experiment="[^/]+",
+        params:
+            channels=CROSS_CHANNELS,
+            axes=config["input"]["axes"],
+            variance_ddof=config["nb"]["variance_ddof"],
+            detector=config["nb"]["detector"],
+            filter=config["nb"]["filter"],
+        resources:
+            mem_mb=stack_mem_mb,
+        log:
+            f"{LOG_DIR}/{{experiment}}/nb_cross.log",
+        conda:
+            "../../envs/core.yaml"
+        script:
+            "../../scripts/nb_cross.py"

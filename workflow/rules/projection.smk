@@ -6,6 +6,10 @@ rule projection:
         stack=stack_path,
     output:
         f"{OUT}/{{experiment}}/segmentation_image.tif",
+    params:
+        # a multi-channel stack is segmented on segmentation.channel
+        channel=segmentation_channel,
+        axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
     log:

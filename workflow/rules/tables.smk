@@ -4,8 +4,8 @@
 rule tables:
     input:
         maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
-        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        labels=segmentation_file("analysis_labels.tif"),
+        seg=segmentation_file("segmentation_image_seg.npy"),
     output:
         pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
         cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
@@ -44,13 +44,17 @@ rule settings:
     input:
         stack=stack_path,
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
-        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
-        seg_record=f"{OUT}/{{experiment}}/segmentation.json",
+        seg=segmentation_file("segmentation_image_seg.npy"),
+        seg_record=segmentation_file("segmentation.json"),
+        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
     output:
         f"{OUT}/{{experiment}}/settings.json",
     params:
         config=SETTINGS_RECORDED,
-        sample=lambda wildcards: SAMPLES.loc[wildcards.experiment].to_dict(),
+        # not the sheet's reference column: the monomer reference is the aggregate's alone
+        sample=lambda wildcards: SAMPLES.loc[experiment_of(wildcards.experiment), ["experiment", "path", "mask"]].to_dict(),
+        channel=unit_channel,
+        axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
     log:

@@ -1,0 +1,101 @@
+"""Rule nb_cross: cross-correlated N&B of two channels (nb.cross_channels) of a multi-channel stack.
+
+Both channels are corrected for bleaching with their own models (each channel's
+bleach_correction.json, as rule nb_maps corrects them) and streamed together; the cross-variance
+and the cross brightness and number follow Digman, Wiseman, Choi, Horwitz & Gratton (2009), PNAS
+106:2170 (brightflow.cross), with the covariance normalised by 1/(T - nb.variance_ddof) like the
+variance. Pixels excluded by nb.threshold in either channel (NaN in its intensity map) are NaN;
+nb.filter smooths the cross brightness and number maps as it smooths the single-channel ones.
+"""
+
+import os
+
+import numpy as np
+
+from brightflow import cross, detrend, figures, filters, nb, segment, stats
+
+import stackio
+
+TITLES = {
+    "cross_variance": "Cross-variance cov(k1, k2)",
+    "cross_brightness": "Cross brightness B_cc",
+    "cross_number": "Cross number N_cc",
+}
+
+
+def _model(path, frames, stack_path):
+    model = stackio.read_json(path)
+    if model["frames"] != frames:
+        raise stackio.InputError(
+            f"{path} covers {model['frames']} frames but {stack_path} has {frames}: the stack changed; rerun the workflow."
+        )
+    return model
+
+
+def _plan(path, stack):
+    plan = stackio.read_npy(path, mmap=True)
+    if plan.shape != (stack.shape[1], 2, stack.shape[0]):
+        raise stackio.InputError(f"{path}: swap plan of shape {plan.shape} does not fit the stack {stack.shape}; rerun the workflow.")
+    return plan
+
+
+def cross_moments(snakemake, stacks, models):
+    """Per-pixel means of both channels and their covariance, from the corrected frames."""
+    ddof = snakemake.params.variance_ddof
+    shape = stacks[0].shape
+    tiles = any(model["method"] in detrend.TILE_METHODS for model in models)
+    if not tiles:
+        moments = cross.StreamingCrossMoments(shape[1:])
+        for start, stop in stackio.frame_chunks(shape[0], shape[1:], budget_bytes=32 * 2**20):
+            corrected = [detrend.correct_frames(m, s[start:stop], start) for m, s in zip(models, stacks)]
+            moments.update(*corrected)
+        return moments.first.mean(), moments.second.mean(), moments.covariance(ddof)
+    cells = stackio.read_image(snakemake.input.labels) > 0
+    plans = [
+        _plan(path, stack) if model["method"] == "robinhood" else None
+        for path, stack, model in zip(snakemake.input.swaps, stacks, models)
+    ]
+    mean1, mean2, covariance = (np.full(shape[1:], np.nan) for _ in range(3))
+    for rows in stackio.row_tiles(shape[0], shape[1:], copies=12):
+        corrected = []
+        for model, stack, plan in zip(models, stacks, plans):
+            try:
+                if model["method"] in detrend.TILE_METHODS:
+                    corrected.append(detrend.correct_tile(model, stack[:, rows, :], rows, cells, plan))
+                else:
+                    corrected.append(detrend.correct_frames(model, stack[:, rows, :], 0))
+            except ValueError as error:
+                raise stackio.InputError(f"{snakemake.input.stack}: {error}") from error
+        moments = cross.StreamingCrossMoments(corrected[0].shape[1:])
+        moments.update(*corrected)
+        mean1[rows], mean2[rows], covariance[rows] = moments.first.mean(), moments.second.mean(), moments.covariance(ddof)
+    return mean1, mean2, covariance
+
+
+def main(snakemake):
+    first, second = snakemake.params.channels
+    stacks = [stackio.open_channel(snakemake.input.stack, c, snakemake.params.axes) for c in (first, second)]
+    models = [_model(path, stacks[0].shape[0], snakemake.input.stack) for path in snakemake.input.models]
+    detector = nb.DetectorModel(**snakemake.params.detector)
+    mean1, mean2, covariance = cross_moments(snakemake, stacks, models)
+    maps = cross.cross_maps(mean1, mean2, covariance, detector, detector)
+    kept = np.isfinite(np.load(snakemake.input.intensities[0])) & np.isfinite(np.load(snakemake.input.intensities[1]))
+    maps = {name: np.where(kept, values, np.nan) for name, values in maps.items()}
+    if snakemake.params.filter != "none":
+        for name in ("cross_brightness", "cross_number"):
+            maps[name] = np.where(kept, filters.nan_filter(maps[name], snakemake.params.filter), np.nan)
+    folder = os.path.dirname(snakemake.output.table)
+    for name, values in maps.items():
+        stackio.write_map(os.path.join(folder, name), values)
+        stackio.save_figure(figures.map_preview(values, f"{TITLES[name]}, channels {first} and {second}"),
+                            os.path.join(folder, f"{name}.png"))
+    labels = stackio.read_image(snakemake.input.labels)
+    segmented = segment.masks_from_seg_dict(stackio.read_seg_npy(snakemake.input.seg))
+    cell_ids = np.unique(segmented[segmented > 0])
+    table = stats.cross_cell_table(
+        maps, np.where(kept, mean1, np.nan), np.where(kept, mean2, np.nan), labels, cell_ids, detector, detector
+    )
+    table.to_csv(snakemake.output.table, index=False)
+
+
+stackio.run(main, snakemake)  # noqa: F821
