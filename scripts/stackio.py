@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -42,41 +43,260 @@ def run(main, snakemake):
 # --- stacks -------------------------------------------------------------------------------------
 
 
-def open_stack(path):
-    """Open a (t, y, x) time series for reading without converting it.
+class Stack:
+    """A (t, y, x) stack read from its TIFF file block by block, in its own dtype.
 
-    Returns a memory map when the TIFF's pixel data is stored contiguously and
-    uncompressed (frames are then read from disk as they are used), else the
-    stack read in its own dtype (never float64).
+    Not an array: indexing reads what it asks for from the file and returns a new
+    array, so a process's memory holds only the frames it is working on however
+    long the recording is.
+
+    - ``stack[a:b]`` (frames ``a .. b-1``): an uncompressed stack stored
+      contiguously is read with one seek and one ``readinto`` per call (no memory
+      map, so no file pages stay in the resident set); a compressed or
+      non-contiguous one is decoded page by page (tifffile) for those frames only.
+    - ``stack[:, rows, :]`` (a tile of pixel rows across every frame): a
+      short-lived read-only memory map of the file, dropped after the copy; a
+      compressed stack is decoded whole once, on the first tile, and kept (its
+      memory is then the decoded stack, as before).
+    - Other keys read the frames that the first index selects, then apply the rest.
+    - ``np.asarray(stack)`` reads every frame.
+
+    Multi-channel files (``TCYX``, ``TYXS`` ...) are read in blocks of time points in
+    their own layout; brightflow.axes.to_tcyx is applied to each block and the one
+    channel kept, so no other channel is ever held for the whole recording.
+
+    Parameters
+    ----------
+    path : Path
+    shape : tuple of int
+        The file's series shape (all its axes).
+    dtype : numpy.dtype
+    axes : str
+        The series' resolved axes (brightflow.axes.resolve_axes), e.g. ``"TYX"``, ``"TCYX"``.
+    channel : int
+        Index (from 0) of the channel to select along the channel axis of ``to_tcyx``.
+    """
+
+    def __init__(self, path, shape, dtype, axes="TYX", channel=0):
+        self.path = Path(path)
+        self._file_shape = tuple(int(s) for s in shape)
+        self._axes = axes
+        self._channel = int(channel)
+        self._tif = None
+        self._decoded = None  # the whole decoded series (compressed stacks, tiles only)
+        self.dtype = np.dtype(dtype).newbyteorder("=")
+        probe = self._select(np.empty((1,) + self._file_shape[1:], dtype=np.uint8)) if axes.index("T") == 0 else None
+        if probe is None:
+            # time is not the file's first axis: blocks of time points are not blocks of the file
+            self._decoded = self._select_all(_read_whole(self.path))
+            self.shape = self._decoded.shape
+            self._mode = "array"
+            return
+        self.shape = (self._file_shape[0],) + probe.shape[1:]
+        self._frame_items = math.prod(self._file_shape[1:])
+        with tifffile.TiffFile(self.path) as tif:
+            series = tif.series[0]
+            offset = series.dataoffset
+            compressed = series.keyframe.compression > 1
+            self._byteorder = tif.byteorder
+            pages = len(series.pages)
+        self._file_dtype = self.dtype.newbyteorder(self._byteorder)
+        if offset is not None and not compressed:
+            self._mode, self._offset = "contiguous", int(offset)
+            needed = self._offset + math.prod(self._file_shape) * self.dtype.itemsize
+            size = self.path.stat().st_size
+            if size < needed:
+                raise InputError(
+                    f"{self.path}: the file is truncated ({size} bytes; its header describes "
+                    f"{self._file_shape} {self.dtype} pixels ending at byte {needed}). Copy or export "
+                    "the recording again."
+                )
+        elif pages and pages % self._file_shape[0] == 0:
+            self._mode, self._pages_per_frame = "pages", pages // self._file_shape[0]
+        else:
+            self._decoded = self._select_all(_read_whole(self.path))
+            self._mode = "array"
+
+    # --- array-like -------------------------------------------------------------------------
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        values = self[:]
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"Stack({str(self.path)!r}, shape={self.shape}, dtype={self.dtype}, {self._mode})"
+
+    def close(self):
+        """Close the file kept open for page-by-page reading (reopened when read again)."""
+        if self._tif is not None:
+            self._tif.close()
+            self._tif = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if key and key[0] is Ellipsis and len(key) == 1:
+            key = (slice(None),)
+        first, rest = (key[0] if key else slice(None)), key[1:]
+        frames = len(self)
+        if (
+            isinstance(first, slice)
+            and first == slice(None)
+            and len(rest) in (1, 2)
+            and isinstance(rest[0], slice)
+            and (len(rest) == 1 or rest[1] == slice(None))
+            and rest[0] != slice(None)
+        ):
+            return self._tile(rest[0])
+        if isinstance(first, slice) and first.step in (None, 1):
+            start, stop, _ = first.indices(frames)
+            block = self._frames(start, max(start, stop))
+            return block[(slice(None),) + rest] if rest else block
+        if isinstance(first, (int, np.integer)):
+            index = int(first) + frames if first < 0 else int(first)
+            if not 0 <= index < frames:
+                raise IndexError(f"frame {first} is out of range for {frames} frames")
+            block = self._frames(index, index + 1)[0]
+            return block[rest] if rest else block
+        return self._frames(0, frames)[key]
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _select(self, block):
+        """``block`` (time points in the file's layout) as (t, y, x) of the selected channel."""
+        from brightflow import axes
+
+        return axes.to_tcyx(block, self._axes)[:, self._channel]
+
+    def _select_all(self, array):
+        return np.ascontiguousarray(self._select(array.reshape(self._file_shape)))
+
+    def _frames(self, start, stop):
+        count = stop - start
+        if self._mode == "array":
+            return np.array(self._decoded[start:stop])
+        if count <= 0:
+            return np.empty((0,) + self.shape[1:], dtype=self.dtype)
+        if self._mode == "contiguous":
+            raw = np.empty((count,) + self._file_shape[1:], dtype=self._file_dtype)
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset + start * self._frame_items * self.dtype.itemsize)
+                read = handle.readinto(memoryview(raw).cast("B"))
+            if read != raw.nbytes:
+                raise InputError(
+                    f"{self.path}: the file ends inside frame {start + read // raw[0].nbytes}; it is "
+                    "truncated. Copy or export the recording again."
+                )
+        else:
+            if self._tif is None:
+                self._tif = tifffile.TiffFile(self.path)
+            per = self._pages_per_frame
+            try:
+                raw = self._tif.asarray(key=list(range(start * per, stop * per)), series=0)
+            except Exception as error:
+                raise InputError(f"{self.path}: frames {start}..{stop - 1} cannot be decoded ({error}).") from error
+            raw = raw.reshape((count,) + self._file_shape[1:])
+        block = self._select(raw)
+        if block.dtype != self.dtype or not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block, dtype=self.dtype)  # the channel; native byte order
+        return block
+
+    def _tile(self, rows):
+        """Every frame of the pixel rows ``rows``: ``(t, len(rows), x)``, a new array."""
+        if self._mode == "contiguous":
+            mapped = np.memmap(self.path, dtype=self._file_dtype, mode="r", offset=self._offset, shape=self._file_shape)
+            tile = np.array(self._select(mapped)[:, rows, :], dtype=self.dtype)
+            del mapped  # unmapped now: its pages leave the resident set
+            return tile
+        if self._decoded is None:
+            self._decoded = self._select_all(_read_whole(self.path))
+            self.close()
+        return np.array(self._decoded[:, rows, :])
+
+
+def _read_whole(path):
+    try:
+        return tifffile.imread(path)
+    except Exception as error:
+        raise InputError(f"{path}: the pixel data cannot be decoded ({error}).") from error
+
+
+def open_stack(path):
+    """Open a (t, y, x) time series for reading, block by block, in its own dtype (a :class:`Stack`).
 
     Raises
     ------
     InputError
-        The file is missing, not a readable TIFF, or not a (t, y, x) stack.
+        The file is missing, not a readable TIFF, not a (t, y, x) stack, or truncated.
     """
     path = Path(path)
+    shape, axes, dtype = _series_header(path)
+    check_stack_shape(path, shape, axes, dtype)
+    return Stack(path, shape, dtype, "TYX")
+
+
+def _series_header(path):
+    """(shape, axes, dtype) of the file's first series, as :class:`InputError` when unreadable.
+
+    A truncated file is reported as such: tifffile then finds fewer pages than the
+    file's metadata (ImageJ ``images``, tifffile's shape) describes, or an IFD offset
+    past the end of the file.
+    """
     if not path.is_file():
         raise InputError(f"{path}: file not found. Check input_dir or the sample sheet's 'path' column.")
+    problems = _TiffProblems()
+    tifffile_log = logging.getLogger("tifffile")
+    tifffile_log.addHandler(problems)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
+            planes = math.prod(shape) // max(math.prod(series.keyframe.shape), 1)
+            described = [int((tif.imagej_metadata or {}).get("images", 0))]
+            described += [
+                math.prod(meta["shape"]) // max(math.prod(series.keyframe.shape), 1)
+                for meta in (tif.shaped_metadata or ())
+                if meta.get("shape")
+            ]
     except Exception as error:  # tifffile raises several types for damaged files
         raise InputError(
             f"{path}: cannot be read as a TIFF ({type(error).__name__}: {error}). "
             "Export the recording as a TIFF stack (t, y, x) and run again."
         ) from error
-    check_stack_shape(path, shape, axes, dtype)
-    try:
-        stack = tifffile.memmap(path, mode="r")
-        if stack.shape != shape:
-            raise ValueError("memory map shape differs from the series shape")
-    except Exception:
-        try:
-            stack = tifffile.imread(path)
-        except Exception as error:
-            raise InputError(f"{path}: the pixel data cannot be decoded ({error}).") from error
-    return stack.reshape(shape)
+    finally:
+        tifffile_log.removeHandler(problems)
+    if problems.messages or max(described) > planes:
+        detail = "; ".join(problems.messages) or f"its metadata describes {max(described)} images, it holds {planes}"
+        raise InputError(
+            f"{path}: the file is truncated or damaged ({detail}). Copy or export the recording again."
+        )
+    return shape, axes, dtype
+
+
+class _TiffProblems(logging.Handler):
+    """Collects tifffile's log messages that mean pages are missing (a truncated file)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        message = record.getMessage()
+        if "invalid page offset" in message or "corrupted file" in message:
+            self.messages.append(message.split("> ", 1)[-1])
 
 
 def stack_axes(path, shape, metadata_axes, configured_axes=None):
@@ -96,7 +316,7 @@ def stack_axes(path, shape, metadata_axes, configured_axes=None):
 
 
 def open_channel(path, channel=None, configured_axes=None):
-    """One channel of a stack as a (t, y, x) array (a view of the memory map when there is one).
+    """One channel of a stack as a (t, y, x) :class:`Stack` (reads that channel block by block).
 
     Parameters
     ----------
@@ -114,37 +334,20 @@ def open_channel(path, channel=None, configured_axes=None):
     from brightflow import axes
 
     path = Path(path)
-    if not path.is_file():
-        return open_stack(path)  # its clear message
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, metadata_axes, dtype = tuple(series.shape), series.axes, series.dtype
-    except Exception:
-        return open_stack(path)  # its clear message
+    shape, metadata_axes, dtype = _series_header(path)
     if len(shape) < 4:
         if channel not in (None, 1):
             raise InputError(f"{path}: is a single-channel stack {shape}; it has no channel {channel}.")
         return open_stack(path)
     found = stack_axes(path, shape, metadata_axes, configured_axes)
-    try:
-        stack = tifffile.memmap(path, mode="r")
-        if stack.shape != shape:
-            raise ValueError("memory map shape differs from the series shape")
-    except Exception:
-        try:
-            stack = tifffile.imread(path)
-        except Exception as error:
-            raise InputError(f"{path}: the pixel data cannot be decoded ({error}).") from error
-    tcyx = axes.to_tcyx(stack.reshape(shape), found)
-    count = tcyx.shape[1]
+    count = axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[1]  # a view: no memory used
     index = 1 if channel is None and count == 1 else channel
     if index is None or not 1 <= index <= count:
         raise InputError(
             f"{path}: has {count} channel(s) (axes {found!r}); channel {channel} does not exist. "
             "Check input.channels, segmentation.channel and nb.cross_channels (channels count from 1)."
         )
-    frames = tcyx[:, index - 1]
+    frames = Stack(path, shape, dtype, found, index - 1)
     check_stack_shape(path, frames.shape, "TYX", dtype)
     return frames
 

@@ -1,0 +1,163 @@
+"""stackio.Stack: stacks read from their TIFF block by block equal tifffile.imread's array."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import stackio  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _stack(frames=23, shape=(17, 13), seed=0, dtype=np.uint16):
+    return np.random.default_rng(seed).integers(0, 4000, size=(frames,) + shape).astype(dtype)
+
+
+def _check_reads(stack, expected):
+    assert stack.shape == expected.shape and stack.dtype == expected.dtype
+    assert stack.ndim == 3 and len(stack) == expected.shape[0]
+    np.testing.assert_array_equal(np.asarray(stack), expected)
+    for start, stop in [(0, 5), (5, 6), (3, expected.shape[0]), (0, expected.shape[0]), (7, 7)]:
+        block = stack[start:stop]
+        assert isinstance(block, np.ndarray)
+        np.testing.assert_array_equal(block, expected[start:stop])
+    for rows in [slice(0, 4), slice(4, 9), slice(9, expected.shape[1])]:
+        np.testing.assert_array_equal(stack[:, rows, :], expected[:, rows, :])
+        np.testing.assert_array_equal(stack[:, rows], expected[:, rows])
+    np.testing.assert_array_equal(stack[4], expected[4])
+    np.testing.assert_array_equal(stack[-1], expected[-1])
+    np.testing.assert_array_equal(stack[2:9, 3:5, 1:4], expected[2:9, 3:5, 1:4])
+    np.testing.assert_array_equal(stack[::3], expected[::3])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.float32, np.int32])
+def test_contiguous_stack_reads_frames_and_tiles(tmp_path, dtype):
+    expected = _stack(dtype=dtype)
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, expected, contiguous=True, metadata={"axes": "TYX"})
+    stack = stackio.open_stack(path)
+    assert stack._mode == "contiguous"
+    _check_reads(stack, tifffile.imread(path))
+
+
+def test_big_endian_and_imagej_stacks(tmp_path):
+    expected = _stack()
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, expected, byteorder=">")
+    _check_reads(stackio.open_stack(big), expected)
+    imagej = tmp_path / "imagej.tif"
+    tifffile.imwrite(imagej, expected, imagej=True, metadata={"axes": "TYX"})
+    stack = stackio.open_stack(imagej)
+    assert stack._mode == "contiguous"
+    _check_reads(stack, expected)
+
+
+@pytest.mark.parametrize("compression", ["zlib", "lzw"])
+def test_compressed_stack_reads_page_by_page(tmp_path, compression):
+    expected = _stack()
+    path = tmp_path / "compressed.tif"
+    tifffile.imwrite(path, expected, compression=compression, metadata={"axes": "TYX"})
+    stack = stackio.open_stack(path)
+    assert stack._mode == "pages"
+    np.testing.assert_array_equal(stack[3:8], expected[3:8])
+    assert stack._decoded is None  # frame ranges never decode the whole stack
+    _check_reads(stack, tifffile.imread(path))
+    stack.close()
+
+
+def test_multichannel_tcyx_hyperstack(tmp_path):
+    hyperstack = _stack(frames=11 * 3, seed=1).reshape(11, 3, 17, 13)
+    path = tmp_path / "tcyx.tif"
+    tifffile.imwrite(path, hyperstack, imagej=True, metadata={"axes": "TCYX"})
+    for channel in (1, 2, 3):
+        stack = stackio.open_channel(path, channel)
+        assert isinstance(stack, stackio.Stack)
+        _check_reads(stack, hyperstack[:, channel - 1])
+    compressed = tmp_path / "tcyx_zlib.tif"
+    tifffile.imwrite(compressed, hyperstack, compression="zlib", photometric="minisblack", metadata={"axes": "TCYX"})
+    stack = stackio.open_channel(compressed, 2)
+    assert stack._mode == "pages"
+    _check_reads(stack, hyperstack[:, 1])
+
+
+def test_multichannel_samples_tyxs(tmp_path):
+    samples = _stack(frames=9 * 2, seed=2).reshape(9, 2, 17, 13).transpose(0, 2, 3, 1).copy()
+    path = tmp_path / "tyxs.tif"
+    tifffile.imwrite(path, samples, photometric="minisblack", planarconfig="contig")
+    for channel in (1, 2):
+        _check_reads(stackio.open_channel(path, channel, "TYXS"), samples[..., channel - 1])
+    with pytest.raises(stackio.InputError, match="channel 3 does not exist"):
+        stackio.open_channel(path, 3, "TYXS")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "two_ch.tif").is_file(), reason="../shared/data/two_ch.tif missing")
+def test_two_ch_tif_equals_imread():
+    path = SHARED_DATA / "two_ch.tif"
+    whole = tifffile.imread(path)
+    for channel in (1, 2):
+        stack = stackio.open_channel(path, channel, "TYXS")
+        np.testing.assert_array_equal(np.asarray(stack), whole[..., channel - 1])
+        np.testing.assert_array_equal(stack[10:20, 5:9], whole[10:20, 5:9, :, channel - 1])
+        np.testing.assert_array_equal(stack[:, 3:7, :], whole[:, 3:7, :, channel - 1])
+
+
+def test_single_channel_files_in_open_channel(tmp_path):
+    expected = _stack()
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, expected)
+    _check_reads(stackio.open_channel(path, None), expected)
+    with pytest.raises(stackio.InputError, match="no channel 2"):
+        stackio.open_channel(path, 2)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"imagej": True, "metadata": {"axes": "TYX"}},
+        {"metadata": {"axes": "TYX"}},
+        {"metadata": None},
+        {"compression": "zlib"},
+    ],
+    ids=["imagej", "shaped", "plain", "zlib"],
+)
+def test_truncated_file_names_the_file(tmp_path, options):
+    expected = _stack(frames=40, shape=(64, 64))
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, expected, **options)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file is truncated"):
+        stackio.open_stack(path)
+    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file is truncated"):
+        stackio.open_channel(path, None)
+
+
+def test_file_cut_after_opening_names_the_file(tmp_path):
+    expected = _stack(frames=40, shape=(64, 64))
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, expected, imagej=True, metadata={"axes": "TYX"})
+    stack = stackio.open_stack(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 3 * 64 * 64 * 2])
+    np.testing.assert_array_equal(stack[0:10], expected[0:10])
+    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file ends inside frame 37"):
+        stack[30:40]
+
+
+def test_reads_do_not_keep_file_pages(tmp_path):
+    """Frame blocks are new arrays, not views of a memory map: editing one does not touch the file."""
+    expected = _stack()
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, expected)
+    stack = stackio.open_stack(path)
+    block = stack[0:4]
+    assert block.flags.writeable and block.base is None or not isinstance(block.base, np.memmap)
+    block[:] = 0
+    np.testing.assert_array_equal(stack[0:4], expected[0:4])
