@@ -97,8 +97,6 @@ already ``<= 1`` no detrending is needed and the method ``none`` is used.
 from __future__ import annotations
 
 import numpy as np
-from numpy.polynomial import legendre
-from scipy.signal import lfilter
 
 __all__ = [
     "METHODS",
@@ -120,6 +118,7 @@ __all__ = [
     "robinhood_corrected_sums",
     "fit_correction",
     "correct_frames",
+    "frame_scale",
     "correct_tile",
     "corrected_trace",
 ]
@@ -193,19 +192,32 @@ def exponential_half_width(tau, frames):
 
 
 def _boxcar(series, half_width):
+    """Moving average of half-width ``l`` along axis 0, truncated and renormalised at the ends.
+
+    From one running (cumulative) sum: the window sum of frame ``t`` is
+    ``c[min(t + l, T - 1)] - c[t - l - 1]`` (``c[-1] = 0``), written into one new
+    array with slices (two float64 arrays of the series' size in all).
+    """
     frames = series.shape[0]
     half_width = int(min(half_width, 2 * frames - 3))
-    cumulative = np.zeros((frames + 1,) + series.shape[1:])
-    np.cumsum(series, axis=0, out=cumulative[1:])
+    running = np.cumsum(series, axis=0, dtype=np.float64)
+    window = np.empty_like(running)
+    full = max(0, frames - half_width)  # frames whose window reaches frame t + l inside the series
+    window[:full] = running[half_width:]
+    window[full:] = running[-1]
+    if half_width + 1 < frames:
+        window[half_width + 1 :] -= running[: frames - half_width - 1]
+    del running
     index = np.arange(frames)
-    low = np.maximum(index - half_width, 0)
-    high = np.minimum(index + half_width + 1, frames)
-    width = (high - low).reshape((-1,) + (1,) * (series.ndim - 1))
-    return (cumulative[high] - cumulative[low]) / width
+    width = np.minimum(index + half_width + 1, frames) - np.maximum(index - half_width, 0)
+    window /= width.reshape((-1,) + (1,) * (series.ndim - 1))
+    return window
 
 
 def _one_sided_exponential(series, decay, half_width):
     """``sum_{i=0..l} decay^i x[t - i]`` with ``x`` zero before the first frame."""
+    from scipy.signal import lfilter  # imported here: only the exponential method needs scipy
+
     full = lfilter([1.0], [1.0, -decay], series, axis=0)
     frames = series.shape[0]
     if half_width + 1 < frames:
@@ -236,6 +248,8 @@ def _polynomial(series, degree):
     degree = int(degree)
     if degree >= frames:
         raise ValueError(f"a polynomial of degree {degree} needs more than {degree} frames, got {frames}")
+    from numpy.polynomial import legendre
+
     scaled_time = np.linspace(-1.0, 1.0, frames)
     basis, _ = np.linalg.qr(legendre.legvander(scaled_time, degree))
     flat = series.reshape(frames, -1)
@@ -293,13 +307,24 @@ def detrend_smoothed(series, smoothed):
     The result is **not rounded**: float64 values, negatives kept (see the
     module docstring, "Rounding").
     """
-    series = np.asarray(series, dtype=np.float64)
-    trend = np.maximum(np.asarray(smoothed, dtype=np.float64), 0.0)
+    series = np.array(series, dtype=np.float64)
+    trend = np.array(smoothed, dtype=np.float64)
+    return _detrend_smoothed_in_place(series, trend)
+
+
+def _detrend_smoothed_in_place(series, trend):
+    """:func:`detrend_smoothed` written over ``series`` (float64), using ``trend`` (float64) as
+    scratch: the same operations in the same order, so the same values, without temporaries."""
+    np.maximum(trend, 0.0, out=trend)
     mean = series.mean(axis=0)
+    series -= trend
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.sqrt(mean / trend)
-    factor[~np.isfinite(factor)] = 1.0
-    return mean + (series - trend) * factor
+        np.divide(mean, trend, out=trend)
+        np.sqrt(trend, out=trend)
+    trend[~np.isfinite(trend)] = 1.0
+    series *= trend
+    series += mean
+    return series
 
 
 def stochastic_round(values, rng):
@@ -949,6 +974,31 @@ def correct_frames(model, frames, start=0):
     return frames * factors[:, None, None]
 
 
+def frame_scale(model, start=0, stop=None):
+    """The factors by which a per-frame model (``none``, ``linear``) multiplies frames ``start .. stop - 1``.
+
+    ``None`` for ``none`` (frames as recorded). :func:`correct_frames` is
+    ``frames * frame_scale(model, start, stop)[:, None, None]``; the N&B rule passes
+    the factors to brightflow.nb.StreamingMoments.update instead of making a
+    corrected float64 copy of the frames.
+
+    Returns
+    -------
+    ndarray of float64, shape (stop - start,), or None
+    """
+    if model["method"] in TILE_METHODS:
+        raise ValueError(f"the {model['method']} correction works on whole time series: use correct_tile")
+    frames = len(model["frame_factors"])
+    stop = frames if stop is None else stop
+    if not 0 <= start <= stop <= frames:
+        raise ValueError(
+            f"the correction model covers {frames} frames; frames {start}..{stop - 1} are outside it"
+        )
+    if model["method"] == "none":
+        return None
+    return np.asarray(model["frame_factors"][start:stop], dtype=np.float64)
+
+
 def correct_tile(model, tile, rows, cells=None, plan=None):
     """Correct a tile of pixel rows across all frames, ``tile = stack[:, rows, :]``.
 
@@ -978,7 +1028,7 @@ def correct_tile(model, tile, rows, cells=None, plan=None):
         return correct_frames(model, tile, 0)
     if method in SMOOTHING_METHODS:
         series = tile.astype(np.float64)
-        return detrend_smoothed(series, smooth(series, method, model["parameter"]))
+        return _detrend_smoothed_in_place(series, smooth(series, method, model["parameter"]))
     if method == "robinhood":
         if cells is None or plan is None:
             raise ValueError("Robin Hood needs the cell mask and the swap plan")

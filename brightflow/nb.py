@@ -131,26 +131,72 @@ class StreamingMoments:
         self._sum_squares = np.zeros(self.shape)
         self._count = np.zeros(self.shape, dtype=np.int64)
 
-    def update(self, frames, rows=slice(None)):
-        """Add frames ``(t, y, x)`` for the pixel rows ``rows`` (default: all rows)."""
-        frames = np.asarray(frames, dtype=np.float64)
+    #: Values (frames x pixels) converted to float64 at a time: a working block of 1 MiB that
+    #: stays in the CPU cache while it is scaled, centred, summed and squared.
+    BLOCK_VALUES = 2**17
+    #: Frames per working block (the rest of the block is rows).
+    BLOCK_FRAMES = 16
+
+    def update(self, frames, rows=slice(None), scale=None):
+        """Add frames ``(t, y, x)`` for the pixel rows ``rows`` (default: all rows).
+
+        Parameters
+        ----------
+        frames : array_like, shape (t, y, x)
+            Any real dtype (e.g. the stack's uint16); converted to float64 one small
+            block at a time, never as a whole float64 copy.
+        rows : slice
+            The pixel rows the frames cover.
+        scale : array_like, shape (t,), optional
+            Per-frame factors multiplied into the frames before they are added
+            (a per-frame bleach correction, brightflow.detrend.frame_scale).
+        """
+        frames = np.asarray(frames)
         if frames.ndim != 3:
             raise ValueError(f"frames must be 3D (t, y, x), got shape {frames.shape}")
-        if frames.shape[0] == 0:
-            return
         count = self._count[rows]
         if frames.shape[1:] != count.shape:
             raise ValueError(
                 f"frames of shape {frames.shape[1:]} do not fit rows {rows} of image {self.shape}"
             )
-        shift = self._shift[rows]
+        if scale is not None:
+            scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+            if scale.shape != frames.shape[:1]:
+                raise ValueError(f"scale has {scale.size} factors for {frames.shape[0]} frames")
+        if frames.shape[0] == 0:
+            return
+        shift, sums, sums_squares = self._shift[rows], self._sum[rows], self._sum_squares[rows]
         first = count == 0
         if first.any():
-            shift[first] = frames[0][first]
-        centred = frames - shift
-        self._sum[rows] += centred.sum(axis=0)
-        self._sum_squares[rows] += np.einsum("tyx,tyx->yx", centred, centred)
-        self._count[rows] += frames.shape[0]
+            first_frame = frames[0].astype(np.float64)
+            if scale is not None:
+                first_frame *= scale[0]
+            shift[first] = first_frame[first]
+        total, height, width = frames.shape
+        # blocks of whole rows (and as many frames as fit), so that each block's float64 copy
+        # is small; the sums are the same float64 sums in another order
+        block_frames = min(total, self.BLOCK_FRAMES)
+        block_rows = max(1, min(height, self.BLOCK_VALUES // max(block_frames * width, 1)))
+        buffer = np.empty((block_frames, block_rows, width))
+        for row in range(0, height, block_rows):
+            row_stop = min(row + block_rows, height)
+            shift_rows = shift[row:row_stop]
+            sums_rows, squares_rows = sums[row:row_stop], sums_squares[row:row_stop]
+            for start in range(0, total, block_frames):
+                stop = min(start + block_frames, total)
+                values = buffer[: stop - start, : row_stop - row]
+                block = frames[start:stop, row:row_stop]
+                if scale is None:
+                    np.subtract(block, shift_rows, out=values)
+                else:
+                    np.multiply(block, scale[start:stop, None, None], out=values)
+                    values -= shift_rows
+                sums_rows += values.sum(axis=0)
+                squares_rows += np.einsum("tyx,tyx->yx", values, values)
+        if not isinstance(rows, slice):
+            # fancy-indexed rows give copies: write the accumulators back
+            self._shift[rows], self._sum[rows], self._sum_squares[rows] = shift, sums, sums_squares
+        self._count[rows] += total
 
     @property
     def count(self):

@@ -109,6 +109,44 @@ def test_boxcar_is_a_truncated_renormalised_moving_average():
     np.testing.assert_allclose(detrend.smooth(series, "boxcar", half_width), expected)
 
 
+@pytest.mark.parametrize("frames, half_width", [(40, 5), (40, 39), (40, 77), (7, 11), (3, 1)])
+def test_boxcar_running_sum_equals_the_cumulative_formula(frames, half_width):
+    series = np.random.default_rng(frames).poisson(9.0, size=(frames, 4, 5)).astype(np.float64)
+    cumulative = np.concatenate([np.zeros((1, 4, 5)), np.cumsum(series, axis=0)])
+    h = min(half_width, 2 * frames - 3)
+    index = np.arange(frames)
+    low, high = np.maximum(index - h, 0), np.minimum(index + h + 1, frames)
+    expected = (cumulative[high] - cumulative[low]) / (high - low)[:, None, None]
+    np.testing.assert_array_equal(detrend.smooth(series, "boxcar", half_width), expected)
+
+
+def test_frame_scale_equals_correct_frames(immobile_bleached):
+    stack, cells = immobile_bleached
+    trace = detrend.cell_trace(stack, cells)
+    for method in ("linear", "none"):
+        model = detrend.fit_correction(trace, method)
+        for start, stop in [(0, 200), (13, 77), (150, 200)]:
+            scale = detrend.frame_scale(model, start, stop)
+            factors = np.ones(stop - start) if scale is None else scale
+            np.testing.assert_array_equal(
+                stack[start:stop] * factors[:, None, None], detrend.correct_frames(model, stack[start:stop], start)
+            )
+    assert detrend.frame_scale(detrend.fit_correction(trace, "none"), 0, 200) is None
+    with pytest.raises(ValueError, match="outside it"):
+        detrend.frame_scale(detrend.fit_correction(trace, "linear"), 150, 201)
+    with pytest.raises(ValueError, match="use correct_tile"):
+        detrend.frame_scale(detrend.fit_correction(trace, "boxcar", 5), 0, 10)
+
+
+def test_in_place_tile_correction_equals_detrend_smoothed(immobile_bleached):
+    stack, cells = immobile_bleached
+    model = detrend.fit_correction(detrend.cell_trace(stack, cells), "boxcar", 7)
+    series = stack.astype(np.float64)
+    expected = detrend.detrend_smoothed(series, detrend.smooth(series, "boxcar", 7))
+    np.testing.assert_array_equal(detrend.correct_tile(model, stack[:, 3:9], slice(3, 9)), expected[:, 3:9])
+    np.testing.assert_array_equal(series, stack)  # detrend_smoothed leaves its inputs alone
+
+
 def test_exponential_filter_weights_and_half_width():
     assert detrend.exponential_half_width(10.0, 100) == int(np.floor(-10.0 * np.log(0.05)))
     assert detrend.exponential_half_width(1000.0, 50) == 2 * 50 - 3

@@ -61,6 +61,24 @@ def test_streaming_moments_match_numpy_in_chunks_and_tiles():
         assert (moments.count == 97).all()
 
 
+def test_streaming_moments_with_per_frame_scale_match_numpy_on_scaled_data():
+    rng = np.random.default_rng(4)
+    stack = rng.poisson(30.0, size=(203, 37, 700)).astype(np.uint16)  # several working blocks
+    scale = np.linspace(1.0, 1.4, 203)
+    scaled = stack * scale[:, None, None]
+    moments = nb.StreamingMoments(stack.shape[1:])
+    for start in range(0, 203, 64):
+        moments.update(stack[start : start + 64], scale=scale[start : start + 64])
+    np.testing.assert_allclose(moments.mean(), scaled.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(moments.variance(ddof=1), scaled.var(axis=0, ddof=1), rtol=1e-11)
+    by_rows = nb.StreamingMoments(stack.shape[1:])
+    for row in range(0, 37, 10):
+        by_rows.update(stack[:, row : row + 10], rows=slice(row, row + 10), scale=scale)
+    np.testing.assert_allclose(by_rows.variance(ddof=0), scaled.var(axis=0, ddof=0), rtol=1e-11)
+    with pytest.raises(ValueError, match="scale has 3 factors for 64 frames"):
+        moments.update(stack[:64], scale=scale[:3])
+
+
 def test_streaming_moments_are_stable_with_a_large_offset():
     rng = np.random.default_rng(5)
     stack = 1e9 + rng.normal(0, 1.0, size=(1000, 4, 4))
