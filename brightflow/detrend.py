@@ -119,6 +119,7 @@ __all__ = [
     "fit_correction",
     "correct_frames",
     "frame_scale",
+    "correct_series",
     "correct_tile",
     "corrected_trace",
 ]
@@ -175,12 +176,20 @@ def row_sums(frames, mask):
 
     Integer stacks give int64 sums (exact), others float64. An empty mask uses
     every pixel. The per-frame mean of the cell pixels is
-    ``row_sums(...).sum(axis=1) / mask.sum()``.
+    ``row_sums(...).sum(axis=1) / mask.sum()``. Only the cell pixels are read
+    and converted (rows without cells sum to 0).
     """
     frames = np.asarray(frames)
     cells = _cells(mask, frames.shape[1:])
     dtype = np.int64 if np.issubdtype(frames.dtype, np.integer) else np.float64
-    return np.einsum("tyx,yx->ty", frames.astype(dtype, copy=False), cells.astype(dtype))
+    sums = np.zeros((frames.shape[0], cells.shape[0]), dtype=dtype)
+    per_row = cells.sum(axis=1)
+    rows = np.flatnonzero(per_row)
+    if rows.size and frames.shape[0]:
+        values = frames[:, cells]  # (t, cell pixels), in row-major order: row by row
+        starts = np.concatenate([[0], np.cumsum(per_row[rows])[:-1]])
+        sums[:, rows] = np.add.reduceat(values, starts, axis=1, dtype=dtype)
+    return sums
 
 
 # --- smoothing (Nolan 2017) ---------------------------------------------------------------------
@@ -999,6 +1008,23 @@ def frame_scale(model, start=0, stop=None):
     return np.asarray(model["frame_factors"][start:stop], dtype=np.float64)
 
 
+def correct_series(model, series):
+    """Apply a smoothing model (boxcar, exponential, polynomial) to time series ``(t, ...)``.
+
+    Every series (trailing index: a pixel) is corrected on its own
+    (:func:`detrend_smoothed` of its :func:`smooth` trend), so any selection of
+    pixels, e.g. only the cell pixels ``tile[:, cells]``, gives those pixels' values
+    of the whole-image correction. Returns a new float64 array; the work is done in
+    place in it (two float64 arrays of the series' size at the peak of a boxcar).
+    """
+    if model["method"] not in SMOOTHING_METHODS:
+        raise ValueError(f"{model['method']!r} is not a smoothing method; use one of {SMOOTHING_METHODS}")
+    series = np.array(series, dtype=np.float64)
+    if series.shape[0] != model["frames"]:
+        raise ValueError(f"the series have {series.shape[0]} frames, the model {model['frames']}")
+    return _detrend_smoothed_in_place(series, smooth(series, model["method"], model["parameter"]))
+
+
 def correct_tile(model, tile, rows, cells=None, plan=None):
     """Correct a tile of pixel rows across all frames, ``tile = stack[:, rows, :]``.
 
@@ -1027,8 +1053,7 @@ def correct_tile(model, tile, rows, cells=None, plan=None):
     if method in ("none", "linear"):
         return correct_frames(model, tile, 0)
     if method in SMOOTHING_METHODS:
-        series = tile.astype(np.float64)
-        return _detrend_smoothed_in_place(series, smooth(series, method, model["parameter"]))
+        return correct_series(model, tile)
     if method == "robinhood":
         if cells is None or plan is None:
             raise ValueError("Robin Hood needs the cell mask and the swap plan")

@@ -9,8 +9,9 @@ module never imports torch.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage import filters, measure, morphology, segmentation
+
+# scipy and scikit-image are imported in the functions that use them: several rules use only
+# the light functions here (checksums, _seg.npy dicts), and their start-up time counts per job
 
 __all__ = [
     "threshold_segmentation",
@@ -25,17 +26,20 @@ __all__ = [
     "masks_checksum",
 ]
 
+#: The automatic thresholds: scikit-image's ``skimage.filters.threshold_<name>``.
 THRESHOLD_METHODS = {
-    "otsu": filters.threshold_otsu,
-    "li": filters.threshold_li,
-    "triangle": filters.threshold_triangle,
-    "yen": filters.threshold_yen,
-    "mean": filters.threshold_mean,
+    "otsu": "threshold_otsu",
+    "li": "threshold_li",
+    "triangle": "threshold_triangle",
+    "yen": "threshold_yen",
+    "mean": "threshold_mean",
 }
 
 
 def relabel_sequential(labels):
     """Labels renumbered 1..k in order of first appearance (row-major), as uint16."""
+    from skimage import segmentation
+
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"a label mask must be 2D (y, x), got shape {labels.shape}")
@@ -79,6 +83,9 @@ def threshold_segmentation(
     -------
     labels : ndarray of uint16, shape (y, x)
     """
+    from scipy import ndimage as ndi
+    from skimage import filters, measure, morphology, segmentation
+
     image = np.asarray(image, dtype=np.float64)
     if image.ndim != 2:
         raise ValueError(f"segmentation needs a 2D image, got shape {image.shape}")
@@ -90,7 +97,7 @@ def threshold_segmentation(
     finite = smoothed[np.isfinite(smoothed)]
     if finite.size == 0 or finite.min() == finite.max():
         return np.zeros(image.shape, dtype=np.uint16)
-    foreground = smoothed > THRESHOLD_METHODS[threshold_method](finite)
+    foreground = smoothed > getattr(filters, THRESHOLD_METHODS[threshold_method])(finite)
     foreground = ndi.binary_fill_holes(foreground)
     foreground = morphology.remove_small_objects(foreground, max_size=max(int(min_cell_area) - 1, 0))
     if not foreground.any():
@@ -117,6 +124,8 @@ def _distance_peaks(distance, components, min_distance, prominence=1.0):
     if it lies at least ``min_distance`` pixels (Euclidean) from every seed
     already kept in its connected component. Every component gets a seed.
     """
+    from skimage import measure, morphology
+
     maxima = measure.label(morphology.h_maxima(distance, prominence) > 0)
     candidates = []
     for region in measure.regionprops(maxima, intensity_image=distance):
@@ -163,6 +172,9 @@ def erode_labels(labels, pixels):
     eroded : ndarray, same dtype as ``labels``
         A cell smaller than the disk disappears (its label is absent).
     """
+    from scipy import ndimage as ndi
+    from skimage import morphology
+
     labels = np.asarray(labels)
     pixels = int(pixels)
     if pixels < 0:
@@ -178,6 +190,8 @@ def erode_labels(labels, pixels):
 
 def outlines(labels):
     """Outline image: the inner boundary pixels of each cell carry its label (cellpose convention)."""
+    from skimage import segmentation
+
     labels = np.asarray(labels)
     boundary = segmentation.find_boundaries(labels, mode="inner")
     return np.where(boundary, labels, 0).astype(labels.dtype)
@@ -264,6 +278,8 @@ def outline_polygons(labels):
         pixel coordinates (empty, shape (0, 2), for a cell of 4 pixels or
         fewer on its border, as cellpose does).
     """
+    from scipy import ndimage as ndi
+
     import cv2  # opencv-python-headless, a dependency of cellpose
 
     labels = np.asarray(labels)

@@ -17,11 +17,16 @@ def _row_sums(stack, cells):
 
 
 def _corrected_trace_by_tiles(stack, model, cells):
-    """Exact per-frame mean of the corrected cell pixels, one pass over tiles of rows."""
+    """Exact per-frame mean of the corrected cell pixels, one pass over tiles of rows.
+
+    The smoothing corrections work pixel by pixel, so only the cell pixels of each tile
+    (and only tiles of rows holding cells) are corrected.
+    """
     total = np.zeros(stack.shape[0])
     for rows in stackio.row_tiles(stack.shape[0], stack.shape[1:]):
-        corrected = detrend.correct_tile(model, stack[:, rows, :], rows)
-        total += corrected[:, cells[rows]].sum(axis=1)
+        inside = cells[rows]
+        if inside.any():
+            total += detrend.correct_series(model, stack[:, rows, :][:, inside]).sum(axis=1)
     return total / cells.sum()
 
 

@@ -1,9 +1,10 @@
 """Rule nb_maps: stream the stack once, apply the bleach correction, write the six N&B maps.
 
-Per-frame corrections (none, linear) stream chunks of frames. The detrending methods
-(boxcar, exponential, polynomial, robinhood) need each pixel's whole time series: they
-stream tiles of pixel rows across all frames (``stack[:, rows, :]``, a memory-map slice)
-sized by a memory budget. No corrected stack is written.
+Per-frame corrections (none, linear) stream chunks of frames read from the file
+(stackio.Stack), the per-frame factors applied inside the moment sums. The detrending
+methods (boxcar, exponential, polynomial, robinhood) need each pixel's whole time series:
+they stream tiles of pixel rows across all frames (``stack[:, rows, :]``) sized by a
+memory budget. No corrected stack is written.
 """
 
 import logging
@@ -88,7 +89,8 @@ def main(snakemake):
             moments.update(corrected, rows=rows)
     else:
         for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
-            moments.update(detrend.correct_frames(model, stack[start:stop], start))
+            # the per-frame factors are applied inside the accumulation: no corrected float64 copy
+            moments.update(stack[start:stop], scale=detrend.frame_scale(model, start, stop))
     maps = nb.number_and_brightness(moments.mean(), moments.variance(ddof), detector)
     maps, record = threshold_and_filter(
         maps, snakemake.params.threshold, snakemake.params.filter, snakemake.input.stack

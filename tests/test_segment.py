@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from skimage import measure
 
 from brightflow import segment, simulate
 from conftest import jobs_run, run_workflow, write_config, write_stack
@@ -17,7 +18,7 @@ def test_threshold_segmentation_finds_simulated_cells_and_splits_touching_ones(s
     rng = np.random.default_rng(seed)
     truth = simulate.cell_field((96, 96), 7, rng, touching_pairs=3)
     # three pairs of touching cells really touch: one connected blob holds two cells
-    blobs = segment.measure.label(truth > 0)
+    blobs = measure.label(truth > 0)
     assert blobs.max() <= truth.max() - 2
     projection = simulate.cell_field_projection(truth, rng, frames=50)
     scores = segment.match_scores(truth, segment.threshold_segmentation(projection))
