@@ -1,5 +1,6 @@
 # The sample table, the config after validation, and the input functions of every rule.
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -380,9 +381,10 @@ def all_outputs():
 # stack, and double on each retry (`retries:` in the profile), so a job killed for memory is
 # resubmitted with more.
 
-#: Memory (MB) of a rule script beside the stack's pixels: Python with numpy, scipy, scikit-image,
-#: tifffile and matplotlib imported (about 100 MB), the float64 working copies of one chunk of
-#: frames (stackio.frame_chunks, 64 MiB each) and the frame-sized maps, with headroom. Measured
+#: Memory (MB) of a rule script reading an uncompressed stack: Python with numpy, scipy,
+#: scikit-image, tifffile and matplotlib imported (about 100-150 MB), one block of frames or one
+#: tile of rows across all frames with its float64 working copies (stackio.frame_chunks,
+#: stackio.row_tiles: 256 MiB for all copies) and the frame-sized maps, with headroom. Measured
 #: peaks are in README.md, "Running on a SLURM cluster" > "Memory requests".
 BASE_MEM_MB = 500
 
@@ -390,13 +392,19 @@ BASE_MEM_MB = 500
 CELLPOSE_MEM_MB = 3000
 
 
+@functools.lru_cache(maxsize=None)
 def stack_megabytes(path):
-    """Size in MB of a stack's pixels once decoded: shape x item size, from the TIFF header.
+    """Memory in MB that holding a stack's pixels adds to a job, from the TIFF header.
 
-    Not the file size: a compressed stack is decoded whole into memory, and an uncompressed one
-    is memory-mapped, whose pages the kernel (and SLURM's accounting) counts as the job's memory
-    as frames are read. An unreadable file gives its file size (the job then fails with a clear
-    message).
+    An uncompressed stack stored contiguously is read block by block (stackio.Stack: chunks of
+    frames, tiles of rows, each dropped after use): 0, :data:`BASE_MEM_MB` covers it however
+    long the recording. A compressed (or non-contiguous) stack may be decoded whole (the tiles
+    of rows of the smoothing bleach corrections): its decoded size, shape x item size. An
+    unreadable file gives its file size (the job then fails with a clear message).
+
+    Cached per path: snakemake evaluates the memory request of every job of a stack (four
+    rules per experiment) when it builds the DAG, and a dry run of hundreds of experiments
+    would otherwise read each header four times.
     """
     import tifffile
 
@@ -406,6 +414,8 @@ def stack_megabytes(path):
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            if series.dataoffset is not None and series.keyframe.compression == 1:
+                return 0.0
             return math.prod(series.shape) * series.dtype.itemsize / 2**20
     except Exception:
         return os.path.getsize(path) / 2**20
