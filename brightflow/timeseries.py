@@ -79,8 +79,12 @@ class WindowedMoments:
         self.variances = np.full((count,) + self.frame_shape, np.nan)
         self._done = np.zeros(count, dtype=bool)
 
-    def update(self, frames, start):
-        """Add frames ``(t, y, x)`` that begin at frame ``start`` (chunks must come in order)."""
+    def update(self, frames, start, scale=None):
+        """Add frames ``(t, y, x)`` that begin at frame ``start`` (chunks must come in order).
+
+        ``scale``: optional per-frame factors ``(t,)`` multiplied in (a per-frame bleach
+        correction, brightflow.detrend.frame_scale), as in brightflow.nb.StreamingMoments.update.
+        """
         frames = np.asarray(frames)
         if start != self._next_frame:
             raise ValueError(f"chunks must come in order: expected frame {self._next_frame}, got {start}")
@@ -89,7 +93,8 @@ class WindowedMoments:
             if self._done[index] or last <= start or first >= stop:
                 continue
             moments = self._open.setdefault(index, StreamingMoments(self.frame_shape))
-            moments.update(frames[max(first, start) - start : min(last, stop) - start])
+            window = slice(max(first, start) - start, min(last, stop) - start)
+            moments.update(frames[window], scale=None if scale is None else scale[window])
             if last <= stop:
                 self.means[index] = moments.mean()
                 self.variances[index] = moments.variance(self.ddof)

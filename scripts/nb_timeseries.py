@@ -45,7 +45,7 @@ def window_moments(snakemake, stack, model, bounds, ddof):
         return means, variances
     moments = timeseries.WindowedMoments(stack.shape[1:], bounds, ddof)
     for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
-        moments.update(detrend.correct_frames(model, stack[start:stop], start), start)
+        moments.update(stack[start:stop], start, scale=detrend.frame_scale(model, start, stop))
     return moments.means, moments.variances
 
 
