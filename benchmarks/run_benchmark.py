@@ -26,8 +26,10 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
    the same stack and mask, timed the same way.
 6. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
 
-Options ``--flatness`` (memory of 1000 vs 4000 frames) and ``--profile`` (a
-pyinstrument or cProfile profile of every rule script) are separate, slower runs.
+Options ``--flatness`` (memory of 1000 vs 4000 frames), ``--memory-rules`` (each
+rule's peak memory, one job at a time, on the stack and on a zlib-compressed copy)
+and ``--profile`` (a pyinstrument or cProfile profile of every rule script) are
+separate, slower runs.
 """
 
 from __future__ import annotations
@@ -163,6 +165,24 @@ def simulation_digest():
 
     text = repr((SHAPE, CELLS, CELL_PHYSICS, BACKGROUND, BLEACH_LOSS, "uint16", "contiguous"))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def compressed_copy(stack):
+    """A zlib-compressed copy of ``stack`` beside it (cached), written frame by frame."""
+    import tifffile
+
+    target = stack.with_name(stack.stem + "_zlib.tif")
+    if not target.exists():
+        log(f"writing a zlib-compressed copy of {stack.name}")
+        with tifffile.TiffFile(stack) as tif:
+            frames = tif.series[0].shape[0]
+            pages = tif.series[0].pages
+            tmp = target.with_suffix(".partial.tif")
+            with tifffile.TiffWriter(tmp, bigtiff=True) as out:
+                out.write((page.asarray() for page in pages), shape=(frames,) + SHAPE, dtype=np.uint16,
+                          photometric="minisblack", compression="zlib", metadata={"axes": "TYX"})
+        tmp.rename(target)
+    return target
 
 
 def prepare_data(workdir, frames, seed):
@@ -486,6 +506,8 @@ def table_rows(report):
     for frames, run in sorted(report.get("flatness", {}).items()):
         row(f"flatness: workflow, bleach linear, T={frames}", run,
             f"largest rule {run['rules_max_rss_mb']} MB")
+    for name, run in report.get("memory_rules", {}).items():
+        row(f"one job at a time (--cores 1): {name}", run, f"largest rule {run['rules_max_rss_mb']} MB")
     return rows
 
 
@@ -520,6 +542,7 @@ def markdown(report, rows):
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     runs = list(report.get("workflow", {}).items())
     runs += [(f"flatness, T={frames}", run) for frames, run in report.get("flatness", {}).items()]
+    runs += [(f"memory per rule, {name}, --cores 1", run) for name, run in report.get("memory_rules", {}).items()]
     for name, run in runs:
         lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
         lines += [f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
@@ -548,6 +571,9 @@ def main(argv=None):
                         help="parts to leave out")
     parser.add_argument("--flatness", action="store_true",
                         help="also run the linear workflow on 4000 frames and compare peak memory with T")
+    parser.add_argument("--memory-rules", action="store_true",
+                        help="also run the workflow one job at a time (--cores 1) with bleach linear and the default "
+                             "method on the stack and on a zlib-compressed copy: each rule's peak memory")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a profile of every rule script (pyinstrument from "
                              "$BRIGHTFLOW_BENCH_PYINSTRUMENT, else cProfile) to this folder")
@@ -607,6 +633,14 @@ def main(argv=None):
             report["flatness"][frames] = run_workflow(
                 args.workdir, f"flat{frames}", flat_stack, flat_mask, "linear", args.cores
             )
+    if args.memory_rules:
+        report["memory_rules"] = {}
+        default = default_bleach_method()
+        for label, path in (("uncompressed", stack), ("zlib", compressed_copy(stack))):
+            for method in dict.fromkeys(["linear", default]):
+                report["memory_rules"][f"{label}, {method}"] = run_workflow(
+                    args.workdir, f"mem_{label}_{method}", path, mask, method, 1
+                )
     report["load_after"] = load_average()
     log(f"load average after: {report['load_after']}")
 
