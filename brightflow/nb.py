@@ -30,6 +30,7 @@ All functions here are pure: arrays in, arrays out.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,7 +107,11 @@ class StreamingMoments:
     float64 arrays of the image shape plus a count. Sums are taken around a
     per-pixel shift (the first frame a pixel receives), which keeps the
     textbook sum-of-squares formula numerically stable (the "shifted data"
-    algorithm; Chan, Golub & LeVeque 1983).
+    algorithm; Chan, Golub & LeVeque 1983). Frames of any real dtype are
+    converted to float64 a small block at a time, optionally multiplied by
+    per-frame factors (a per-frame bleach correction), and the blocks of pixel
+    rows are summed by up to two threads: the sums are exact float64 sums that do
+    not depend on the chunking into blocks or threads beyond rounding order.
 
     Parameters
     ----------
@@ -130,6 +135,9 @@ class StreamingMoments:
         self._sum = np.zeros(self.shape)
         self._sum_squares = np.zeros(self.shape)
         self._count = np.zeros(self.shape, dtype=np.int64)
+        #: Threads :meth:`update` uses (the CPUs this process may run on, at most 2); the sums
+        #: are the same with any number.
+        self.threads = _available_cpus()
 
     #: Values (frames x pixels) converted to float64 at a time: a working block of 1 MiB that
     #: stays in the CPU cache while it is scaled, centred, summed and squared.
@@ -177,22 +185,32 @@ class StreamingMoments:
         # is small; the sums are the same float64 sums in another order
         block_frames = min(total, self.BLOCK_FRAMES)
         block_rows = max(1, min(height, self.BLOCK_VALUES // max(block_frames * width, 1)))
-        buffer = np.empty((block_frames, block_rows, width))
-        for row in range(0, height, block_rows):
-            row_stop = min(row + block_rows, height)
-            shift_rows = shift[row:row_stop]
-            sums_rows, squares_rows = sums[row:row_stop], sums_squares[row:row_stop]
-            for start in range(0, total, block_frames):
-                stop = min(start + block_frames, total)
-                values = buffer[: stop - start, : row_stop - row]
-                block = frames[start:stop, row:row_stop]
-                if scale is None:
-                    np.subtract(block, shift_rows, out=values)
-                else:
-                    np.multiply(block, scale[start:stop, None, None], out=values)
-                    values -= shift_rows
-                sums_rows += values.sum(axis=0)
-                squares_rows += np.einsum("tyx,tyx->yx", values, values)
+        bands = _row_bands(height, block_rows, self.threads if total * height * width >= 2**20 else 1)
+
+        def accumulate(band):
+            buffer = np.empty((block_frames, block_rows, width))
+            for row in range(band.start, band.stop, block_rows):
+                row_stop = min(row + block_rows, band.stop)
+                shift_rows = shift[row:row_stop]
+                sums_rows, squares_rows = sums[row:row_stop], sums_squares[row:row_stop]
+                for start in range(0, total, block_frames):
+                    stop = min(start + block_frames, total)
+                    values = buffer[: stop - start, : row_stop - row]
+                    block = frames[start:stop, row:row_stop]
+                    if scale is None:
+                        np.subtract(block, shift_rows, out=values)
+                    else:
+                        np.multiply(block, scale[start:stop, None, None], out=values)
+                        values -= shift_rows
+                    sums_rows += values.sum(axis=0)
+                    squares_rows += np.einsum("tyx,tyx->yx", values, values)
+
+        if len(bands) == 1:
+            accumulate(bands[0])
+        else:
+            # numpy releases the GIL in these loops: bands of rows accumulate in parallel, each
+            # into its own rows, so the result does not depend on the number of threads
+            list(_thread_pool(len(bands)).map(accumulate, bands))
         if not isinstance(rows, slice):
             # fancy-indexed rows give copies: write the accumulators back
             self._shift[rows], self._sum[rows], self._sum_squares[rows] = shift, sums, sums_squares
@@ -213,6 +231,33 @@ class StreamingMoments:
         # rounding can leave a tiny negative value for a constant pixel
         centred_sum_squares = np.maximum(centred_sum_squares, 0.0)
         return _divide(centred_sum_squares, self._count - ddof)
+
+
+def _available_cpus(limit=2):
+    try:
+        return max(1, min(limit, len(os.sched_getaffinity(0))))
+    except AttributeError:  # not on Linux
+        return max(1, min(limit, os.cpu_count() or 1))
+
+
+_POOLS = {}
+
+
+def _thread_pool(workers):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="brightflow-moments")
+    return _POOLS[workers]
+
+
+def _row_bands(height, block_rows, workers):
+    """``workers`` slices of rows (whole blocks each) covering ``0 .. height``."""
+    blocks = -(-height // block_rows)
+    workers = max(1, min(workers, blocks))
+    edges = [min(height, (blocks * index // workers) * block_rows) for index in range(workers + 1)]
+    edges[-1] = height
+    return [slice(low, high) for low, high in zip(edges[:-1], edges[1:]) if high > low]
 
 
 def pixel_mean_variance(stack, ddof=1):

@@ -79,6 +79,20 @@ def test_streaming_moments_with_per_frame_scale_match_numpy_on_scaled_data():
         moments.update(stack[:64], scale=scale[:3])
 
 
+def test_streaming_moments_do_not_depend_on_the_number_of_threads():
+    stack = np.random.default_rng(6).poisson(12.0, size=(70, 301, 257)).astype(np.uint16)
+    scale = np.linspace(1.0, 1.2, 70)
+    results = []
+    for threads in (1, 2, 3):
+        moments = nb.StreamingMoments(stack.shape[1:])
+        moments.threads = threads
+        moments.update(stack, scale=scale)
+        results.append((moments.mean(), moments.variance()))
+    for mean, variance in results[1:]:
+        np.testing.assert_array_equal(mean, results[0][0])
+        np.testing.assert_array_equal(variance, results[0][1])
+
+
 def test_streaming_moments_are_stable_with_a_large_offset():
     rng = np.random.default_rng(5)
     stack = 1e9 + rng.normal(0, 1.0, size=(1000, 4, 4))
