@@ -110,8 +110,8 @@ class StreamingMoments:
     algorithm; Chan, Golub & LeVeque 1983). Frames of any real dtype are
     converted to float64 a small block at a time, optionally multiplied by
     per-frame factors (a per-frame bleach correction), and the blocks of pixel
-    rows are summed by up to two threads: the sums are exact float64 sums that do
-    not depend on the chunking into blocks or threads beyond rounding order.
+    rows are summed by up to two threads (bit for bit the same result with any
+    number of threads; other chunkings of the frames change only the rounding).
 
     Parameters
     ----------
