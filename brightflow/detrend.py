@@ -142,6 +142,8 @@ ROBINHOOD_AUTO_REPEATS = 5
 #: ``auto`` (boxcar, exponential, polynomial) detrends only when the simulated immobile image's
 #: mean B exceeds that of a trend-free simulation by more than this many standard errors.
 AUTO_NOISE_STANDARD_ERRORS = 2.0
+#: Values (frames x pixels) that :func:`correct_series` smooths and corrects at a time (8 MiB).
+SERIES_BLOCK_VALUES = 2**20
 # Separate random streams, so that each random step has its own reproducible generator.
 _STREAM_PLAN, _STREAM_ROW, _STREAM_AUTO, _STREAM_FLAT = 11, 12, 13, 14
 _HYPERGEOMETRIC_LIMIT = 10**9
@@ -205,17 +207,30 @@ def _boxcar(series, half_width):
 
     From one running (cumulative) sum: the window sum of frame ``t`` is
     ``c[min(t + l, T - 1)] - c[t - l - 1]`` (``c[-1] = 0``), written into one new
-    array with slices (two float64 arrays of the series' size in all).
+    array with slices (two float64 arrays of the series' size in all). The running
+    sum is accumulated in place frame by frame: the same additions in the same
+    order as ``np.cumsum(axis=0)``, which is about ten times slower along the
+    first axis of a large array.
     """
     frames = series.shape[0]
     half_width = int(min(half_width, 2 * frames - 3))
-    running = np.cumsum(series, axis=0, dtype=np.float64)
+    running = np.array(series, dtype=np.float64)
+    steps = running.reshape(frames, -1)  # a view: one row per frame
+    for index in range(1, frames):
+        np.add(steps[index], steps[index - 1], out=steps[index])
+    h = half_width
     window = np.empty_like(running)
-    full = max(0, frames - half_width)  # frames whose window reaches frame t + l inside the series
-    window[:full] = running[half_width:]
-    window[full:] = running[-1]
-    if half_width + 1 < frames:
-        window[half_width + 1 :] -= running[: frames - half_width - 1]
+    starts_inside = min(h + 1, frames)  # t < h + 1: the window starts at frame 0 (c[t - l - 1] = 0)
+    ends_inside = max(0, frames - h)  # t < T - l: the window ends at frame t + l
+    both = min(starts_inside, ends_inside)
+    window[:both] = running[h : h + both]
+    window[ends_inside:starts_inside] = running[-1]  # empty unless 2l + 1 > T
+    if ends_inside > h + 1:
+        np.subtract(running[2 * h + 1 : h + ends_inside], running[: ends_inside - h - 1],
+                    out=window[h + 1 : ends_inside])
+    tail = max(h + 1, ends_inside)
+    if tail < frames:
+        np.subtract(running[-1], running[tail - h - 1 : frames - h - 1], out=window[tail:])
     del running
     index = np.arange(frames)
     width = np.minimum(index + half_width + 1, frames) - np.maximum(index - half_width, 0)
@@ -1014,15 +1029,26 @@ def correct_series(model, series):
     Every series (trailing index: a pixel) is corrected on its own
     (:func:`detrend_smoothed` of its :func:`smooth` trend), so any selection of
     pixels, e.g. only the cell pixels ``tile[:, cells]``, gives those pixels' values
-    of the whole-image correction. Returns a new float64 array; the work is done in
-    place in it (two float64 arrays of the series' size at the peak of a boxcar).
+    of the whole-image correction. Returns a new float64 array; the work is done on
+    blocks of :data:`SERIES_BLOCK_VALUES` values, in place.
     """
     if model["method"] not in SMOOTHING_METHODS:
         raise ValueError(f"{model['method']!r} is not a smoothing method; use one of {SMOOTHING_METHODS}")
-    series = np.array(series, dtype=np.float64)
-    if series.shape[0] != model["frames"]:
-        raise ValueError(f"the series have {series.shape[0]} frames, the model {model['frames']}")
-    return _detrend_smoothed_in_place(series, smooth(series, model["method"], model["parameter"]))
+    series = np.asarray(series)
+    frames = series.shape[0]
+    if frames != model["frames"]:
+        raise ValueError(f"the series have {frames} frames, the model {model['frames']}")
+    flat = series.reshape(frames, -1)
+    out = np.empty(flat.shape)
+    # a few pixels' series at a time, so that the dozen passes of smoothing and correction run
+    # over a block that stays in the CPU cache (each pixel is corrected on its own)
+    step = max(1, SERIES_BLOCK_VALUES // max(frames, 1))
+    for start in range(0, flat.shape[1], step):
+        block = np.array(flat[:, start : start + step], dtype=np.float64)
+        out[:, start : start + step] = _detrend_smoothed_in_place(
+            block, smooth(block, model["method"], model["parameter"])
+        )
+    return out.reshape(series.shape)
 
 
 def correct_tile(model, tile, rows, cells=None, plan=None):

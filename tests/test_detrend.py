@@ -109,7 +109,9 @@ def test_boxcar_is_a_truncated_renormalised_moving_average():
     np.testing.assert_allclose(detrend.smooth(series, "boxcar", half_width), expected)
 
 
-@pytest.mark.parametrize("frames, half_width", [(40, 5), (40, 39), (40, 77), (7, 11), (3, 1)])
+@pytest.mark.parametrize(
+    "frames, half_width", [(40, 5), (40, 19), (40, 20), (40, 21), (40, 39), (40, 77), (7, 11), (3, 1), (4, 1)]
+)
 def test_boxcar_running_sum_equals_the_cumulative_formula(frames, half_width):
     series = np.random.default_rng(frames).poisson(9.0, size=(frames, 4, 5)).astype(np.float64)
     cumulative = np.concatenate([np.zeros((1, 4, 5)), np.cumsum(series, axis=0)])
