@@ -98,6 +98,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import parallel
+
 __all__ = [
     "METHODS",
     "SMOOTHING_METHODS",
@@ -1041,13 +1043,17 @@ def correct_series(model, series):
     flat = series.reshape(frames, -1)
     out = np.empty(flat.shape)
     # a few pixels' series at a time, so that the dozen passes of smoothing and correction run
-    # over a block that stays in the CPU cache (each pixel is corrected on its own)
+    # over a block that stays in the CPU cache; each pixel is corrected on its own, so blocks
+    # run on up to two threads without changing any value
     step = max(1, SERIES_BLOCK_VALUES // max(frames, 1))
-    for start in range(0, flat.shape[1], step):
+
+    def correct(start):
         block = np.array(flat[:, start : start + step], dtype=np.float64)
         out[:, start : start + step] = _detrend_smoothed_in_place(
             block, smooth(block, model["method"], model["parameter"])
         )
+
+    parallel.thread_map(correct, range(0, flat.shape[1], step), parallel.available_cpus())
     return out.reshape(series.shape)
 
 

@@ -30,10 +30,11 @@ All functions here are pure: arrays in, arrays out.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import parallel
 
 __all__ = [
     "DetectorModel",
@@ -137,7 +138,7 @@ class StreamingMoments:
         self._count = np.zeros(self.shape, dtype=np.int64)
         #: Threads :meth:`update` uses (the CPUs this process may run on, at most 2); the sums
         #: are the same with any number.
-        self.threads = _available_cpus()
+        self.threads = parallel.available_cpus()
 
     #: Values (frames x pixels) converted to float64 at a time: a working block of 1 MiB that
     #: stays in the CPU cache while it is scaled, centred, summed and squared.
@@ -205,12 +206,9 @@ class StreamingMoments:
                     sums_rows += values.sum(axis=0)
                     squares_rows += np.einsum("tyx,tyx->yx", values, values)
 
-        if len(bands) == 1:
-            accumulate(bands[0])
-        else:
-            # numpy releases the GIL in these loops: bands of rows accumulate in parallel, each
-            # into its own rows, so the result does not depend on the number of threads
-            list(_thread_pool(len(bands)).map(accumulate, bands))
+        # bands of rows accumulate in parallel, each into its own rows: the result does not
+        # depend on the number of threads
+        parallel.thread_map(accumulate, bands, len(bands))
         if not isinstance(rows, slice):
             # fancy-indexed rows give copies: write the accumulators back
             self._shift[rows], self._sum[rows], self._sum_squares[rows] = shift, sums, sums_squares
@@ -231,24 +229,6 @@ class StreamingMoments:
         # rounding can leave a tiny negative value for a constant pixel
         centred_sum_squares = np.maximum(centred_sum_squares, 0.0)
         return _divide(centred_sum_squares, self._count - ddof)
-
-
-def _available_cpus(limit=2):
-    try:
-        return max(1, min(limit, len(os.sched_getaffinity(0))))
-    except AttributeError:  # not on Linux
-        return max(1, min(limit, os.cpu_count() or 1))
-
-
-_POOLS = {}
-
-
-def _thread_pool(workers):
-    from concurrent.futures import ThreadPoolExecutor
-
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="brightflow-moments")
-    return _POOLS[workers]
 
 
 def _row_bands(height, block_rows, workers):
