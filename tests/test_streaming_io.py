@@ -149,10 +149,12 @@ def test_file_cut_after_opening_names_the_file(tmp_path):
     np.testing.assert_array_equal(stack[0:10], expected[0:10])
     with pytest.raises(stackio.InputError, match=r"cut\.tif: the file ends inside frame 37"):
         stack[30:40]
+    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file ends inside frame 37"):
+        stack[:, 10:20, :]
 
 
-def test_reads_do_not_keep_file_pages(tmp_path):
-    """Frame blocks are new arrays, not views of a memory map: editing one does not touch the file."""
+def test_reads_are_new_arrays(tmp_path):
+    """Frame blocks and tiles are new arrays, not views of a memory map: editing one does not touch the file."""
     expected = _stack()
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, expected)
@@ -161,3 +163,5 @@ def test_reads_do_not_keep_file_pages(tmp_path):
     assert block.flags.writeable and block.base is None or not isinstance(block.base, np.memmap)
     block[:] = 0
     np.testing.assert_array_equal(stack[0:4], expected[0:4])
+    tile = stack[:, 2:5, :]
+    assert tile.base is None or not isinstance(tile.base, np.memmap)
