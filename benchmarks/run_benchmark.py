@@ -26,7 +26,8 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
    the same stack and mask, timed the same way.
 6. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
 
-Options ``--flatness`` (memory of 1000 vs 4000 frames), ``--memory-rules`` (each
+Options ``--flatness`` (memory of 1000 vs 4000 frames, bleach ``linear`` and the
+default method), ``--memory-rules`` (each
 rule's peak memory, one job at a time, on the stack and on a zlib-compressed copy)
 and ``--profile`` (a pyinstrument or cProfile profile of every rule script) are
 separate, slower runs.
@@ -503,8 +504,9 @@ def table_rows(report):
         rows.append([f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)", f"{dry['wall_s']:.1f}",
                      f"{cpu(dry):.1f}", f"{dry['peak_rss_mb']:.0f}", "-", "-", "-",
                      f"target < {TARGETS['dry_run_s']:.0f} s"])
-    for frames, run in sorted(report.get("flatness", {}).items()):
-        row(f"flatness: workflow, bleach linear, T={frames}", run,
+    for name, run in report.get("flatness", {}).items():
+        name = name if "," in str(name) else f"linear, T={name}"  # results written before both methods
+        row(f"flatness: workflow, bleach {name}", run,
             f"largest rule {run['rules_max_rss_mb']} MB")
     for name, run in report.get("memory_rules", {}).items():
         row(f"one job at a time (--cores 1): {name}", run, f"largest rule {run['rules_max_rss_mb']} MB")
@@ -541,7 +543,7 @@ def markdown(report, rows):
     ]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     runs = list(report.get("workflow", {}).items())
-    runs += [(f"flatness, T={frames}", run) for frames, run in report.get("flatness", {}).items()]
+    runs += [(f"flatness, {name}", run) for name, run in report.get("flatness", {}).items()]
     runs += [(f"memory per rule, {name}, --cores 1", run) for name, run in report.get("memory_rules", {}).items()]
     for name, run in runs:
         lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
@@ -570,7 +572,8 @@ def main(argv=None):
     parser.add_argument("--skip", nargs="*", default=[], choices=["workflow", "default", "nb", "dryrun"],
                         help="parts to leave out")
     parser.add_argument("--flatness", action="store_true",
-                        help="also run the linear workflow on 4000 frames and compare peak memory with T")
+                        help="also run the workflow (linear, and the default method unless --skip default) on "
+                             "1000 and 4000 frames and compare peak memory with T")
     parser.add_argument("--memory-rules", action="store_true",
                         help="also run the workflow one job at a time (--cores 1) with bleach linear and the default "
                              "method on the stack and on a zlib-compressed copy: each rule's peak memory")
@@ -628,11 +631,13 @@ def main(argv=None):
         report["replaced_app"] = run_replaced_app(args.workdir, stack, mask)
     if args.flatness:
         report["flatness"] = {}
-        for frames in (1000, 4000):
-            flat_stack, flat_mask = prepare_data(args.workdir, frames, args.seed)
-            report["flatness"][frames] = run_workflow(
-                args.workdir, f"flat{frames}", flat_stack, flat_mask, "linear", args.cores
-            )
+        methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])
+        for method in dict.fromkeys(methods):  # per-frame chunks (linear) and tiles of rows (default)
+            for frames in (1000, 4000):
+                flat_stack, flat_mask = prepare_data(args.workdir, frames, args.seed)
+                report["flatness"][f"{method}, T={frames}"] = run_workflow(
+                    args.workdir, f"flat{frames}_{method}", flat_stack, flat_mask, method, args.cores
+                )
     if args.memory_rules:
         report["memory_rules"] = {}
         default = default_bleach_method()
