@@ -144,10 +144,10 @@ ROBINHOOD_AUTO_REPEATS = 5
 #: ``auto`` (boxcar, exponential, polynomial) detrends only when the simulated immobile image's
 #: mean B exceeds that of a trend-free simulation by more than this many standard errors.
 AUTO_NOISE_STANDARD_ERRORS = 2.0
-#: Pixels whose series :func:`correct_series` smooths and corrects at a time (8 MiB of float64
-#: at 1000 frames): few enough to stay in the CPU cache, enough that the frame-by-frame running
-#: sum of the boxcar is not dominated by the cost of each numpy call.
-SERIES_BLOCK_PIXELS = 1024
+#: Values (frames x pixels) that :func:`correct_series` smooths and corrects at a time (8 MiB of
+#: float64): a block that stays in the CPU cache through the dozen passes, and several blocks
+#: per tile of rows for the threads.
+SERIES_BLOCK_VALUES = 2**20
 # Separate random streams, so that each random step has its own reproducible generator.
 _STREAM_PLAN, _STREAM_ROW, _STREAM_AUTO, _STREAM_FLAT = 11, 12, 13, 14
 _HYPERGEOMETRIC_LIMIT = 10**9
@@ -1034,7 +1034,7 @@ def correct_series(model, series):
     (:func:`detrend_smoothed` of its :func:`smooth` trend), so any selection of
     pixels, e.g. only the cell pixels ``tile[:, cells]``, gives those pixels' values
     of the whole-image correction. Returns a new float64 array; the work is done on
-    blocks of :data:`SERIES_BLOCK_PIXELS` pixels, in place.
+    blocks of :data:`SERIES_BLOCK_VALUES` values, in place.
     """
     if model["method"] not in SMOOTHING_METHODS:
         raise ValueError(f"{model['method']!r} is not a smoothing method; use one of {SMOOTHING_METHODS}")
@@ -1047,7 +1047,7 @@ def correct_series(model, series):
     # a few pixels' series at a time, so that the dozen passes of smoothing and correction run
     # over a block that stays in the CPU cache; each pixel is corrected on its own, so blocks
     # run on up to two threads without changing any value
-    step = SERIES_BLOCK_PIXELS
+    step = max(1, SERIES_BLOCK_VALUES // max(frames, 1))
 
     def correct(start):
         block = np.array(flat[:, start : start + step], dtype=np.float64)
