@@ -16,11 +16,10 @@ def _row_sums(stack, cells):
     return np.concatenate([detrend.row_sums(stack[start:stop], cells) for start, stop in chunks])
 
 
-def _corrected_trace_by_tiles(stack, model, cells):
+def _corrected_trace_by_tiles(snakemake, stack, model, cells):
     """Exact per-frame mean of the corrected cell pixels, one pass over tiles of rows."""
     total = np.zeros(stack.shape[0])
-    for rows in stackio.row_tiles(stack.shape[0], stack.shape[1:]):
-        corrected = detrend.correct_tile(model, stack[:, rows, :], rows)
+    for rows, corrected in stackio.corrected_tiles(snakemake, stack, model):
         total += corrected[:, cells[rows]].sum(axis=1)
     return total / cells.sum()
 
@@ -72,7 +71,7 @@ def main(snakemake):
         corrected = detrend.robinhood_corrected_sums(sums, plan) / cell_pixels
     elif model["method"] in detrend.SMOOTHING_METHODS:
         model["applied_to"] = "every pixel"
-        corrected = _corrected_trace_by_tiles(stack, model, cells)
+        corrected = _corrected_trace_by_tiles(snakemake, stack, model, cells)
     else:
         model["applied_to"] = "every pixel"
         corrected = detrend.corrected_trace(model)
