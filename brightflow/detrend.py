@@ -701,6 +701,33 @@ def _search_record(value, brightness):
     return {"parameter": float(value), "mean_B": float(brightness)}
 
 
+def _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, method, smallest):
+    """The parameter between ``lower`` and ``upper`` whose mean B is closest to 1 (Nolan 2017).
+
+    ``brightness(parameter)`` is the mean B of the detrended simulation; it falls as the
+    parameter falls (more severe detrending). When the search has not bracketed 1 yet
+    (``lower == upper``, B above 1), ``lower`` is halved until B drops below 1, down to
+    ``smallest``. Integer bounds (boxcar's half width) bisect on integers.
+    """
+    integer = isinstance(lower, (int, np.integer))
+    if lower == upper:
+        while lower_b > 1:
+            lower = lower // 2 if integer else lower / 2
+            if lower < smallest:
+                raise ValueError(f"even the most severe {method} detrending leaves the simulated mean B above 1")
+            lower_b = brightness(lower)
+    while upper - lower > 1:
+        middle = (lower + upper) // 2 if integer else (lower + upper) / 2
+        middle_b = brightness(middle)
+        if middle_b < 1:
+            lower, lower_b = middle, middle_b
+        elif middle_b > 1:
+            upper, upper_b = middle, middle_b
+        else:
+            return middle
+    return upper if abs(upper_b - 1) < abs(lower_b - 1) else lower
+
+
 def _auto_boxcar(simulation, start):
     frames = simulation.shape[0]
     evaluations = []
@@ -720,24 +747,8 @@ def _auto_boxcar(simulation, start):
         upper_b = brightness(upper)
     if upper_b <= 1:
         return upper, evaluations
-    if lower == upper:
-        while lower_b > 1:
-            lower //= 2
-            if lower == 0:
-                raise ValueError(
-                    "even the most severe boxcar detrending (l = 1) leaves the simulated mean B above 1"
-                )
-            lower_b = brightness(lower)
-    while upper - lower > 1:
-        middle = (lower + upper) // 2
-        middle_b = brightness(middle)
-        if middle_b < 1:
-            lower, lower_b = middle, middle_b
-        elif middle_b > 1:
-            upper, upper_b = middle, middle_b
-        else:
-            return middle, evaluations
-    return (upper if abs(upper_b - 1) < abs(lower_b - 1) else lower), evaluations
+    best = _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, "boxcar", smallest=1)
+    return best, evaluations
 
 
 def _auto_exponential(simulation, start):
@@ -759,24 +770,8 @@ def _auto_exponential(simulation, start):
         steps += 1
         if steps > 40:
             return upper, evaluations
-    if lower == upper:
-        while lower_b > 1:
-            lower /= 2
-            if lower < 1e-3:
-                raise ValueError(
-                    "even the most severe exponential detrending leaves the simulated mean B above 1"
-                )
-            lower_b = brightness(lower)
-    while upper - lower > 1:
-        middle = (lower + upper) / 2
-        middle_b = brightness(middle)
-        if middle_b < 1:
-            lower, lower_b = middle, middle_b
-        elif middle_b > 1:
-            upper, upper_b = middle, middle_b
-        else:
-            return middle, evaluations
-    return (upper if abs(upper_b - 1) < abs(lower_b - 1) else lower), evaluations
+    best = _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, "exponential", smallest=1e-3)
+    return best, evaluations
 
 
 def _auto_polynomial(simulation, start):

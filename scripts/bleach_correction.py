@@ -16,7 +16,7 @@ def _row_sums(stack, cells):
     return np.concatenate([detrend.row_sums(stack[start:stop], cells) for start, stop in chunks])
 
 
-def _corrected_trace_by_tiles(stack, model, cells):
+def _corrected_trace_by_tiles(snakemake, stack, model, cells):
     """Exact per-frame mean of the corrected cell pixels, one pass over tiles of rows.
 
     The smoothing corrections work pixel by pixel, so only the cell pixels of each tile
@@ -26,7 +26,10 @@ def _corrected_trace_by_tiles(stack, model, cells):
     for rows in stackio.row_tiles(stack.shape[0], stack.shape[1:]):
         inside = cells[rows]
         if inside.any():
-            total += detrend.correct_series(model, stack[:, rows, :][:, inside]).sum(axis=1)
+            try:
+                total += detrend.correct_series(model, stack[:, rows, :][:, inside]).sum(axis=1)
+            except ValueError as error:
+                raise stackio.InputError(f"{snakemake.input.stack}: {error}") from error
     return total / cells.sum()
 
 
@@ -77,7 +80,7 @@ def main(snakemake):
         corrected = detrend.robinhood_corrected_sums(sums, plan) / cell_pixels
     elif model["method"] in detrend.SMOOTHING_METHODS:
         model["applied_to"] = "every pixel"
-        corrected = _corrected_trace_by_tiles(stack, model, cells)
+        corrected = _corrected_trace_by_tiles(snakemake, stack, model, cells)
     else:
         model["applied_to"] = "every pixel"
         corrected = detrend.corrected_trace(model)

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from brightflow import cross, detrend, figures, filters, nb, segment, stats
+from brightflow import cross, detrend, figures, filters, nb, stats
 
 import stackio
 
@@ -21,22 +21,6 @@ TITLES = {
     "cross_brightness": "Cross brightness B_cc",
     "cross_number": "Cross number N_cc",
 }
-
-
-def _model(path, frames, stack_path):
-    model = stackio.read_json(path)
-    if model["frames"] != frames:
-        raise stackio.InputError(
-            f"{path} covers {model['frames']} frames but {stack_path} has {frames}: the stack changed; rerun the workflow."
-        )
-    return model
-
-
-def _plan(path, stack):
-    plan = stackio.read_npy(path, mmap=True)
-    if plan.shape != (stack.shape[1], 2, stack.shape[0]):
-        raise stackio.InputError(f"{path}: swap plan of shape {plan.shape} does not fit the stack {stack.shape}; rerun the workflow.")
-    return plan
 
 
 def cross_moments(snakemake, stacks, models):
@@ -52,7 +36,7 @@ def cross_moments(snakemake, stacks, models):
         return moments.first.mean(), moments.second.mean(), moments.covariance(ddof)
     cells = stackio.read_image(snakemake.input.labels) > 0
     plans = [
-        _plan(path, stack) if model["method"] == "robinhood" else None
+        stackio.read_swap_plan(path, stack.shape) if model["method"] == "robinhood" else None
         for path, stack, model in zip(snakemake.input.swaps, stacks, models)
     ]
     mean1, mean2, covariance = (np.full(shape[1:], np.nan) for _ in range(3))
@@ -75,7 +59,10 @@ def cross_moments(snakemake, stacks, models):
 def main(snakemake):
     first, second = snakemake.params.channels
     stacks = [stackio.open_channel(snakemake.input.stack, c, snakemake.params.axes) for c in (first, second)]
-    models = [_model(path, stacks[0].shape[0], snakemake.input.stack) for path in snakemake.input.models]
+    models = [
+        stackio.read_correction_model(path, stacks[0].shape[0], snakemake.input.stack)
+        for path in snakemake.input.models
+    ]
     detector = nb.DetectorModel(**snakemake.params.detector)
     mean1, mean2, covariance = cross_moments(snakemake, stacks, models)
     maps = cross.cross_maps(mean1, mean2, covariance, detector, detector)
@@ -90,7 +77,7 @@ def main(snakemake):
         stackio.save_figure(figures.map_preview(values, f"{TITLES[name]}, channels {first} and {second}"),
                             os.path.join(folder, f"{name}.png"))
     labels = stackio.read_image(snakemake.input.labels)
-    segmented = segment.masks_from_seg_dict(stackio.read_seg_npy(snakemake.input.seg))
+    segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
     table = stats.cross_cell_table(
         maps, np.where(kept, mean1, np.nan), np.where(kept, mean2, np.nan), labels, cell_ids, detector, detector

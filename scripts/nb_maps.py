@@ -62,30 +62,12 @@ def threshold_and_filter(maps, setting, method, stack_path):
 
 def main(snakemake):
     stack = stackio.open_input_stack(snakemake)
-    model = stackio.read_json(snakemake.input.model)
-    if model["frames"] != stack.shape[0]:
-        raise stackio.InputError(
-            f"{snakemake.input.model} covers {model['frames']} frames but {snakemake.input.stack} "
-            f"has {stack.shape[0]}: the stack changed; rerun the workflow."
-        )
+    model = stackio.read_correction_model(snakemake.input.model, stack.shape[0], snakemake.input.stack)
     ddof = snakemake.params.variance_ddof
     detector = nb.DetectorModel(**snakemake.params.detector)
     moments = nb.StreamingMoments(stack.shape[1:])
     if model["method"] in detrend.TILE_METHODS:
-        cells = plan = None
-        if model["method"] == "robinhood":
-            cells = stackio.read_image(snakemake.input.labels) > 0
-            plan = stackio.read_npy(snakemake.input.swaps, mmap=True)
-            if plan.shape != (stack.shape[1], 2, stack.shape[0]):
-                raise stackio.InputError(
-                    f"{snakemake.input.swaps}: swap plan of shape {plan.shape} does not fit the stack "
-                    f"{stack.shape}; rerun the workflow."
-                )
-        for rows in stackio.row_tiles(stack.shape[0], stack.shape[1:]):
-            try:
-                corrected = detrend.correct_tile(model, stack[:, rows, :], rows, cells, plan)
-            except ValueError as error:
-                raise stackio.InputError(f"{snakemake.input.stack}: {error}") from error
+        for rows, corrected in stackio.corrected_tiles(snakemake, stack, model):
             moments.update(corrected, rows=rows)
     else:
         for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):

@@ -11,7 +11,7 @@ nb.filter smooths each window's brightness and number maps as it smooths the who
 
 import numpy as np
 
-from brightflow import detrend, figures, filters, nb, segment, stats, timeseries
+from brightflow import detrend, figures, filters, nb, stats, timeseries
 
 import stackio
 
@@ -24,20 +24,7 @@ def window_moments(snakemake, stack, model, bounds, ddof):
     if model["method"] in detrend.TILE_METHODS:
         means = np.full((len(bounds),) + stack.shape[1:], np.nan)
         variances = np.full_like(means, np.nan)
-        cells = plan = None
-        if model["method"] == "robinhood":
-            cells = stackio.read_image(snakemake.input.labels) > 0
-            plan = stackio.read_npy(snakemake.input.swaps, mmap=True)
-            if plan.shape != (stack.shape[1], 2, stack.shape[0]):
-                raise stackio.InputError(
-                    f"{snakemake.input.swaps}: swap plan of shape {plan.shape} does not fit the stack "
-                    f"{stack.shape}; rerun the workflow."
-                )
-        for rows in stackio.row_tiles(stack.shape[0], stack.shape[1:]):
-            try:
-                corrected = detrend.correct_tile(model, stack[:, rows, :], rows, cells, plan)
-            except ValueError as error:
-                raise stackio.InputError(f"{snakemake.input.stack}: {error}") from error
+        for rows, corrected in stackio.corrected_tiles(snakemake, stack, model):
             moments = timeseries.WindowedMoments(corrected.shape[1:], bounds, ddof)
             moments.update(corrected, 0)
             means[:, rows] = moments.means
@@ -51,12 +38,7 @@ def window_moments(snakemake, stack, model, bounds, ddof):
 
 def main(snakemake):
     stack = stackio.open_input_stack(snakemake)
-    model = stackio.read_json(snakemake.input.model)
-    if model["frames"] != stack.shape[0]:
-        raise stackio.InputError(
-            f"{snakemake.input.model} covers {model['frames']} frames but {snakemake.input.stack} "
-            f"has {stack.shape[0]}: the stack changed; rerun the workflow."
-        )
+    model = stackio.read_correction_model(snakemake.input.model, stack.shape[0], snakemake.input.stack)
     frames_per_set, overlap = snakemake.params.frames_per_set, snakemake.params.overlap
     bounds = timeseries.window_bounds(stack.shape[0], frames_per_set, overlap)
     if not bounds:
@@ -79,7 +61,7 @@ def main(snakemake):
     for name, path in zip(TIMESERIES_MAPS, snakemake.output.maps):
         stackio.write_map_series(path, maps[name])
     labels = stackio.read_image(snakemake.input.labels)
-    segmented = segment.masks_from_seg_dict(stackio.read_seg_npy(snakemake.input.seg))
+    segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
     table = stats.cell_timeseries_table(maps, bounds, labels, cell_ids, detector, snakemake.params.gamma)
     table.to_csv(snakemake.output.cells, index=False)

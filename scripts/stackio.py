@@ -427,6 +427,48 @@ def row_tiles(frame_count, frame_shape, budget_bytes=256 * 2**20, copies=6):
     return [slice(start, min(start + step, height)) for start in range(0, height, step)]
 
 
+def read_correction_model(path, frames, stack_path):
+    """The bleach-correction model (JSON) of a stack of ``frames`` frames, checked to fit it."""
+    model = read_json(path)
+    if model["frames"] != frames:
+        raise InputError(
+            f"{path} covers {model['frames']} frames but {stack_path} has {frames}: "
+            "the stack changed; rerun the workflow."
+        )
+    return model
+
+
+def read_swap_plan(path, shape):
+    """Robin Hood's swap plan (.npy, memory-mapped), checked to fit a stack of ``shape`` (t, y, x)."""
+    plan = read_npy(path, mmap=True)
+    if plan.shape != (shape[1], 2, shape[0]):
+        raise InputError(
+            f"{path}: swap plan of shape {plan.shape} does not fit the stack {tuple(shape)}; rerun the workflow."
+        )
+    return plan
+
+
+def corrected_tiles(snakemake, stack, model, copies=6):
+    """Yield ``(rows, corrected)``: tiles of pixel rows across all frames, bleach-corrected.
+
+    For the detrending methods that need each pixel's whole time series
+    (brightflow.detrend.TILE_METHODS). Robin Hood reads the rule's ``labels`` and
+    ``swaps`` inputs. Tiles are sized by :func:`row_tiles` (``copies`` float64
+    working copies per tile).
+    """
+    from brightflow import detrend
+
+    cells = plan = None
+    if model["method"] == "robinhood":
+        cells = read_image(snakemake.input.labels) > 0
+        plan = read_swap_plan(snakemake.input.swaps, stack.shape)
+    for rows in row_tiles(stack.shape[0], stack.shape[1:], copies=copies):
+        try:
+            yield rows, detrend.correct_tile(model, stack[:, rows, :], rows, cells, plan)
+        except ValueError as error:
+            raise InputError(f"{snakemake.input.stack}: {error}") from error
+
+
 def sha256(path, block=2**22):
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
