@@ -33,6 +33,10 @@ def run(main, snakemake):
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=handlers, force=True)
+    from brightflow import parallel
+
+    # the job's threads (rule "threads:", capped by snakemake at --cores); 1 where a rule declares none
+    parallel.set_thread_limit(getattr(snakemake, "threads", 1) or 1)
     try:
         main(snakemake)
     except InputError as error:

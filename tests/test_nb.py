@@ -1,5 +1,7 @@
 """The N&B equations against simulated ground truth (Digman 2008; Dalal 2008)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,21 @@ def test_streaming_moments_do_not_depend_on_the_number_of_threads():
     for mean, variance in results[1:]:
         np.testing.assert_array_equal(mean, results[0][0])
         np.testing.assert_array_equal(variance, results[0][1])
+
+
+def test_a_jobs_thread_limit_bounds_the_threads():
+    from brightflow import parallel
+
+    try:
+        parallel.set_thread_limit(1)
+        assert parallel.available_cpus() == 1
+        assert nb.StreamingMoments((4, 4)).threads == 1
+        parallel.set_thread_limit(None)
+        expected = min(2, len(os.sched_getaffinity(0)))
+        assert parallel.available_cpus() == expected
+        assert parallel.available_cpus(limit=1) == 1
+    finally:
+        parallel.set_thread_limit(None)
 
 
 def test_streaming_moments_are_stable_with_a_large_offset():

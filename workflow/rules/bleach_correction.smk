@@ -15,6 +15,8 @@ rule bleach_correction:
         bleach_correction=config["bleach_correction"],
         channel=unit_channel,
         axes=config["input"]["axes"],
+    # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
+    threads: 2
     resources:
         mem_mb=stack_mem_mb,
     log:

@@ -17,6 +17,8 @@ rule nb_maps:
         filter=config["nb"]["filter"],
         channel=unit_channel,
         axes=config["input"]["axes"],
+    # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
+    threads: 2
     resources:
         mem_mb=stack_mem_mb,
     log:
@@ -53,6 +55,8 @@ if TIMESERIES:
             filter=config["nb"]["filter"],
             channel=unit_channel,
             axes=config["input"]["axes"],
+        # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
+        threads: 2
         resources:
             mem_mb=timeseries_mem_mb,
         log:
