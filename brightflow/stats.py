@@ -78,6 +78,7 @@ def cell_averages(maps, labels, cell_ids=None):
 
 #: The per-cell columns added after the replaced app's, in output order.
 ESTIMATOR_COLUMNS = (
+    "Pixels analysed",
     "Apparent brightness (ratio of means)",
     "Apparent number (ratio of means)",
     "Brightness (ratio of means)",
@@ -137,7 +138,9 @@ def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), ga
     Returns
     -------
     pandas.DataFrame
-        ``Cell ID`` and the :data:`ESTIMATOR_COLUMNS`.
+        ``Cell ID`` and the :data:`ESTIMATOR_COLUMNS`. ``Pixels analysed`` counts the cell's
+        pixels whose intensity and variance are finite: those ``nb.threshold`` kept (all of
+        ``Pixels`` without a threshold).
     """
     if not np.isfinite(gamma) or gamma <= 0:
         raise ValueError(f"gamma must be a positive number, got {gamma!r}")
@@ -155,6 +158,7 @@ def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), ga
     number = nb.number(mean_intensity, mean_variance, detector)
     table = {
         "Cell ID": cell_ids,
+        "Pixels analysed": counts[cell_ids].astype(np.int64),
         "Apparent brightness (ratio of means)": nb.apparent_brightness(mean_intensity, mean_variance, detector),
         "Apparent number (ratio of means)": nb.apparent_number(mean_intensity, mean_variance, detector),
         "Brightness (ratio of means)": nb.brightness(mean_intensity, mean_variance, detector),

@@ -170,6 +170,7 @@ def test_thresholded_pixels_are_left_out_of_the_per_cell_values():
         "number": np.array([[4.0, 4.0], [4.0, np.nan]]),
     }
     row = stats.cell_estimators(maps, labels).iloc[0]
+    assert row["Pixels analysed"] == 3
     assert row["Brightness (ratio of means)"] == pytest.approx(1.0)
     assert row["Number (ratio of means)"] == pytest.approx(4.0)
     with pytest.raises(ValueError, match="gamma"):

@@ -77,6 +77,8 @@ def test_a_numeric_threshold_removes_dim_pixels_from_maps_and_cells(dim_and_brig
     # the bright cell keeps exactly its pixels at or above the threshold
     pixels = (labels == bright) & kept
     assert 0 < pixels.sum() <= (labels == bright).sum()
+    assert cells.loc[bright, "Pixels analysed"] == pixels.sum() and cells.loc[dim, "Pixels analysed"] == 0
+    assert cells.loc[bright, "Pixels"] == (labels == bright).sum()
     assert cells.loc[bright, "Intensity"] == pytest.approx(raw["intensity"][pixels].mean())
     assert cells.loc[bright, "Brightness (ratio of means)"] == pytest.approx(
         nb.brightness(raw["intensity"][pixels].mean(), raw["variance"][pixels].mean())
