@@ -983,18 +983,11 @@ def _none_model(model, trace):
 def correct_frames(model, frames, start=0):
     """Apply a per-frame model (``none``, ``linear``) to frames ``start .. start + len(frames)``.
 
-    Returns float64 frames.
+    Returns float64 frames: ``frames * frame_scale(model, start, stop)[:, None, None]``.
     """
-    if model["method"] in TILE_METHODS:
-        raise ValueError(f"the {model['method']} correction works on whole time series: use correct_tile")
     frames = np.asarray(frames, dtype=np.float64)
-    factors = np.asarray(model["frame_factors"], dtype=np.float64)[start : start + frames.shape[0]]
-    if factors.size != frames.shape[0]:
-        raise ValueError(
-            f"the correction model covers {len(model['frame_factors'])} frames; "
-            f"frames {start}..{start + frames.shape[0] - 1} are outside it"
-        )
-    return frames * factors[:, None, None]
+    scale = frame_scale(model, start, start + frames.shape[0])
+    return frames.copy() if scale is None else frames * scale[:, None, None]
 
 
 def frame_scale(model, start=0, stop=None):

@@ -370,7 +370,8 @@ def open_channel(path, channel=None, configured_axes=None):
     if len(shape) < 4:
         if channel not in (None, 1):
             raise InputError(f"{path}: is a single-channel stack {shape}; it has no channel {channel}.")
-        return open_stack(path)
+        check_stack_shape(path, shape, metadata_axes, dtype)
+        return Stack(path, shape, dtype, "TYX")
     found = stack_axes(path, shape, metadata_axes, configured_axes)
     count = axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[1]  # a view: no memory used
     index = 1 if channel is None and count == 1 else channel
