@@ -59,9 +59,13 @@ class Stack:
       map, so no file pages stay in the resident set); a compressed or
       non-contiguous one is decoded page by page (tifffile) for those frames only.
     - ``stack[:, rows, :]`` (a tile of pixel rows across every frame): one seek
-      and ``readinto`` per frame of the bytes holding those rows; a compressed
-      stack is decoded whole once, on the first tile, and kept (its memory is
-      then the decoded stack, as before).
+      and ``readinto`` per frame of the bytes holding those rows. A compressed (or
+      non-contiguous) stack is first decoded once, block by block, into an
+      uncompressed temporary file of the selected channel (in ``TMPDIR``, which
+      snakemake points at the job's ``resources.tmpdir``; as big as the channel's
+      pixels), and its tiles are read from that file the same way: memory stays one
+      block or one tile, not the stack. :meth:`close` (or garbage collection, or the
+      end of the process) deletes the file.
     - Other keys read the frames that the first index selects, then apply the rest.
     - ``np.asarray(stack)`` reads every frame.
 
@@ -87,7 +91,8 @@ class Stack:
         self._axes = axes
         self._channel = int(channel)
         self._tif = None
-        self._decoded = None  # the whole decoded series (compressed stacks, tiles only)
+        self._decoded = None  # the whole decoded series (layouts where time is not the first axis)
+        self._spool = None  # compressed stacks: the decoded channel in a temporary file (tiles)
         self.dtype = np.dtype(dtype).newbyteorder("=")
         probe = self._select(np.empty((1,) + self._file_shape[1:], dtype=np.uint8)) if axes.index("T") == 0 else None
         if probe is None:
@@ -138,10 +143,14 @@ class Stack:
         return f"Stack({str(self.path)!r}, shape={self.shape}, dtype={self.dtype}, {self._mode})"
 
     def close(self):
-        """Close the file kept open for page-by-page reading (reopened when read again)."""
+        """Close the file kept open for page-by-page reading and delete the temporary decoded
+        copy of a compressed stack, if any (both are made again when read again)."""
         if self._tif is not None:
             self._tif.close()
             self._tif = None
+        if self._spool is not None:
+            self._spool.remove()
+            self._spool = None
 
     def __enter__(self):
         return self
@@ -253,10 +262,61 @@ class Stack:
             else:  # interleaved channels (TYXS): pick the channel's values
                 tile = raw[:, wanted - first]
             return np.ascontiguousarray(tile, dtype=self.dtype)
-        if self._decoded is None:
-            self._decoded = self._select_all(_read_whole(self.path))
-            self.close()
+        if self._mode == "pages":
+            if self._spool is None:
+                self._spool = _DecodedCopy(self)
+            return self._spool.stack._tile(rows)
         return np.array(self._decoded[:, rows, :])
+
+    @classmethod
+    def _raw(cls, path, shape, dtype):
+        """A (t, y, x) stack of ``dtype`` (native byte order) stored from byte 0 of ``path``
+        with no header: the temporary decoded copy of a compressed stack."""
+        stack = cls.__new__(cls)
+        stack.path, stack.shape, stack.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        stack._file_shape, stack._axes, stack._channel = stack.shape, "TYX", 0
+        stack._tif = stack._decoded = stack._spool = None
+        stack._frame_items = math.prod(stack.shape[1:])
+        stack._file_dtype = stack.dtype
+        stack._mode, stack._offset = "contiguous", 0
+        return stack
+
+
+class _DecodedCopy:
+    """The selected channel of a compressed :class:`Stack`, decoded once into a temporary file.
+
+    Decoded in blocks of frames (:func:`frame_chunks`) and written in the stack's dtype,
+    native byte order, (t, y, x) order; ``.stack`` reads it as an uncompressed stack. The
+    file lives in a new folder under ``TMPDIR`` and is deleted by :meth:`remove`, when this
+    object is garbage-collected or at the end of the process.
+    """
+
+    def __init__(self, source):
+        import shutil
+        import tempfile
+        import weakref
+
+        folder = tempfile.mkdtemp(prefix="brightflow-decoded-")
+        self._remove = weakref.finalize(self, shutil.rmtree, folder, True)
+        path = Path(folder) / "stack.raw"
+        try:
+            with open(path, "wb") as handle:
+                for start, stop in frame_chunks(len(source), source.shape[1:]):
+                    handle.write(memoryview(source[start:stop]).cast("B"))
+        except OSError as error:
+            self.remove()
+            raise InputError(
+                f"{source.path}: is compressed, and the tiles of pixel rows this step reads need it "
+                f"decoded into a temporary file ({math.prod(source.shape) * source.dtype.itemsize / 2**20:.0f} "
+                f"MB) under {tempfile.gettempdir()}, which failed ({error}). Free space there, point "
+                "TMPDIR (snakemake: --default-resources tmpdir=...) at a bigger disk, or save the "
+                "stack uncompressed."
+            ) from error
+        source.close()  # the page reader is no longer needed
+        self.stack = Stack._raw(path, source.shape, source.dtype)
+
+    def remove(self):
+        self._remove()
 
 
 def _read_whole(path):

@@ -67,9 +67,33 @@ def test_compressed_stack_reads_page_by_page(tmp_path, compression):
     stack = stackio.open_stack(path)
     assert stack._mode == "pages"
     np.testing.assert_array_equal(stack[3:8], expected[3:8])
-    assert stack._decoded is None  # frame ranges never decode the whole stack
+    assert stack._decoded is None and stack._spool is None  # frame ranges decode only those frames
     _check_reads(stack, tifffile.imread(path))
+    # tiles of rows come from one decoded copy on disk, never from the stack held in memory
+    assert stack._decoded is None and stack._spool is not None
+    copy = stack._spool.stack.path
+    assert copy.stat().st_size == expected.nbytes and copy.parent.name.startswith("brightflow-decoded-")
     stack.close()
+    assert not copy.parent.exists()
+    np.testing.assert_array_equal(stack[:, 2:6], expected[:, 2:6])  # decoded again after close
+    copy = stack._spool.stack.path
+    del stack  # garbage collection removes the copy too
+    assert not copy.parent.exists()
+
+
+def test_compressed_stack_tiles_need_a_writable_temporary_folder(tmp_path, monkeypatch):
+    path = tmp_path / "compressed.tif"
+    tifffile.imwrite(path, _stack(), compression="zlib")
+    stack = stackio.open_stack(path)
+
+    def failing_open(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(stackio, "open", failing_open, raising=False)
+    with pytest.raises(stackio.InputError, match=r"compressed\.tif: is compressed.*No space left.*TMPDIR"):
+        stack[:, 0:4]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(stack[:, 0:4], _stack()[:, 0:4])
 
 
 def test_multichannel_tcyx_hyperstack(tmp_path):
@@ -85,6 +109,7 @@ def test_multichannel_tcyx_hyperstack(tmp_path):
     stack = stackio.open_channel(compressed, 2)
     assert stack._mode == "pages"
     _check_reads(stack, hyperstack[:, 1])
+    assert stack._spool.stack.path.stat().st_size == hyperstack[:, 1].nbytes  # the one channel only
 
 
 def test_multichannel_samples_tyxs(tmp_path):

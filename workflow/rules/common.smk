@@ -396,11 +396,13 @@ CELLPOSE_MEM_MB = 3000
 def stack_megabytes(path):
     """Memory in MB that holding a stack's pixels adds to a job, from the TIFF header.
 
-    An uncompressed stack stored contiguously is read block by block (stackio.Stack: chunks of
-    frames, tiles of rows, each dropped after use): 0, :data:`BASE_MEM_MB` covers it however
-    long the recording. A compressed (or non-contiguous) stack may be decoded whole (the tiles
-    of rows of the smoothing bleach corrections): its decoded size, shape x item size. An
-    unreadable file gives its file size (the job then fails with a clear message).
+    stackio.Stack reads a stack block by block (chunks of frames, tiles of rows, each dropped
+    after use) when time is its first axis: 0, :data:`BASE_MEM_MB` covers it however long the
+    recording. That holds for compressed stacks too: their tiles of rows are read from a
+    decoded copy in a temporary file (disk, not memory). A layout that is not one or more
+    pages per time point in order (time not the first axis) is decoded whole: its decoded
+    size, shape x item size. An unreadable file gives its file size (the job then fails with a
+    clear message).
 
     Cached per path: snakemake evaluates the memory request of every job of a stack (four
     rules per experiment) when it builds the DAG, and a dry run of hundreds of experiments
@@ -415,6 +417,9 @@ def stack_megabytes(path):
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             if series.dataoffset is not None and series.keyframe.compression == 1:
+                return 0.0
+            time_first = len(series.shape) == 3 or series.axes[:1] == "T"
+            if time_first and len(series.pages) % series.shape[0] == 0:
                 return 0.0
             return math.prod(series.shape) * series.dtype.itemsize / 2**20
     except Exception:
