@@ -1,8 +1,8 @@
-"""Run the replaced app (numbers_and_brightness 0.1.14) on one stack with a supplied mask.
+"""Run the replaced app (numbers_and_brightness 0.1.14) on stacks with a supplied mask.
 
 Run with the interpreter of ``benchmarks/.venv-replaced`` (``run_benchmark.py
---with-replaced-app`` does it): ``python replaced_app_runner.py STACK.tif``.
-The mask must already be at ``<stem>_n_and_b_output/segmentation_image_seg.npy``
+--with-replaced-app`` does it): ``python replaced_app_runner.py STACK.tif [STACK.tif ...]``,
+the stacks one after the other in this process. For each, the mask must already be at ``<stem>_n_and_b_output/segmentation_image_seg.npy``
 (``{'masks': uint16 array}``), beside ``segmentation_image.tif``.
 
 With ``use_existing_mask=True`` and a loadable mask the app never calls
@@ -24,9 +24,10 @@ def _no_model(*args, **kwargs):
 
 analysis._load_model = _no_model
 
-started = time.perf_counter()
-table, _ = analysis.numbers_and_brightness_analysis(
-    sys.argv[1], use_existing_mask=True, segment=True, analysis=True, bleach_corr=True
-)
-print(f"numbers_and_brightness_analysis: {time.perf_counter() - started:.2f} s in the call")
-print(table.to_string())
+for stack in sys.argv[1:]:
+    started = time.perf_counter()
+    table, _ = analysis.numbers_and_brightness_analysis(
+        stack, use_existing_mask=True, segment=True, analysis=True, bleach_corr=True
+    )
+    print(f"{stack}: numbers_and_brightness_analysis: {time.perf_counter() - started:.2f} s in the call")
+    print(table.to_string())

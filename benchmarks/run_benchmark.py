@@ -24,7 +24,14 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
 5. With ``--with-replaced-app``: runs ``numbers_and_brightness==0.1.14`` in its
    own virtual environment (``benchmarks/.venv-replaced``, made on first use) on
    the same stack and mask, timed the same way.
-6. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
+6. The fixed cost: the ``linear`` workflow on a stack of the same frame size and
+   cells but ``--fixed-cost-frames`` (10) frames. What is left is what the DAG costs
+   whatever the recording (snakemake, one Python process per rule, figures and
+   tables of the same cells): the most speed-up over the replaced app this DAG allows.
+7. With ``--batch N``: N experiments (the stack under N names) in one snakemake run,
+   ``linear`` and the default method, and with ``--with-replaced-app`` the replaced
+   app on N copies in one process: the cost per experiment of analysing a folder.
+8. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
 
 Options ``--flatness`` (memory of 1000 vs 4000 frames, bleach ``linear`` and the
 default method), ``--memory-rules`` (each
@@ -256,15 +263,23 @@ def default_bleach_method():
 # --- brightflow through the workflow ------------------------------------------------------------
 
 
-def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=None):
-    """One experiment through ``python -m snakemake``; returns timings and per-rule records."""
+def experiment_names(experiments):
+    """``bench`` for one experiment; ``bench01``, ``bench02`` ... for a batch."""
+    return ["bench"] if experiments == 1 else [f"bench{index + 1:02d}" for index in range(experiments)]
+
+
+def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=None, experiments=1):
+    """``experiments`` experiments (each the same stack and mask under its own name) through one
+    ``python -m snakemake``; returns timings and per-rule records."""
     import yaml
 
     run_dir = workdir / f"run_{name}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    (run_dir / "samples.tsv").write_text(f"experiment\tpath\tmask\nbench\t{stack}\t{mask}\n")
+    names = experiment_names(experiments)
+    rows = "".join(f"{experiment}\t{stack}\t{mask}\n" for experiment in names)
+    (run_dir / "samples.tsv").write_text("experiment\tpath\tmask\n" + rows)
     config = {
         "samples": str(run_dir / "samples.tsv"),
         "output_dir": "results",
@@ -284,7 +299,8 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
         "--cores", cores,
         "--configfile", run_dir / "config.yaml",
     ]
-    log(f"brightflow [{name}]: bleach_correction.method={bleach_method}, --cores {cores}")
+    log(f"brightflow [{name}]: {experiments} experiment(s), bleach_correction.method={bleach_method}, "
+        f"--cores {cores}")
     result = timed(command, env=env, log_path=run_dir / "snakemake.out")
     if result["returncode"] != 0:
         tail = (run_dir / "snakemake.out").read_text()[-4000:]
@@ -293,9 +309,10 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
     result["rules"] = sorted(rules, key=lambda r: -r["wall_s"])
     result["rules_wall_sum_s"] = round(sum(r["wall_s"] for r in rules), 2)
     result["rules_max_rss_mb"] = max((r["max_rss_mb"] for r in rules), default=None)
-    cells = (run_dir / "results" / "bench" / "average_values_in_roi.csv").read_text().splitlines()
+    cells = (run_dir / "results" / names[0] / "average_values_in_roi.csv").read_text().splitlines()
     result["average_values_in_roi"] = cells
     result["bleach_method"] = bleach_method
+    result["experiments"] = experiments
     result["run_dir"] = str(run_dir)
     log(f"  {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
     return result
@@ -431,20 +448,17 @@ def ensure_replaced_venv():
     return python, versions
 
 
-def run_replaced_app(workdir, stack, mask):
+def run_replaced_app(workdir, stack, mask, experiments=1):
+    """The replaced app on ``experiments`` copies (symlinks) of the stack, one after the other in
+    one process (as its folder mode does: its imports are paid once)."""
     import tifffile
 
     python, versions = ensure_replaced_venv()
-    folder = workdir / "replaced"
+    folder = workdir / ("replaced" if experiments == 1 else f"replaced_{experiments}")
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    target = folder / stack.name
-    target.symlink_to(stack)
-    output = folder / f"{target.stem}_n_and_b_output"
-    output.mkdir()
     labels = tifffile.imread(mask).astype(np.uint16)
-    np.save(output / "segmentation_image_seg.npy", {"masks": labels}, allow_pickle=True)
     # the app segments a projection saved as segmentation_image.tif; give it the mean projection
     projection = np.zeros(SHAPE)
     with tifffile.TiffFile(stack) as tif:
@@ -452,15 +466,24 @@ def run_replaced_app(workdir, stack, mask):
         for start in range(0, memmap.shape[0], 100):
             projection += memmap[start:start + 100].sum(axis=0, dtype=np.float64)
         projection /= memmap.shape[0]
-    tifffile.imwrite(output / "segmentation_image.tif", projection.astype(np.float32))
+    targets = []
+    for experiment in experiment_names(experiments):
+        target = folder / f"{experiment}.tif"
+        target.symlink_to(stack)
+        output = folder / f"{target.stem}_n_and_b_output"
+        output.mkdir()
+        np.save(output / "segmentation_image_seg.npy", {"masks": labels}, allow_pickle=True)
+        tifffile.imwrite(output / "segmentation_image.tif", projection.astype(np.float32))
+        targets.append(target)
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     env["MPLBACKEND"] = "Agg"
-    log(f"replaced app ({versions})")
-    result = timed([python, REPLACED_RUNNER, target], env=env, log_path=folder / "run.out")
+    log(f"replaced app, {experiments} experiment(s) ({versions})")
+    result = timed([python, REPLACED_RUNNER, *targets], env=env, log_path=folder / "run.out")
     if result["returncode"] != 0:
         raise SystemExit(f"replaced app failed:\n{(folder / 'run.out').read_text()[-4000:]}")
     result["versions"] = versions
+    result["experiments"] = experiments
     result["outputs"] = sorted(p.name for p in output.iterdir())
     result["run_log_tail"] = (folder / "run.out").read_text()[-1500:]
     log(f"  {result['wall_s']:.1f} s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
@@ -492,6 +515,36 @@ def table_rows(report):
     for name, run in report.get("workflow", {}).items():
         row(f"brightflow workflow, bleach {run['bleach_method']} ({name})", run,
             f"rules' own wall sum {run['rules_wall_sum_s']:.1f} s")
+    floor = report.get("fixed_cost")
+    if floor:
+        rows.append([f"fixed cost: the linear workflow on {floor['frames']} frames (same size and cells)",
+                     f"{floor['wall_s']:.1f}", f"{cpu(floor):.1f}", f"{floor['peak_rss_mb']:.0f}",
+                     f"{replaced['wall_s'] / floor['wall_s']:.1f}x" if replaced else "-",
+                     f"{cpu(replaced) / cpu(floor):.1f}x" if replaced else "-", "-",
+                     "the most speed-up this DAG allows (no recording work left)"])
+    batch = report.get("batch")
+    if batch:
+        reference = batch.get("replaced_app") or replaced
+        count = batch["experiments"]
+
+        def per_experiment(run):
+            n = run.get("experiments", 1)
+            return {"wall": run["wall_s"] / n, "cpu": cpu(run) / n}
+
+        if batch.get("replaced_app"):
+            each = per_experiment(batch["replaced_app"])
+            rows.append([f"replaced app, {count} experiments in one process: per experiment", f"{each['wall']:.1f}",
+                         f"{each['cpu']:.1f}", f"{batch['replaced_app']['peak_rss_mb']:.0f}", "-", "-", "-",
+                         f"whole run {batch['replaced_app']['wall_s']:.1f} s"])
+        for name, run in batch["workflow"].items():
+            each = per_experiment(run)
+            speed = cpu_speed = "-"
+            if reference:
+                ref = per_experiment(reference)
+                speed, cpu_speed = f"{ref['wall'] / each['wall']:.1f}x", f"{ref['cpu'] / each['cpu']:.1f}x"
+            rows.append([f"brightflow, {count} experiments in one run, bleach {name}: per experiment",
+                         f"{each['wall']:.1f}", f"{each['cpu']:.1f}", f"{run['peak_rss_mb']:.0f}", speed, cpu_speed,
+                         "-", f"whole run {run['wall_s']:.1f} s; ratios to the replaced app per experiment"])
     nb = report.get("nb_alone")
     if nb:
         dash = ["-"] * 5
@@ -546,6 +599,10 @@ def markdown(report, rows):
     ]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     runs = list(report.get("workflow", {}).items())
+    if report.get("fixed_cost"):
+        runs.append((f"fixed cost, {report['fixed_cost']['frames']} frames", report["fixed_cost"]))
+    runs += [(f"batch of {report['batch']['experiments']}, {name}", run)
+             for name, run in report.get("batch", {}).get("workflow", {}).items()]
     runs += [(f"flatness, {name}", run) for name, run in report.get("flatness", {}).items()]
     runs += [(f"memory per rule, {name}, --cores 1", run) for name, run in report.get("memory_rules", {}).items()]
     for name, run in runs:
@@ -583,6 +640,14 @@ def main(argv=None):
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a profile of every rule script (pyinstrument from "
                              "$BRIGHTFLOW_BENCH_PYINSTRUMENT, else cProfile) to this folder")
+    parser.add_argument("--fixed-cost-frames", type=int, default=10,
+                        help="frames of the stack for the fixed-cost run (the linear workflow on a recording of the "
+                             "same frame size and cells but almost no frames: what the DAG costs whatever the "
+                             "recording); 0 skips it")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="also run N experiments (the stack under N names) in one snakemake run, linear and "
+                             "the default method, and, with --with-replaced-app, the replaced app on N in one "
+                             "process: the cost per experiment when a folder is analysed")
     parser.add_argument("--tag", default="", help="suffix of the results file names")
     parser.add_argument("--from-json", type=Path, default=None,
                         help="only print the table of a results JSON written before (and rewrite its .md)")
@@ -623,6 +688,10 @@ def main(argv=None):
             report["workflow"][name] = run_workflow(
                 args.workdir, method, stack, mask, method, args.cores, args.profile
             )
+    if args.fixed_cost_frames and "workflow" not in args.skip:
+        short_stack, short_mask = prepare_data(args.workdir, args.fixed_cost_frames, args.seed)
+        report["fixed_cost"] = run_workflow(args.workdir, "fixed_cost", short_stack, short_mask, "linear", args.cores)
+        report["fixed_cost"]["frames"] = args.fixed_cost_frames
     if "nb" not in args.skip:
         model = args.workdir / "run_linear" / "results" / "bench" / "bleach_correction.json"
         if not model.exists():
@@ -632,6 +701,16 @@ def main(argv=None):
         report["dry_run"] = dry_run(args.workdir, args.dry_run_experiments)
     if args.with_replaced_app:
         report["replaced_app"] = run_replaced_app(args.workdir, stack, mask)
+    if args.batch:
+        report["batch"] = {"experiments": args.batch, "workflow": {}}
+        methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])
+        for method in dict.fromkeys(methods):
+            report["batch"]["workflow"][method] = run_workflow(
+                args.workdir, f"batch{args.batch}_{method}", stack, mask, method, args.cores,
+                experiments=args.batch,
+            )
+        if args.with_replaced_app:
+            report["batch"]["replaced_app"] = run_replaced_app(args.workdir, stack, mask, args.batch)
     if args.flatness:
         report["flatness"] = {}
         methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])
