@@ -172,15 +172,16 @@ def erode_labels(labels, pixels):
     eroded : ndarray, same dtype as ``labels``
         A cell smaller than the disk disappears (its label is absent).
     """
-    from scipy import ndimage as ndi
-    from skimage import morphology
-
     labels = np.asarray(labels)
     pixels = int(pixels)
     if pixels < 0:
         raise ValueError(f"erode_pixels must be >= 0, got {pixels}")
     if pixels == 0:
         return labels.copy()
+    # imported only when eroding: with erode_pixels 0 (the default) the rule skips their 0.2 s
+    from scipy import ndimage as ndi
+    from skimage import morphology
+
     footprint = morphology.disk(pixels)
     lowest = ndi.grey_erosion(labels, footprint=footprint, mode="nearest")
     highest = ndi.grey_dilation(labels, footprint=footprint, mode="nearest")

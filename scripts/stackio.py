@@ -675,8 +675,14 @@ def _json_default(value):
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+#: zlib level of the PNGs: 3 writes a figure in about two thirds of the time of Pillow's default 6,
+#: and the files of these figures come out no bigger (measured on cellmask.png and a map preview)
+PNG_COMPRESS_LEVEL = 3
+
+
 def save_figure(figure, path, dpi=None):
-    figure.savefig(path, dpi=dpi or figure.dpi)
+    options = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if str(path).lower().endswith(".png") else {}
+    figure.savefig(path, dpi=dpi or figure.dpi, **options)
 
 
 def relative_to(path, start):
