@@ -314,6 +314,10 @@ class _DecodedCopy:
             ) from error
         source.close()  # the page reader is no longer needed
         self.stack = Stack._raw(path, source.shape, source.dtype)
+        log.info(
+            "%s is compressed: decoded once into a temporary file (%.0f MB, %s) to read tiles of pixel rows",
+            source.path, path.stat().st_size / 2**20, folder,
+        )
 
     def remove(self):
         self._remove()

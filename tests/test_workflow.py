@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -190,6 +191,39 @@ def test_adding_a_stack_runs_only_its_jobs_and_the_aggregate(tmp_path, stacks_fo
     assert ran.get("aggregate") == 1 and ran.get("projection") == 1
     folder = pd.read_csv(tmp_path / "results" / "Folder_average_values_in_roi.csv")
     assert sorted(folder.Experiment.unique()) == ["cells_a", "cells_b", "cells_c"]
+
+
+def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(tmp_path):
+    """A zlib-compressed stack with the default smoothing correction (tiles of rows read from a
+    decoded copy in the job's tmpdir) gives exactly the maps of the same stack uncompressed,
+    asks no more memory, and leaves nothing in the tmpdir."""
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    stack = np.tile(_small_experiment(3)[0], (1, 3, 3))  # 40 x 192 x 192: 2.8 MB decoded
+    write_stack(folder / "plain.tif", stack)
+    tifffile.imwrite(folder / "packed.tif", stack, compression="zlib", metadata={"axes": "TYX"})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = {"input_dir": folder}
+    # a set window (auto would find no trend in this unbleached simulation and correct nothing)
+    boxcar = write_config(tmp_path / "boxcar.yaml", bleach_correction={"method": "boxcar", "parameter": 9})
+    resources = ["--configfile", boxcar, "--default-resources", f"tmpdir={scratch}"]
+    dry = run_workflow(tmp_path, "--dry-run", *resources, config=config)
+    requests = re.findall(r"rule bleach_correction:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
+                          dry.stdout + dry.stderr, re.S)
+    assert sorted(requests) == [("packed", "500"), ("plain", "500")]
+    run_workflow(tmp_path, *resources, config=config)
+    results = tmp_path / "results"
+    model = json.loads((results / "packed" / "bleach_correction.json").read_text())
+    assert model["method"] == "boxcar" and model["parameter"] == 9
+    for name in ("intensity", "variance", "brightness", "number"):
+        np.testing.assert_array_equal(np.load(results / "packed" / f"{name}.npy"),
+                                      np.load(results / "plain" / f"{name}.npy"))
+    assert model["corrected_trace"] == json.loads((results / "plain" / "bleach_correction.json").read_text())[
+        "corrected_trace"]
+    log = (results / "logs" / "packed" / "bleach_correction.log").read_text()
+    assert f"{folder / 'packed.tif'} is compressed: decoded once into a temporary file (3 MB, {scratch}" in log
+    assert not list(scratch.rglob("brightflow-decoded-*"))
 
 
 def test_bad_inputs_stop_only_their_experiment(tmp_path, stacks_folder):
