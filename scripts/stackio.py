@@ -199,6 +199,8 @@ class Stack:
 
     def _frames(self, start, stop):
         count = stop - start
+        if self._spool is not None:  # a compressed stack already decoded for its tiles
+            return self._spool.stack._frames(start, stop)
         if self._mode == "array":
             return np.array(self._decoded[start:stop])
         if count <= 0:
