@@ -23,6 +23,7 @@ __all__ = [
     "oligomeric_state",
     "add_oligomeric_state",
     "cell_timeseries_table",
+    "window_cell_table",
     "CROSS_COLUMNS",
     "cross_cell_table",
 ]
@@ -261,15 +262,23 @@ def cell_timeseries_table(window_maps, bounds, labels, cell_ids=None, detector=n
         ``Window``, ``First frame``, ``Last frame`` (inclusive, from 0), then
         the columns of :func:`cell_table`.
     """
-    frames = []
-    for index, (start, stop) in enumerate(bounds):
-        maps = {name: values[index] for name, values in window_maps.items()}
-        table = cell_table(maps, labels, cell_ids, detector, gamma)
-        table.insert(0, "Last frame", stop - 1)
-        table.insert(0, "First frame", start)
-        table.insert(0, "Window", index)
-        frames.append(table)
-    return pd.concat(frames, ignore_index=True)
+    tables = [
+        window_cell_table({name: values[index] for name, values in window_maps.items()}, index, window,
+                          labels, cell_ids, detector, gamma)
+        for index, window in enumerate(bounds)
+    ]
+    return pd.concat(tables, ignore_index=True)
+
+
+def window_cell_table(maps, index, window, labels, cell_ids=None, detector=nb.DetectorModel(), gamma=1.0):
+    """The rows of :func:`cell_timeseries_table` for one window: ``maps`` (name -> (y, x)) of
+    window number ``index``, whose frames are ``window = (start, stop)``."""
+    start, stop = window
+    table = cell_table(maps, labels, cell_ids, detector, gamma)
+    table.insert(0, "Last frame", stop - 1)
+    table.insert(0, "First frame", start)
+    table.insert(0, "Window", index)
+    return table
 
 
 def cell_pixel_table(maps, labels):

@@ -55,8 +55,9 @@ class WindowedMoments:
     """Per-pixel mean and variance of every window, fed with chunks of frames in order.
 
     Only the windows that overlap the frames seen so far hold accumulators
-    (at most ``ceil(frames_per_set / step)`` at a time); a window's mean and
-    variance are kept once it is complete.
+    (at most ``ceil(frames_per_set / step)`` at a time). :meth:`update` returns the
+    windows it completed; with ``keep=True`` every window's mean and variance are also
+    kept in ``means`` and ``variances`` ``(windows, y, x)``.
 
     Parameters
     ----------
@@ -66,17 +67,22 @@ class WindowedMoments:
         The windows, from :func:`window_bounds`.
     ddof : int
         Variance normalisation (``nb.variance_ddof``).
+    keep : bool
+        Keep every window's maps (memory grows with the number of windows); ``False`` when
+        the caller stores each completed window itself.
     """
 
-    def __init__(self, frame_shape, bounds, ddof=1):
+    def __init__(self, frame_shape, bounds, ddof=1, keep=True):
         self.frame_shape = tuple(frame_shape)
         self.bounds = list(bounds)
         self.ddof = ddof
         self._open = {}
         self._next_frame = 0
         count = len(self.bounds)
-        self.means = np.full((count,) + self.frame_shape, np.nan)
-        self.variances = np.full((count,) + self.frame_shape, np.nan)
+        self.keep = bool(keep)
+        if self.keep:
+            self.means = np.full((count,) + self.frame_shape, np.nan)
+            self.variances = np.full((count,) + self.frame_shape, np.nan)
         self._done = np.zeros(count, dtype=bool)
 
     def update(self, frames, start, scale=None):
@@ -84,11 +90,19 @@ class WindowedMoments:
 
         ``scale``: optional per-frame factors ``(t,)`` multiplied in (a per-frame bleach
         correction, brightflow.detrend.frame_scale), as in brightflow.nb.StreamingMoments.update.
+
+        Returns
+        -------
+        list of (int, ndarray, ndarray)
+            ``(window index, mean, variance)`` of each window these frames completed, in
+            order. With ``keep=False`` nothing else holds them: memory is then that of the
+            windows still open (about ``frames_per_set / step`` of them), not of every window.
         """
         frames = np.asarray(frames)
         if start != self._next_frame:
             raise ValueError(f"chunks must come in order: expected frame {self._next_frame}, got {start}")
         stop = start + frames.shape[0]
+        completed = []
         for index, (first, last) in enumerate(self.bounds):
             if self._done[index] or last <= start or first >= stop:
                 continue
@@ -96,11 +110,15 @@ class WindowedMoments:
             window = slice(max(first, start) - start, min(last, stop) - start)
             moments.update(frames[window], scale=None if scale is None else scale[window])
             if last <= stop:
-                self.means[index] = moments.mean()
-                self.variances[index] = moments.variance(self.ddof)
+                mean, variance = moments.mean(), moments.variance(self.ddof)
+                if self.keep:
+                    self.means[index] = mean
+                    self.variances[index] = variance
+                completed.append((index, mean, variance))
                 self._done[index] = True
                 del self._open[index]
         self._next_frame = stop
+        return completed
 
     @property
     def complete(self):

@@ -10,6 +10,7 @@ nb.filter smooths each window's brightness and number maps as it smooths the who
 """
 
 import numpy as np
+import pandas as pd
 
 from brightflow import detrend, figures, filters, nb, stats, timeseries
 
@@ -20,20 +21,38 @@ TIMESERIES_MAPS = ("apparent_brightness", "apparent_number", "brightness", "numb
 
 
 def window_moments(snakemake, stack, model, bounds, ddof):
-    """Per-window mean and variance maps ``(windows, y, x)`` of the corrected frames."""
+    """Every window's per-pixel mean and variance of the corrected frames, as two
+    stackio.FrameStore (temporary files): memory holds the windows still open, or one tile of
+    rows, never every window."""
+    means = stackio.FrameStore(len(bounds), stack.shape[1:], "mean", snakemake.input.stack)
+    variances = stackio.FrameStore(len(bounds), stack.shape[1:], "variance", snakemake.input.stack)
     if model["method"] in detrend.TILE_METHODS:
-        means = np.full((len(bounds),) + stack.shape[1:], np.nan)
-        variances = np.full_like(means, np.nan)
         for rows, corrected in stackio.corrected_tiles(snakemake, stack, model):
             moments = timeseries.WindowedMoments(corrected.shape[1:], bounds, ddof)
             moments.update(corrected, 0)
-            means[:, rows] = moments.means
-            variances[:, rows] = moments.variances
+            for index in range(len(bounds)):
+                means.write(index, moments.means[index], rows)
+                variances.write(index, moments.variances[index], rows)
         return means, variances
-    moments = timeseries.WindowedMoments(stack.shape[1:], bounds, ddof)
+    moments = timeseries.WindowedMoments(stack.shape[1:], bounds, ddof, keep=False)
     for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
-        moments.update(stack[start:stop], start, scale=detrend.frame_scale(model, start, stop))
-    return moments.means, moments.variances
+        for index, mean, variance in moments.update(
+            stack[start:stop], start, scale=detrend.frame_scale(model, start, stop)
+        ):
+            means.write(index, mean)
+            variances.write(index, variance)
+    return means, variances
+
+
+def window_maps(mean, variance, detector, kept, filter_name):
+    """The six N&B maps of one window; pixels excluded by the whole-stack threshold are NaN, and
+    nb.filter smooths brightness and number as it smooths the whole-stack maps."""
+    maps = timeseries.timeseries_maps(mean, variance, detector)
+    maps = {name: np.where(kept, values, np.nan) for name, values in maps.items()}
+    if filter_name != "none":
+        for name in TIMESERIES_MAPS:
+            maps[name] = np.where(kept, filters.nan_filter(maps[name], filter_name), np.nan)
+    return maps
 
 
 def main(snakemake):
@@ -48,22 +67,29 @@ def main(snakemake):
         )
     ddof = snakemake.params.variance_ddof
     detector = nb.DetectorModel(**snakemake.params.detector)
-    means, variances = window_moments(snakemake, stack, model, bounds, ddof)
-    maps = timeseries.timeseries_maps(means, variances, detector)
     # the whole-stack threshold (NaN pixels of the intensity map) applies to every window
     kept = np.isfinite(np.load(snakemake.input.intensity))
-    maps = {name: np.where(kept, values, np.nan) for name, values in maps.items()}
-    if snakemake.params.filter != "none":
-        for name in TIMESERIES_MAPS:
-            maps[name] = np.stack(
-                [np.where(kept, filters.nan_filter(page, snakemake.params.filter), np.nan) for page in maps[name]]
-            )
-    for name, path in zip(TIMESERIES_MAPS, snakemake.output.maps):
-        stackio.write_map_series(path, maps[name])
     labels = stackio.read_image(snakemake.input.labels)
     segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
-    table = stats.cell_timeseries_table(maps, bounds, labels, cell_ids, detector, snakemake.params.gamma)
+    means, variances = window_moments(snakemake, stack, model, bounds, ddof)
+    writers = [stackio.MapSeriesWriter(path, len(bounds), stack.shape[1:]) for path in snakemake.output.maps]
+    tables = []
+    try:
+        # one window at a time: its maps are written as a page of each TIFF and give its table rows
+        for index, window in enumerate(bounds):
+            maps = window_maps(means.read(index), variances.read(index), detector, kept, snakemake.params.filter)
+            for name, writer in zip(TIMESERIES_MAPS, writers):
+                writer.write(index, maps[name])
+            tables.append(
+                stats.window_cell_table(maps, index, window, labels, cell_ids, detector, snakemake.params.gamma)
+            )
+    finally:
+        for writer in writers:
+            writer.close()
+        means.remove()
+        variances.remove()
+    table = pd.concat(tables, ignore_index=True)
     table.to_csv(snakemake.output.cells, index=False)
     title = (f"Per-cell brightness over time ({frames_per_set} frames per window, "
              f"{overlap} shared, {len(bounds)} windows)")

@@ -14,6 +14,8 @@ import logging
 import math
 import os
 import sys
+import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +65,10 @@ class Stack:
       non-contiguous) stack is first decoded once, block by block, into an
       uncompressed temporary file of the selected channel (in ``TMPDIR``, which
       snakemake points at the job's ``resources.tmpdir``; as big as the channel's
-      pixels), and its tiles are read from that file the same way: memory stays one
-      block or one tile, not the stack. :meth:`close` (or garbage collection, or the
-      end of the process) deletes the file.
+      pixels), and its tiles, and then its frames, are read from that file the same
+      way: memory stays one block or one tile, not the stack. The file has no name:
+      :meth:`close`, garbage collection or the end of the process (killed included)
+      frees it.
     - Other keys read the frames that the first index selects, then apply the rest.
     - ``np.asarray(stack)`` reads every frame.
 
@@ -93,6 +96,7 @@ class Stack:
         self._tif = None
         self._decoded = None  # the whole decoded series (layouts where time is not the first axis)
         self._spool = None  # compressed stacks: the decoded channel in a temporary file (tiles)
+        self._file = None  # the open file to read from instead of ``path`` (Stack._raw)
         self.dtype = np.dtype(dtype).newbyteorder("=")
         probe = self._select(np.empty((1,) + self._file_shape[1:], dtype=np.uint8)) if axes.index("T") == 0 else None
         if probe is None:
@@ -188,6 +192,11 @@ class Stack:
 
     # --- reading ----------------------------------------------------------------------------
 
+    def _data(self):
+        """The file holding the pixel data: the TIFF, opened for one read, or the open temporary
+        file of a :meth:`_raw` stack (left open)."""
+        return nullcontext(self._file) if self._file is not None else open(self.path, "rb", buffering=0)
+
     def _select(self, block):
         """``block`` (time points in the file's layout) as (t, y, x) of the selected channel."""
         from brightflow import axes
@@ -207,7 +216,7 @@ class Stack:
             return np.empty((0,) + self.shape[1:], dtype=self.dtype)
         if self._mode == "contiguous":
             raw = np.empty((count,) + self._file_shape[1:], dtype=self._file_dtype)
-            with open(self.path, "rb") as handle:
+            with self._data() as handle:
                 handle.seek(self._offset + start * self._frame_items * self.dtype.itemsize)
                 read = handle.readinto(memoryview(raw).cast("B"))
             if read != raw.nbytes:
@@ -251,7 +260,7 @@ class Stack:
             view = memoryview(raw).cast("B")
             row_bytes = span * self.dtype.itemsize
             frame_bytes = self._frame_items * self.dtype.itemsize
-            with open(self.path, "rb", buffering=0) as handle:
+            with self._data() as handle:
                 for frame in range(frames):
                     handle.seek(self._offset + frame * frame_bytes + first * self.dtype.itemsize)
                     if handle.readinto(view[frame * row_bytes : (frame + 1) * row_bytes]) != row_bytes:
@@ -271,13 +280,15 @@ class Stack:
         return np.array(self._decoded[:, rows, :])
 
     @classmethod
-    def _raw(cls, path, shape, dtype):
-        """A (t, y, x) stack of ``dtype`` (native byte order) stored from byte 0 of ``path``
-        with no header: the temporary decoded copy of a compressed stack."""
+    def _raw(cls, file, label, shape, dtype):
+        """A (t, y, x) stack of ``dtype`` (native byte order) stored from byte 0 of the open
+        binary ``file`` with no header (the temporary decoded copy of a compressed stack);
+        ``label`` names it in messages."""
         stack = cls.__new__(cls)
-        stack.path, stack.shape, stack.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        stack.path, stack.shape, stack.dtype = Path(label), tuple(shape), np.dtype(dtype)
         stack._file_shape, stack._axes, stack._channel = stack.shape, "TYX", 0
         stack._tif = stack._decoded = stack._spool = None
+        stack._file = file
         stack._frame_items = math.prod(stack.shape[1:])
         stack._file_dtype = stack.dtype
         stack._mode, stack._offset = "contiguous", 0
@@ -288,41 +299,105 @@ class _DecodedCopy:
     """The selected channel of a compressed :class:`Stack`, decoded once into a temporary file.
 
     Decoded in blocks of frames (:func:`frame_chunks`) and written in the stack's dtype,
-    native byte order, (t, y, x) order; ``.stack`` reads it as an uncompressed stack. The
-    file lives in a new folder under ``TMPDIR`` and is deleted by :meth:`remove`, when this
-    object is garbage-collected or at the end of the process.
+    native byte order, (t, y, x) order; ``.stack`` reads it as an uncompressed stack. The file
+    is a ``tempfile.TemporaryFile`` under ``TMPDIR`` (snakemake sets it to the job's
+    ``tmpdir`` resource): it has no name, so the system frees its space when it is closed
+    (:meth:`remove`, garbage collection) or the process ends in any way, killed included.
     """
 
     def __init__(self, source):
-        import shutil
-        import tempfile
-        import weakref
-
-        folder = tempfile.mkdtemp(prefix="brightflow-decoded-")
-        self._remove = weakref.finalize(self, shutil.rmtree, folder, True)
-        path = Path(folder) / "stack.raw"
+        size = math.prod(source.shape) * source.dtype.itemsize
+        self.file = None
         try:
-            with open(path, "wb") as handle:
-                for start, stop in frame_chunks(len(source), source.shape[1:]):
-                    handle.write(memoryview(source[start:stop]).cast("B"))
+            self.file = tempfile.TemporaryFile(prefix="brightflow-decoded-")
+            for start, stop in frame_chunks(len(source), source.shape[1:]):
+                self.file.write(memoryview(source[start:stop]).cast("B"))
+            self.file.flush()
         except OSError as error:
             self.remove()
-            raise InputError(
+            raise _temporary_file_error(
                 f"{source.path}: is compressed, and the tiles of pixel rows this step reads need it "
-                f"decoded into a temporary file ({math.prod(source.shape) * source.dtype.itemsize / 2**20:.0f} "
-                f"MB) under {tempfile.gettempdir()}, which failed ({error}). Free space there, point "
-                "TMPDIR (snakemake: --default-resources tmpdir=...) at a bigger disk, or save the "
-                "stack uncompressed."
+                "decoded into a temporary file", size, error, "or save the stack uncompressed",
             ) from error
         source.close()  # the page reader is no longer needed
-        self.stack = Stack._raw(path, source.shape, source.dtype)
+        self.stack = Stack._raw(self.file, f"{source.path} (decoded copy)", source.shape, source.dtype)
         log.info(
-            "%s is compressed: decoded once into a temporary file (%.0f MB, %s) to read tiles of pixel rows",
-            source.path, path.stat().st_size / 2**20, folder,
+            "%s is compressed: decoded once into a temporary file (%.0f MB, in %s) to read tiles of pixel rows",
+            source.path, size / 2**20, tempfile.gettempdir(),
         )
 
     def remove(self):
-        self._remove()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _temporary_file_error(what, size_bytes, error, alternative):
+    return InputError(
+        f"{what} ({size_bytes / 2**20:.0f} MB) under {tempfile.gettempdir()}, which failed ({error}). Free "
+        f"space there, point TMPDIR (snakemake: --default-resources tmpdir=...) at a bigger disk, {alternative}."
+    )
+
+
+class FrameStore:
+    """``count`` frames of float64, ``(count, y, x)``, in a temporary file (not in memory).
+
+    Written a frame, or a band of rows of a frame, at a time (:meth:`write`) in any order,
+    and read back a frame at a time (:meth:`read`). The file is a ``tempfile.TemporaryFile``
+    under ``TMPDIR``, freed by :meth:`remove`, garbage collection or the end of the process
+    (killed included). Used by rule nb_timeseries for every window's mean and variance.
+    """
+
+    _handle = None
+
+    def __init__(self, count, frame_shape, name, source):
+        self.shape = (int(count),) + tuple(int(size) for size in frame_shape)
+        self.name = f"{source}: the windows' {name} maps"
+        size = math.prod(self.shape) * 8
+        try:
+            self._handle = tempfile.TemporaryFile(prefix=f"brightflow-windows-{name}-")
+            self._handle.truncate(size)
+        except OSError as error:
+            self.remove()
+            raise _temporary_file_error(
+                f"{self.name} need a temporary file", size, error, "or use fewer windows (nb.timeseries)",
+            ) from error
+
+    def _seek(self, index, first_row=0):
+        self._handle.seek(((int(index) * self.shape[1]) + int(first_row)) * self.shape[2] * 8)
+
+    def write(self, index, values, rows=slice(None)):
+        """Store ``values`` as frame ``index`` (or as its rows ``rows``, a slice of step 1)."""
+        first, stop, _ = rows.indices(self.shape[1])
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        if values.shape != (stop - first, self.shape[2]):
+            raise ValueError(f"rows {first}..{stop - 1} of a {self.shape[1:]} frame, got {values.shape}")
+        self._seek(index, first)
+        try:
+            self._handle.write(memoryview(values).cast("B"))
+        except OSError as error:
+            raise _temporary_file_error(
+                f"{self.name}: writing their temporary file", math.prod(self.shape) * 8, error,
+                "or use fewer windows (nb.timeseries)",
+            ) from error
+
+    def read(self, index):
+        frame = np.empty(self.shape[1:], dtype=np.float64)
+        self._seek(index)
+        if self._handle.readinto(memoryview(frame).cast("B")) != frame.nbytes:
+            raise OSError(f"{self.name}: frame {index} is missing from the temporary file")
+        return frame
+
+    def remove(self):
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def _read_whole(path):
@@ -566,11 +641,45 @@ def write_map(stem, values):
     tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
 
 
-def write_map_series(path, values):
-    """Write maps with a leading window axis ``(windows, y, x)`` as one multi-page float32 TIFF
-    (ImageJ axes ``TYX``: Fiji opens it as a time series, one frame per window)."""
-    values = np.asarray(values, dtype=np.float32)
-    tifffile.imwrite(path, values, imagej=True, metadata={"axes": "TYX"})
+class MapSeriesWriter:
+    """A multi-page float32 TIFF of maps with a leading window axis ``(windows, y, x)`` (ImageJ
+    axes ``TYX``: Fiji opens it as a time series, one frame per window), written one page at a
+    time, so that no more than one window's map is ever in memory.
+
+    The file is created whole at the start (header and ImageJ metadata for every page, pixel
+    data stored contiguously); :meth:`write` puts page ``index`` in place.
+    """
+
+    def __init__(self, path, count, frame_shape):
+        self.path = Path(path)
+        self.frame_shape = tuple(int(size) for size in frame_shape)
+        shape = (int(count),) + self.frame_shape
+        tifffile.imwrite(self.path, shape=shape, dtype="float32", byteorder="<", imagej=True,
+                         metadata={"axes": "TYX"})
+        with tifffile.TiffFile(self.path) as tif:
+            self._offset = tif.series[0].dataoffset
+        if self._offset is None:  # tifffile always stores an uncompressed ImageJ series contiguously
+            raise RuntimeError(f"{self.path}: tifffile did not store the series contiguously")
+        self._handle = open(self.path, "r+b")
+
+    def write(self, index, values):
+        page = np.ascontiguousarray(values, dtype="<f4")
+        if page.shape != self.frame_shape:
+            raise ValueError(f"{self.path}: a page is {self.frame_shape}, got {page.shape}")
+        self._handle.seek(self._offset + int(index) * page.nbytes)
+        self._handle.write(memoryview(page).cast("B"))
+
+    def close(self):
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 
 def read_seg_npy(path):
@@ -682,7 +791,8 @@ def _json_default(value):
 
 
 #: zlib level of the PNGs: 3 writes a figure in about two thirds of the time of Pillow's default 6,
-#: and the files of these figures come out no bigger (measured on cellmask.png and a map preview)
+#: in files of about the same size (measured: cellmask.png 15% smaller, a map preview 2% smaller; a
+#: figure of pure noise can come out some 10% bigger)
 PNG_COMPRESS_LEVEL = 3
 
 

@@ -127,6 +127,19 @@ def test_windowed_moments_in_uneven_chunks_equal_direct_computation():
         assert np.allclose(moments.variances[index], stack[first:last].var(0, ddof=1))
     with pytest.raises(ValueError, match="in order"):
         moments.update(stack[:3], 0)
+    # keep=False: each window is handed back once, when the chunk that completes it arrives
+    streamed = timeseries.WindowedMoments((6, 7), bounds, ddof=1, keep=False)
+    assert not hasattr(streamed, "means")
+    handed, start = [], 0
+    for size in (5, 13, 1, 20, 8):
+        completed = streamed.update(stack[start : start + size], start)
+        start += size
+        assert all(bounds[index][1] <= start for index, _, _ in completed)
+        handed += completed
+    assert [index for index, _, _ in handed] == list(range(len(bounds)))
+    for index, mean, variance in handed:
+        np.testing.assert_array_equal(mean, moments.means[index])
+        np.testing.assert_array_equal(variance, moments.variances[index])
 
 
 # --- per-cell estimators, gamma, oligomeric state ----------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +63,7 @@ def test_big_endian_and_imagej_stacks(tmp_path):
 
 
 @pytest.mark.parametrize("compression", ["zlib", "lzw"])
-def test_compressed_stack_reads_page_by_page(tmp_path, compression):
+def test_compressed_stack_reads_page_by_page(tmp_path, scratch, compression):
     expected = _stack()
     path = tmp_path / "compressed.tif"
     tifffile.imwrite(path, expected, compression=compression, metadata={"axes": "TYX"})
@@ -69,16 +72,31 @@ def test_compressed_stack_reads_page_by_page(tmp_path, compression):
     np.testing.assert_array_equal(stack[3:8], expected[3:8])
     assert stack._decoded is None and stack._spool is None  # frame ranges decode only those frames
     _check_reads(stack, tifffile.imread(path))
-    # tiles of rows come from one decoded copy on disk, never from the stack held in memory
+    # tiles of rows come from one decoded copy in an unnamed temporary file, never from the stack
+    # held in memory; the copy has no name in TMPDIR, so even a killed job leaves nothing there
     assert stack._decoded is None and stack._spool is not None
-    copy = stack._spool.stack.path
-    assert copy.stat().st_size == expected.nbytes and copy.parent.name.startswith("brightflow-decoded-")
+    copy = stack._spool.file
+    assert os.fstat(copy.fileno()).st_size == expected.nbytes
+    assert not list(scratch.iterdir())
     stack.close()
-    assert not copy.parent.exists()
+    assert copy.closed and stack._spool is None
     np.testing.assert_array_equal(stack[:, 2:6], expected[:, 2:6])  # decoded again after close
-    copy = stack._spool.stack.path
-    del stack  # garbage collection removes the copy too
-    assert not copy.parent.exists()
+    copy = weakref.ref(stack._spool.file)
+    del stack  # garbage collection frees the copy too
+    gc.collect()
+    assert copy() is None
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """TMPDIR for this test: an empty folder (tempfile reads TMPDIR again)."""
+    import tempfile
+
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return folder
 
 
 def test_compressed_stack_tiles_need_a_writable_temporary_folder(tmp_path, monkeypatch):
@@ -86,10 +104,10 @@ def test_compressed_stack_tiles_need_a_writable_temporary_folder(tmp_path, monke
     tifffile.imwrite(path, _stack(), compression="zlib")
     stack = stackio.open_stack(path)
 
-    def failing_open(*args, **kwargs):
+    def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stackio, "open", failing_open, raising=False)
+    monkeypatch.setattr(stackio.tempfile, "TemporaryFile", no_space)
     with pytest.raises(stackio.InputError, match=r"compressed\.tif: is compressed.*No space left.*TMPDIR"):
         stack[:, 0:4]
     monkeypatch.undo()
@@ -109,7 +127,7 @@ def test_multichannel_tcyx_hyperstack(tmp_path):
     stack = stackio.open_channel(compressed, 2)
     assert stack._mode == "pages"
     _check_reads(stack, hyperstack[:, 1])
-    assert stack._spool.stack.path.stat().st_size == hyperstack[:, 1].nbytes  # the one channel only
+    assert os.fstat(stack._spool.file.fileno()).st_size == hyperstack[:, 1].nbytes  # the one channel only
 
 
 def test_multichannel_samples_tyxs(tmp_path):
@@ -190,3 +208,30 @@ def test_reads_are_new_arrays(tmp_path):
     np.testing.assert_array_equal(stack[0:4], expected[0:4])
     tile = stack[:, 2:5, :]
     assert tile.base is None or not isinstance(tile.base, np.memmap)
+
+
+def test_frame_store_round_trip_by_frames_and_bands_of_rows(scratch):
+    expected = np.random.default_rng(3).normal(size=(4, 9, 5))
+    with stackio.FrameStore(4, (9, 5), "mean", "stack.tif") as store:
+        for index in (2, 0, 3, 1):  # any order
+            store.write(index, expected[index, :4], slice(0, 4))
+            store.write(index, expected[index, 4:], slice(4, 9))
+        for index in range(4):
+            np.testing.assert_array_equal(store.read(index), expected[index])
+        with pytest.raises(ValueError, match=r"rows 0..3 of a \(9, 5\) frame"):
+            store.write(0, expected[0], slice(0, 4))
+        assert not list(scratch.iterdir())  # an unnamed file: nothing to leave behind
+        handle = store._handle
+    assert handle.closed
+
+
+def test_map_series_writer_pages_are_an_imagej_time_series(tmp_path):
+    maps = np.random.default_rng(4).normal(size=(6, 11, 7))
+    maps[2, 3, 4] = np.nan
+    path = tmp_path / "brightness.tif"
+    with stackio.MapSeriesWriter(path, 6, (11, 7)) as writer:
+        for index in (5, 0, 1, 2, 3, 4):
+            writer.write(index, maps[index])
+    with tifffile.TiffFile(path) as tif:
+        assert tif.series[0].axes == "TYX" and tif.imagej_metadata["frames"] == 6
+        np.testing.assert_array_equal(tif.asarray(), maps.astype(np.float32))

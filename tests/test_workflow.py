@@ -222,8 +222,22 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(tmp_path):
     assert model["corrected_trace"] == json.loads((results / "plain" / "bleach_correction.json").read_text())[
         "corrected_trace"]
     log = (results / "logs" / "packed" / "bleach_correction.log").read_text()
-    assert f"{folder / 'packed.tif'} is compressed: decoded once into a temporary file (3 MB, {scratch}" in log
+    assert f"{folder / 'packed.tif'} is compressed: decoded once into a temporary file (3 MB, in {scratch})" in log
     assert not list(scratch.rglob("brightflow-decoded-*"))
+
+
+def test_a_layout_read_whole_asks_memory_for_the_whole_stack(tmp_path):
+    """Time not the first axis (CTYX): stackio.Stack decodes such a file whole, and the stack
+    rules ask 500 MB plus its size; the same pixels as TCYX are streamed and ask 500 MB."""
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).poisson(5, size=(2, 30, 160, 160)).astype(np.uint16)  # 2.9 MB
+    tifffile.imwrite(folder / "channels_first.tif", pixels, metadata={"axes": "CTYX"})
+    tifffile.imwrite(folder / "time_first.tif", pixels.transpose(1, 0, 2, 3), metadata={"axes": "TCYX"})
+    dry = run_workflow(tmp_path, "--dry-run", config={"input_dir": folder})
+    requests = set(re.findall(r"rule projection:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
+                              dry.stdout + dry.stderr, re.S))
+    assert requests == {("channels_first", "502"), ("time_first", "500")}
 
 
 def test_bad_inputs_stop_only_their_experiment(tmp_path, stacks_folder):

@@ -397,12 +397,14 @@ def stack_megabytes(path):
     """Memory in MB that holding a stack's pixels adds to a job, from the TIFF header.
 
     stackio.Stack reads a stack block by block (chunks of frames, tiles of rows, each dropped
-    after use) when time is its first axis: 0, :data:`BASE_MEM_MB` covers it however long the
-    recording. That holds for compressed stacks too: their tiles of rows are read from a
-    decoded copy in a temporary file (disk, not memory). A layout that is not one or more
-    pages per time point in order (time not the first axis) is decoded whole: its decoded
-    size, shape x item size. An unreadable file gives its file size (the job then fails with a
-    clear message).
+    after use) when time is its first axis and the file is uncompressed and contiguous, or
+    stored as one or more pages per time point: 0, :data:`BASE_MEM_MB` covers it however long
+    the recording. That holds for compressed stacks too: their tiles of rows are read from a
+    decoded copy in a temporary file (disk, not memory). Any other layout (time not the first
+    axis of the resolved axes, e.g. ``CTYX``) is decoded whole: its decoded size, shape x item
+    size. The axes are resolved as stackio.open_channel resolves them (metadata, or
+    ``input.axes`` for a stack with as many dimensions). An unreadable file gives its file size
+    (the job then fails with a clear message).
 
     Cached per path: snakemake evaluates the memory request of every job of a stack (four
     rules per experiment) when it builds the DAG, and a dry run of hundreds of experiments
@@ -410,18 +412,25 @@ def stack_megabytes(path):
     """
     import tifffile
 
+    from brightflow import axes
+
     if not os.path.exists(path):
         # snakemake evaluates the request again once the input exists (e.g. the demo's stacks)
         raise FileNotFoundError(2, "No such file", path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            if series.dataoffset is not None and series.keyframe.compression == 1:
-                return 0.0
-            time_first = len(series.shape) == 3 or series.axes[:1] == "T"
-            if time_first and len(series.pages) % series.shape[0] == 0:
-                return 0.0
-            return math.prod(series.shape) * series.dtype.itemsize / 2**20
+            shape, metadata_axes, pages = tuple(series.shape), series.axes, len(series.pages)
+            contiguous = series.dataoffset is not None and series.keyframe.compression == 1
+            decoded_mb = math.prod(shape) * series.dtype.itemsize / 2**20
+        time_first = True
+        if len(shape) >= 4:
+            configured = config["input"].get("axes")
+            configured = configured if configured and len(configured) == len(shape) else None
+            time_first = axes.resolve_axes(shape, metadata_axes, configured).index("T") == 0
+        if time_first and (contiguous or pages % shape[0] == 0):
+            return 0.0
+        return decoded_mb
     except Exception:
         return os.path.getsize(path) / 2**20
 
@@ -433,19 +442,21 @@ def stack_mem_mb(wildcards, input, attempt):
 
 
 def timeseries_mem_mb(wildcards, input, attempt):
-    """mem_mb of rule nb_timeseries: the stack, plus every window's mean and variance and the six maps of
-    every window (float64), written at the end."""
+    """mem_mb of rule nb_timeseries: the stack as for the other stack rules, plus the windows that are
+    open at once while the frames stream past (ceil(frames_per_set / step) of them, four frame-sized
+    arrays of sums each). Finished windows go to temporary files (stackio.FrameStore) and the maps
+    are written a window at a time, so the number of windows does not count."""
     import tifffile
 
     frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
     try:
         with tifffile.TiffFile(input.stack) as tif:
             shape = tif.series[0].shape
-        windows = max(0, (shape[0] - frames_per_set) // (frames_per_set - overlap) + 1)  # timeseries.window_bounds
-        maps_mb = windows * math.prod(shape[1:]) * 8 * 10 / 2**20  # shape[1:]: frame (x channels)
+        open_windows = -(-frames_per_set // (frames_per_set - overlap))
+        windows_mb = open_windows * math.prod(shape[1:]) * 8 * 4 / 2**20  # shape[1:]: frame (x channels)
     except Exception:
-        maps_mb = 0
-    return int((BASE_MEM_MB + stack_megabytes(input.stack) + maps_mb) * attempt)
+        windows_mb = 0
+    return int((BASE_MEM_MB + stack_megabytes(input.stack) + windows_mb) * attempt)
 
 
 def segmentation_mem_mb(wildcards, attempt):
