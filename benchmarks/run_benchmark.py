@@ -448,13 +448,13 @@ def ensure_replaced_venv():
     return python, versions
 
 
-def run_replaced_app(workdir, stack, mask, experiments=1):
+def run_replaced_app(workdir, stack, mask, experiments=1, name="replaced"):
     """The replaced app on ``experiments`` copies (symlinks) of the stack, one after the other in
-    one process (as its folder mode does: its imports are paid once)."""
+    one process (as its folder mode does: its imports are paid once), in ``workdir / name``."""
     import tifffile
 
     python, versions = ensure_replaced_venv()
-    folder = workdir / ("replaced" if experiments == 1 else f"replaced_{experiments}")
+    folder = workdir / name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -521,7 +521,7 @@ def table_rows(report):
                      f"{floor['wall_s']:.1f}", f"{cpu(floor):.1f}", f"{floor['peak_rss_mb']:.0f}",
                      f"{replaced['wall_s'] / floor['wall_s']:.1f}x" if replaced else "-",
                      f"{cpu(replaced) / cpu(floor):.1f}x" if replaced else "-", "-",
-                     "the most speed-up this DAG allows (no recording work left)"])
+                     "the most speed-up this DAG allows for one experiment (no recording work left)"])
     batch = report.get("batch")
     if batch:
         reference = batch.get("replaced_app") or replaced
@@ -710,7 +710,8 @@ def main(argv=None):
                 experiments=args.batch,
             )
         if args.with_replaced_app:
-            report["batch"]["replaced_app"] = run_replaced_app(args.workdir, stack, mask, args.batch)
+            report["batch"]["replaced_app"] = run_replaced_app(args.workdir, stack, mask, args.batch,
+                                                               f"replaced_batch{args.batch}")
     if args.flatness:
         report["flatness"] = {}
         methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])
