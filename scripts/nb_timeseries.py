@@ -87,8 +87,8 @@ def main(snakemake):
     finally:
         for writer in writers:
             writer.close()
-        means.remove()
-        variances.remove()
+        means.close()
+        variances.close()
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(snakemake.output.cells, index=False)
     title = (f"Per-cell brightness over time ({frames_per_set} frames per window, "

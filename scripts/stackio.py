@@ -339,16 +339,31 @@ def _temporary_file_error(what, size_bytes, error, alternative):
     )
 
 
-class FrameStore:
+class _OpenFile:
+    """Owns one open file, ``_handle``: closed by :meth:`close` or at the end of a ``with`` block."""
+
+    _handle = None
+
+    def close(self):
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class FrameStore(_OpenFile):
     """``count`` frames of float64, ``(count, y, x)``, in a temporary file (not in memory).
 
     Written a frame, or a band of rows of a frame, at a time (:meth:`write`) in any order,
     and read back a frame at a time (:meth:`read`). The file is a ``tempfile.TemporaryFile``
-    under ``TMPDIR``, freed by :meth:`remove`, garbage collection or the end of the process
+    under ``TMPDIR``, freed by :meth:`close`, garbage collection or the end of the process
     (killed included). Used by rule nb_timeseries for every window's mean and variance.
     """
-
-    _handle = None
 
     def __init__(self, count, frame_shape, name, source):
         self.shape = (int(count),) + tuple(int(size) for size in frame_shape)
@@ -358,7 +373,7 @@ class FrameStore:
             self._handle = tempfile.TemporaryFile(prefix=f"brightflow-windows-{name}-")
             self._handle.truncate(size)
         except OSError as error:
-            self.remove()
+            self.close()
             raise _temporary_file_error(
                 f"{self.name} need a temporary file", size, error, "or use fewer windows (nb.timeseries)",
             ) from error
@@ -388,16 +403,6 @@ class FrameStore:
             raise OSError(f"{self.name}: frame {index} is missing from the temporary file")
         return frame
 
-    def remove(self):
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 def _read_whole(path):
@@ -641,7 +646,7 @@ def write_map(stem, values):
     tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
 
 
-class MapSeriesWriter:
+class MapSeriesWriter(_OpenFile):
     """A multi-page float32 TIFF of maps with a leading window axis ``(windows, y, x)`` (ImageJ
     axes ``TYX``: Fiji opens it as a time series, one frame per window), written one page at a
     time, so that no more than one window's map is ever in memory.
@@ -669,16 +674,6 @@ class MapSeriesWriter:
         self._handle.seek(self._offset + int(index) * page.nbytes)
         self._handle.write(memoryview(page).cast("B"))
 
-    def close(self):
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 
