@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILTERS", "neighbourhood_stack", "nan_filter"]
+__all__ = ["FILTERS", "FILTERED_MAPS", "neighbourhood_stack", "nan_filter", "filter_maps"]
 
 #: The filters ``nb.filter`` accepts (besides ``none``).
 FILTERS = ("mean", "median")
+#: The N&B maps ``nb.filter`` smooths (intensity and variance stay raw: the per-cell ratio of
+#: means uses them).
+FILTERED_MAPS = ("apparent_brightness", "apparent_number", "brightness", "number")
 
 
 def neighbourhood_stack(image, size=3):
@@ -86,3 +89,17 @@ def nan_filter(image, method, size=3):
     else:
         out[defined] = np.nanmedian(values[:, defined], axis=0)
     return out
+
+
+def filter_maps(maps, kept, method, names=FILTERED_MAPS):
+    """The maps with those named in ``names`` smoothed by :func:`nan_filter` (``method``), the
+    pixels outside ``kept`` left NaN (the filter would fill them from their neighbours).
+
+    ``method`` ``"none"`` returns the maps unchanged. Returns a new dict; the maps not named
+    are the same arrays.
+    """
+    maps = dict(maps)
+    if method != "none":
+        for name in names:
+            maps[name] = np.where(kept, nan_filter(maps[name], method), np.nan)
+    return maps

@@ -21,7 +21,7 @@ import numpy as np
 
 from .nb import DetectorModel, StreamingMoments, number_and_brightness
 
-__all__ = ["window_bounds", "WindowedMoments", "timeseries_maps", "stack_timeseries"]
+__all__ = ["window_bounds", "WindowedMoments", "timeseries_maps", "window_maps", "stack_timeseries"]
 
 
 def window_bounds(frames, frames_per_set, overlap=0):
@@ -128,6 +128,16 @@ class WindowedMoments:
 def timeseries_maps(means, variances, detector=DetectorModel()):
     """The six N&B maps of every window: ``{name: array (windows, y, x)}``."""
     return number_and_brightness(means, variances, detector)
+
+
+def window_maps(mean, variance, kept, filter_method="none", detector=DetectorModel()):
+    """The six N&B maps of one window as the whole-stack maps are made: NaN outside ``kept``
+    (the whole-stack ``nb.threshold``), then ``nb.filter`` on brightness and number
+    (brightflow.filters.filter_maps)."""
+    from . import filters, threshold
+
+    maps = threshold.apply_threshold(number_and_brightness(mean, variance, detector), kept)
+    return filters.filter_maps(maps, kept, filter_method)
 
 
 def stack_timeseries(stack, frames_per_set, overlap=0, ddof=1, detector=DetectorModel(), chunk=64):

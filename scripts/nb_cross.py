@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from brightflow import cross, detrend, figures, filters, nb, stats
+from brightflow import cross, detrend, figures, filters, nb, stats, threshold
 
 import stackio
 
@@ -67,10 +67,8 @@ def main(snakemake):
     mean1, mean2, covariance = cross_moments(snakemake, stacks, models)
     maps = cross.cross_maps(mean1, mean2, covariance, detector, detector)
     kept = np.isfinite(np.load(snakemake.input.intensities[0])) & np.isfinite(np.load(snakemake.input.intensities[1]))
-    maps = {name: np.where(kept, values, np.nan) for name, values in maps.items()}
-    if snakemake.params.filter != "none":
-        for name in ("cross_brightness", "cross_number"):
-            maps[name] = np.where(kept, filters.nan_filter(maps[name], snakemake.params.filter), np.nan)
+    maps = threshold.apply_threshold(maps, kept)
+    maps = filters.filter_maps(maps, kept, snakemake.params.filter, ("cross_brightness", "cross_number"))
     folder = os.path.dirname(snakemake.output.table)
     for name, values in maps.items():
         stackio.write_map(os.path.join(folder, name), values)

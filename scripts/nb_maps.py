@@ -10,17 +10,11 @@ memory budget. No corrected stack is written.
 import logging
 import os
 
-import numpy as np
-
 from brightflow import detrend, filters, nb, threshold
 
 import stackio
 
 log = logging.getLogger("brightflow")
-
-#: The maps nb.filter smooths (intensity and variance stay raw: the per-cell ratio of means uses them).
-FILTERED_MAPS = ("apparent_brightness", "apparent_number", "brightness", "number")
-
 
 def threshold_and_filter(maps, setting, method, stack_path):
     """Apply ``nb.threshold`` then ``nb.filter`` to the six maps.
@@ -44,9 +38,7 @@ def threshold_and_filter(maps, setting, method, stack_path):
     kept = threshold.threshold_mask(maps["intensity"], value)
     if value is not None:
         maps = threshold.apply_threshold(maps, kept)
-    if method != "none":
-        for name in FILTERED_MAPS:
-            maps[name] = np.where(kept, filters.nan_filter(maps[name], method), np.nan)
+    maps = filters.filter_maps(maps, kept, method)
     record = {
         "setting": setting,
         "value": value,

@@ -12,7 +12,7 @@ nb.filter smooths each window's brightness and number maps as it smooths the who
 import numpy as np
 import pandas as pd
 
-from brightflow import detrend, figures, filters, nb, stats, timeseries
+from brightflow import detrend, figures, nb, stats, timeseries
 
 import stackio
 
@@ -44,17 +44,6 @@ def window_moments(snakemake, stack, model, bounds, ddof):
     return means, variances
 
 
-def window_maps(mean, variance, detector, kept, filter_name):
-    """The six N&B maps of one window; pixels excluded by the whole-stack threshold are NaN, and
-    nb.filter smooths brightness and number as it smooths the whole-stack maps."""
-    maps = timeseries.timeseries_maps(mean, variance, detector)
-    maps = {name: np.where(kept, values, np.nan) for name, values in maps.items()}
-    if filter_name != "none":
-        for name in TIMESERIES_MAPS:
-            maps[name] = np.where(kept, filters.nan_filter(maps[name], filter_name), np.nan)
-    return maps
-
-
 def main(snakemake):
     stack = stackio.open_input_stack(snakemake)
     model = stackio.read_correction_model(snakemake.input.model, stack.shape[0], snakemake.input.stack)
@@ -78,7 +67,9 @@ def main(snakemake):
     try:
         # one window at a time: its maps are written as a page of each TIFF and give its table rows
         for index, window in enumerate(bounds):
-            maps = window_maps(means.read(index), variances.read(index), detector, kept, snakemake.params.filter)
+            maps = timeseries.window_maps(
+                means.read(index), variances.read(index), kept, snakemake.params.filter, detector
+            )
             for name, writer in zip(TIMESERIES_MAPS, writers):
                 writer.write(index, maps[name])
             tables.append(

@@ -98,24 +98,22 @@ class Stack:
         self._spool = None  # compressed stacks: the decoded channel in a temporary file (tiles)
         self._file = None  # the open file to read from instead of ``path`` (Stack._raw)
         self.dtype = np.dtype(dtype).newbyteorder("=")
-        probe = self._select(np.empty((1,) + self._file_shape[1:], dtype=np.uint8)) if axes.index("T") == 0 else None
-        if probe is None:
-            # time is not the file's first axis: blocks of time points are not blocks of the file
-            self._decoded = self._select_all(_read_whole(self.path))
-            self.shape = self._decoded.shape
-            self._mode = "array"
-            return
-        self.shape = (self._file_shape[0],) + probe.shape[1:]
-        self._frame_items = math.prod(self._file_shape[1:])
         with tifffile.TiffFile(self.path) as tif:
             series = tif.series[0]
+            self._mode = _read_mode(axes, series)
             offset = series.dataoffset
-            compressed = series.keyframe.compression > 1
             self._byteorder = tif.byteorder
             pages = len(series.pages)
+        if self._mode == "array":
+            self._decoded = self._select_all(_read_whole(self.path))
+            self.shape = self._decoded.shape
+            return
+        probe = self._select(np.empty((1,) + self._file_shape[1:], dtype=np.uint8))
+        self.shape = (self._file_shape[0],) + probe.shape[1:]
+        self._frame_items = math.prod(self._file_shape[1:])
         self._file_dtype = self.dtype.newbyteorder(self._byteorder)
-        if offset is not None and not compressed:
-            self._mode, self._offset = "contiguous", int(offset)
+        if self._mode == "contiguous":
+            self._offset = int(offset)
             needed = self._offset + math.prod(self._file_shape) * self.dtype.itemsize
             size = self.path.stat().st_size
             if size < needed:
@@ -124,11 +122,8 @@ class Stack:
                     f"{self._file_shape} {self.dtype} pixels ending at byte {needed}). Copy or export "
                     "the recording again."
                 )
-        elif pages and pages % self._file_shape[0] == 0:
-            self._mode, self._pages_per_frame = "pages", pages // self._file_shape[0]
         else:
-            self._decoded = self._select_all(_read_whole(self.path))
-            self._mode = "array"
+            self._pages_per_frame = pages // self._file_shape[0]
 
     # --- array-like -------------------------------------------------------------------------
 
@@ -293,6 +288,42 @@ class Stack:
         stack._file_dtype = stack.dtype
         stack._mode, stack._offset = "contiguous", 0
         return stack
+
+
+def _read_mode(axes, series):
+    """How :class:`Stack` reads a TIFF series whose resolved axes are ``axes``.
+
+    ``"contiguous"``: uncompressed and stored in one run of bytes, read with seeks;
+    ``"pages"``: one or more pages per time point, decoded page by page for the frames
+    asked (tiles of rows from a decoded copy on disk); ``"array"``: decoded whole, because
+    time is not the first axis or the pages do not divide into time points.
+    """
+    if axes.index("T") != 0:
+        return "array"
+    if series.dataoffset is not None and series.keyframe.compression <= 1:
+        return "contiguous"
+    pages = len(series.pages)
+    return "pages" if pages and pages % series.shape[0] == 0 else "array"
+
+
+def whole_stack_megabytes(path, configured_axes=None):
+    """Memory (MB) that reading the stack at ``path`` adds beyond its blocks: 0 when
+    :class:`Stack` reads it block by block, else its decoded size (shape x item size), for
+    the layouts it decodes whole. Axes are resolved as :func:`open_channel` resolves them
+    (``configured_axes``: ``input.axes``). Reads the TIFF header only.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not a readable stack.
+    """
+    path = Path(path)
+    shape, metadata_axes, dtype = _series_header(path)
+    axes = stack_axes(path, shape, metadata_axes, configured_axes) if len(shape) >= 4 else "TYX"
+    with tifffile.TiffFile(path) as tif:
+        if _read_mode(axes, tif.series[0]) != "array":
+            return 0.0
+    return math.prod(shape) * np.dtype(dtype).itemsize / 2**20
 
 
 class _DecodedCopy:

@@ -3,6 +3,7 @@
 import functools
 import math
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -392,45 +393,32 @@ BASE_MEM_MB = 500
 CELLPOSE_MEM_MB = 3000
 
 
+# stackio (scripts/) reads TIFF headers as the rule scripts read the stacks
+sys.path.insert(0, os.path.join(workflow.basedir, "scripts"))
+
+
 @functools.lru_cache(maxsize=None)
 def stack_megabytes(path):
     """Memory in MB that holding a stack's pixels adds to a job, from the TIFF header.
 
-    stackio.Stack reads a stack block by block (chunks of frames, tiles of rows, each dropped
-    after use) when time is its first axis and the file is uncompressed and contiguous, or
-    stored as one or more pages per time point: 0, :data:`BASE_MEM_MB` covers it however long
-    the recording. That holds for compressed stacks too: their tiles of rows are read from a
-    decoded copy in a temporary file (disk, not memory). Any other layout (time not the first
-    axis of the resolved axes, e.g. ``CTYX``) is decoded whole: its decoded size, shape x item
-    size. The axes are resolved as stackio.open_channel resolves them (metadata, or
-    ``input.axes`` for a stack with as many dimensions). An unreadable file gives its file size
-    (the job then fails with a clear message).
+    stackio.Stack reads most stacks block by block (chunks of frames, tiles of rows, each
+    dropped after use; a compressed stack's tiles come from a decoded copy on disk): 0,
+    :data:`BASE_MEM_MB` covers it however long the recording. The layouts it decodes whole
+    (time not the first axis, e.g. ``CTYX``) add their decoded size:
+    stackio.whole_stack_megabytes, which decides as stackio.Stack does. An unreadable file
+    gives its file size (the job then fails with a clear message).
 
     Cached per path: snakemake evaluates the memory request of every job of a stack (four
     rules per experiment) when it builds the DAG, and a dry run of hundreds of experiments
     would otherwise read each header four times.
     """
-    import tifffile
-
-    from brightflow import axes
+    import stackio
 
     if not os.path.exists(path):
         # snakemake evaluates the request again once the input exists (e.g. the demo's stacks)
         raise FileNotFoundError(2, "No such file", path)
     try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            shape, metadata_axes, pages = tuple(series.shape), series.axes, len(series.pages)
-            contiguous = series.dataoffset is not None and series.keyframe.compression == 1
-            decoded_mb = math.prod(shape) * series.dtype.itemsize / 2**20
-        time_first = True
-        if len(shape) >= 4:
-            configured = config["input"].get("axes")
-            configured = configured if configured and len(configured) == len(shape) else None
-            time_first = axes.resolve_axes(shape, metadata_axes, configured).index("T") == 0
-        if time_first and (contiguous or pages % shape[0] == 0):
-            return 0.0
-        return decoded_mb
+        return stackio.whole_stack_megabytes(path, config["input"].get("axes"))
     except Exception:
         return os.path.getsize(path) / 2**20
 
