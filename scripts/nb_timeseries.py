@@ -9,15 +9,14 @@ Pixels excluded by nb.threshold (NaN in the whole-stack intensity map) are NaN i
 nb.filter smooths each window's brightness and number maps as it smooths the whole-stack maps.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from brightflow import detrend, figures, nb, stats, timeseries
 
 import stackio
-
-#: The quantities written as multi-page TIFFs, one page per window.
-TIMESERIES_MAPS = ("apparent_brightness", "apparent_number", "brightness", "number")
 
 
 def window_moments(snakemake, stack, model, bounds, ddof):
@@ -62,7 +61,10 @@ def main(snakemake):
     segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
     means, variances = window_moments(snakemake, stack, model, bounds, ddof)
-    writers = [stackio.MapSeriesWriter(path, len(bounds), stack.shape[1:]) for path in snakemake.output.maps]
+    # one multi-page TIFF per map the rule names (timeseries/<map name>.tif)
+    writers = {
+        Path(path).stem: stackio.MapSeriesWriter(path, len(bounds), stack.shape[1:]) for path in snakemake.output.maps
+    }
     tables = []
     try:
         # one window at a time: its maps are written as a page of each TIFF and give its table rows
@@ -70,13 +72,13 @@ def main(snakemake):
             maps = timeseries.window_maps(
                 means.read(index), variances.read(index), kept, snakemake.params.filter, detector
             )
-            for name, writer in zip(TIMESERIES_MAPS, writers):
+            for name, writer in writers.items():
                 writer.write(index, maps[name])
             tables.append(
                 stats.window_cell_table(maps, index, window, labels, cell_ids, detector, snakemake.params.gamma)
             )
     finally:
-        for writer in writers:
+        for writer in writers.values():
             writer.close()
         means.close()
         variances.close()
