@@ -10,11 +10,15 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, patheffects
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from brightflow.calibration import UNCALIBRATED, scale_bar_length
+
 __all__ = [
+    "MAP_TITLES",
+    "MAP_LABELS",
     "robust_limits",
     "map_preview",
     "cellmask_figure",
@@ -28,6 +32,38 @@ __all__ = [
 
 #: Colour of undefined (NaN) pixels in every map preview.
 NAN_COLOUR = "#ff00ff"
+
+#: How much the background (pixels outside every cell) is veiled in the map previews: the opacity
+#: of a white layer over it, so the cells' colours stand out while the background stays visible.
+BACKGROUND_VEIL = 0.85
+
+#: Title of each map's preview (the six N&B maps and the three cross-correlation maps).
+MAP_TITLES = {
+    "intensity": "Intensity",
+    "variance": "Variance",
+    "apparent_brightness": "Apparent brightness B",
+    "apparent_number": "Apparent number N",
+    "brightness": "Brightness epsilon",
+    "number": "Number n",
+    "cross_variance": "Cross-variance",
+    "cross_brightness": "Cross brightness B_cc",
+    "cross_number": "Cross number N_cc",
+}
+
+#: Colour bar label of each map: the quantity, its symbol and its unit (Digman et al. 2008,
+#: Biophys J 94:2320; cross-correlation: Digman et al. 2009, PNAS 106:2170). "counts" are the
+#: detector's counts (photons for a photon-counting detector).
+MAP_LABELS = {
+    "intensity": "<k>: mean counts per frame",
+    "variance": "s²: variance of the counts (counts²)",
+    "apparent_brightness": "B = s² / <k>",
+    "apparent_number": "N = <k>² / s² (apparent molecules)",
+    "brightness": "ε: counts per molecule per frame",
+    "number": "n: molecules in the observation volume",
+    "cross_variance": "cov(k1, k2) (counts²)",
+    "cross_brightness": "B_cc: counts per molecule per frame",
+    "cross_number": "N_cc: molecules",
+}
 
 
 def robust_limits(values, percentiles=(1.0, 99.0)):
@@ -43,76 +79,161 @@ def robust_limits(values, percentiles=(1.0, 99.0)):
     return float(low), float(high)
 
 
-def map_preview(values, title, colormap="viridis", dpi=100):
-    """Preview of one N&B map: colour bar, robust colour limits, NaN pixels in magenta."""
+def _extent(shape, calibration):
+    """imshow's extent in the calibrated unit (pixel edges at multiples of the pixel size), or
+    None for pixel coordinates (pixel centres at integers, matplotlib's default)."""
+    if not calibration.spatial:
+        return None
+    height, width = shape
+    return (0.0, width * calibration.pixel_width, height * calibration.pixel_height, 0.0)
+
+
+def _label_axes(ax, calibration):
+    if calibration.spatial:
+        ax.set_xlabel(f"x ({calibration.unit})")
+        ax.set_ylabel(f"y ({calibration.unit})")
+    else:
+        ax.set_xlabel("x (pixels; the file has no pixel size)")
+        ax.set_ylabel("y (pixels)")
+
+
+def _scale_bar(ax, shape, calibration):
+    """A scale bar (1, 2 or 5 x 10^k of the unit, about a fifth of the width) in the lower right
+    corner, on a white box so it reads on any image; nothing when the image is not calibrated."""
+    if not calibration.spatial:
+        return
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length = scale_bar_length(shape[1] * calibration.pixel_width)
+    if length <= 0:
+        return
+    bar = AnchoredSizeBar(
+        ax.transData, length, f"{length:g} {calibration.unit}", "lower right", pad=0.3, borderpad=0.4,
+        sep=3, color="black", frameon=True, size_vertical=max(shape[0] * calibration.pixel_height / 120, 0),
+        fontproperties={"size": 8},
+    )  # fmt: skip
+    bar.patch.set_alpha(0.8)
+    bar.patch.set_edgecolor("none")
+    ax.add_artist(bar)
+
+
+def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCALIBRATED, colormap="viridis",
+                dpi=100):
+    """Preview of one N&B map for a person to read.
+
+    - The colour range is the 1st to 99th percentile of the cell pixels (``cells``), so the
+      cells' values span the colour bar; the background's noise (N and n are huge and of either
+      sign where there is no fluorescence) neither sets it nor hides the cells.
+    - The background is veiled in white (:data:`BACKGROUND_VEIL`): visible, but clearly not data.
+    - Undefined (NaN) pixels are magenta; the title counts those inside the cells.
+    - The colour bar is labelled with the quantity and its unit (``colorbar_label``).
+    - With a spatially calibrated recording, the axes are in its unit and a scale bar is drawn;
+      otherwise the axes are in pixels and say the file had no pixel size.
+
+    Parameters
+    ----------
+    values : ndarray, shape (y, x)
+    title : str
+    colorbar_label : str, optional
+    cells : ndarray of bool, shape (y, x), optional
+        The cell pixels; None (or no cell pixel) takes the range from the whole map, unveiled.
+    calibration : brightflow.calibration.Calibration
+    """
     values = np.asarray(values, dtype=np.float64)
-    low, high = robust_limits(values)
+    inside = None if cells is None else np.asarray(cells, dtype=bool)
+    if inside is not None and not inside.any():
+        inside = None
+    low, high = robust_limits(values if inside is None else values[inside])
     cmap = colormaps[colormap].with_extremes(bad=NAN_COLOUR)
     height, width = values.shape
     aspect = width / max(height, 1)
-    fig_width = 5.0 * min(max(aspect, 0.6), 2.0) + 1.2
+    fig_width = 5.0 * min(max(aspect, 0.6), 2.0) + 1.6
     fig = Figure(figsize=(fig_width, 5.0), dpi=dpi)
     # fixed margins (inches: 0.85 left, 0.2 right, 0.55 bottom, 0.6 top) instead of tight_layout's
     # search; the colour bar takes its share of the axes' width
     fig.subplots_adjust(left=0.85 / fig_width, right=1 - 0.2 / fig_width, bottom=0.55 / 5.0, top=1 - 0.6 / 5.0)
     ax = fig.add_subplot()
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
-    nan_count = int(np.count_nonzero(~np.isfinite(values)))
-    subtitle = f"colour range: 1st-99th percentile; magenta: undefined ({nan_count} px)"
+    extent = _extent(values.shape, calibration)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest",
+                      extent=extent)
+    undefined = ~np.isfinite(values)
+    if inside is None:
+        subtitle = f"colour range: 1st-99th percentile; magenta: undefined ({int(undefined.sum())} px)"
+    else:
+        veil = np.zeros(values.shape + (4,))
+        veil[~inside] = (1.0, 1.0, 1.0, BACKGROUND_VEIL)
+        ax.imshow(veil, interpolation="nearest", extent=extent)
+        subtitle = (f"colour range: 1st-99th percentile of the cell pixels; background veiled\n"
+                    f"magenta: undefined ({int((undefined & inside).sum())} of {int(inside.sum())} cell px)")
     ax.set_title(f"{title}\n{subtitle}", fontsize=9)
-    ax.set_xlabel("x (pixels)")
-    ax.set_ylabel("y (pixels)")
-    fig.colorbar(image, ax=ax, shrink=0.85, extend="both")
+    _label_axes(ax, calibration)
+    _scale_bar(ax, values.shape, calibration)
+    colorbar = fig.colorbar(image, ax=ax, shrink=0.85, extend="both")
+    if colorbar_label:
+        colorbar.set_label(colorbar_label)
     return fig
 
 
-def _show_projection(ax, projection):
+def _show_projection(ax, projection, calibration=UNCALIBRATED):
     low, high = robust_limits(projection, (0.5, 99.5))
-    ax.imshow(projection, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+    ax.imshow(projection, cmap="gray", vmin=low, vmax=high, interpolation="nearest",
+              extent=_extent(projection.shape, calibration))
     ax.set_axis_off()
+    _scale_bar(ax, projection.shape, calibration)
 
 
-def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0):
+#: Cell IDs: white with a black outline, readable on a dark background and on a bright cell.
+_ID_STYLE = {
+    "color": "white", "fontsize": 9, "ha": "center", "va": "center", "fontweight": "bold",
+    "path_effects": [patheffects.withStroke(linewidth=2.5, foreground="black")],
+}  # fmt: skip
+
+
+def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibration=UNCALIBRATED):
     from skimage import measure
 
+    # pixel (row, col) to the drawing's coordinates: pixel centres at integers, or in the unit
+    if calibration.spatial:
+        sx, sy, shift = calibration.pixel_width, calibration.pixel_height, 0.5
+    else:
+        sx, sy, shift = 1.0, 1.0, 0.0
     for region in measure.regionprops(np.asarray(labels, dtype=np.int64)):
         contours = measure.find_contours(
             np.pad(region.image, 1).astype(float), 0.5
         )
         for contour in contours:
             ax.plot(
-                contour[:, 1] + region.bbox[1] - 1,
-                contour[:, 0] + region.bbox[0] - 1,
+                (contour[:, 1] + region.bbox[1] - 1 + shift) * sx,
+                (contour[:, 0] + region.bbox[0] - 1 + shift) * sy,
                 color=colour,
                 linewidth=linewidth,
             )
         if label_ids:
             row, col = region.centroid
-            ax.text(col, row, str(region.label), color="yellow", fontsize=9, ha="center", va="center",
-                    fontweight="bold")
+            ax.text((col + shift) * sx, (row + shift) * sy, str(region.label), **_ID_STYLE)
 
 
-def cellmask_figure(projection, labels, title="Cell mask"):
-    """The mean projection with each cell's outline and ID."""
+def cellmask_figure(projection, labels, title="Cell mask", calibration=UNCALIBRATED):
+    """The mean projection with each cell's outline and ID (and a scale bar when calibrated)."""
     projection = np.asarray(projection, dtype=np.float64)
     fig = Figure(figsize=(6, 6 * projection.shape[0] / max(projection.shape[1], 1) + 0.5), dpi=100)
     ax = fig.add_subplot()
-    _show_projection(ax, projection)
-    _draw_outlines(ax, labels, "cyan")
+    _show_projection(ax, projection, calibration)
+    _draw_outlines(ax, labels, "cyan", calibration=calibration)
     count = len(np.unique(labels[labels > 0]))
     ax.set_title(f"{title}: {count} cell(s)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def eroded_mask_figure(projection, labels, eroded_labels, erode_pixels):
+def eroded_mask_figure(projection, labels, eroded_labels, erode_pixels, calibration=UNCALIBRATED):
     """Original (cyan) and eroded (orange) outlines on the projection."""
     projection = np.asarray(projection, dtype=np.float64)
     fig = Figure(figsize=(6, 6 * projection.shape[0] / max(projection.shape[1], 1) + 0.5), dpi=100)
     ax = fig.add_subplot()
-    _show_projection(ax, projection)
-    _draw_outlines(ax, labels, "cyan", label_ids=False)
-    _draw_outlines(ax, eroded_labels, "orange")
+    _show_projection(ax, projection, calibration)
+    _draw_outlines(ax, labels, "cyan", label_ids=False, calibration=calibration)
+    _draw_outlines(ax, eroded_labels, "orange", calibration=calibration)
     if erode_pixels:
         lost = sorted(set(np.unique(labels[labels > 0])) - set(np.unique(eroded_labels[eroded_labels > 0])))
         note = f"eroded by {erode_pixels} px (cyan: original, orange: eroded)"
@@ -125,25 +246,36 @@ def eroded_mask_figure(projection, labels, eroded_labels, erode_pixels):
     return fig
 
 
-def bleach_correction_figure(trace, corrected, trend, method, parameter_text):
+def _time_axis(count, frame_interval, offset=0.0):
+    """x values and axis label of per-frame data: seconds when the frame interval is known."""
+    frames = np.arange(count, dtype=np.float64) + offset
+    if frame_interval:
+        return frames * frame_interval, "time (s)"
+    return frames, "frame (the file has no frame interval)"
+
+
+def bleach_correction_figure(trace, corrected, trend, method, parameter_text, frame_interval=None):
     """Per-frame mean of the cell pixels before and after correction, and the fitted trend.
 
     ``trend`` may be None (Robin Hood fits no trend: it moves counts between frames).
-    The legend names the method and ``parameter_text`` (the parameter and how it was chosen).
+    The title names the method and ``parameter_text`` (the parameter and how it was chosen); the
+    legend sits below the axes, off the traces. The time axis is in seconds when
+    ``frame_interval`` (seconds per frame) is known, else in frames.
     """
-    frames = np.arange(len(trace))
-    fig = Figure(figsize=(7, 4), dpi=100)
+    times, xlabel = _time_axis(len(trace), frame_interval)
+    fig = Figure(figsize=(7, 4.6), dpi=100)
+    # fixed margins (inches: 0.9 left, 0.2 right, 1.25 bottom for the axis label and the legend)
+    fig.subplots_adjust(left=0.9 / 7, right=1 - 0.2 / 7, bottom=1.25 / 4.6, top=1 - 0.45 / 4.6)
     ax = fig.add_subplot()
-    ax.plot(frames, trace, color="0.5", linewidth=1, label="before correction")
+    ax.plot(times, trace, color="0.55", linewidth=1, label="before correction")
     if trend is not None:
-        ax.plot(frames, trend, color="tab:red", linewidth=1.5, label=f"trend ({method})")
-    label = "after correction" if method != "none" else "after correction (none applied)"
-    ax.plot(frames, corrected, color="tab:blue", linewidth=1, label=f"{label}: {method}, {parameter_text}")
-    ax.set_xlabel("frame")
-    ax.set_ylabel("mean intensity of cell pixels")
+        ax.plot(times, trend, color="tab:red", linewidth=1.5, label=f"trend ({method})")
+    label = "after correction" if method != "none" else "after correction (none applied: same as before)"
+    ax.plot(times, corrected, color="tab:blue", linewidth=1, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean intensity of cell pixels\n(counts per frame)")
     ax.set_title(f"Bleach correction: {method} ({parameter_text})", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
     return fig
 
 
@@ -164,15 +296,22 @@ def point_density(x, y, bins=128):
     return counts[x_bin, y_bin]
 
 
-def brightness_intensity_figure(intensity, apparent_brightness, title="Apparent brightness vs intensity"):
-    """Scatter of apparent brightness against intensity over cell pixels, coloured by point density."""
+def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
+                                title="Apparent brightness vs intensity"):
+    """Scatter of apparent brightness against intensity over cell pixels, coloured by point density.
+
+    A dashed line marks ``reference``, the apparent brightness of immobile molecules (or of
+    shot noise alone): 1 for a photon-counting detector, the S factor of an analog detector
+    (Digman et al. 2008, Biophys J 94:2320; Dalal et al. 2008, Microsc Res Tech 71:69). Pixels
+    above it hold mobile molecules; the higher, the brighter.
+    """
     intensity = np.asarray(intensity, dtype=np.float64)
     apparent_brightness = np.asarray(apparent_brightness, dtype=np.float64)
     finite = np.isfinite(intensity) & np.isfinite(apparent_brightness)
     x, y = intensity[finite], apparent_brightness[finite]
     fig = Figure(figsize=(6, 5), dpi=100)
-    # fixed margins (inches: 0.8 left, 0.15 right, 0.55 bottom, 0.4 top), no tight_layout search
-    fig.subplots_adjust(left=0.8 / 6, right=1 - 0.15 / 6, bottom=0.55 / 5, top=1 - 0.4 / 5)
+    # fixed margins (inches: 0.8 left, 0.15 right, 0.55 bottom, 0.6 top), no tight_layout search
+    fig.subplots_adjust(left=0.8 / 6, right=1 - 0.15 / 6, bottom=0.55 / 5, top=1 - 0.6 / 5)
     ax = fig.add_subplot()
     if x.size:
         density = point_density(x, y)
@@ -181,15 +320,18 @@ def brightness_intensity_figure(intensity, apparent_brightness, title="Apparent 
         points = ax.scatter(x[order], y[order], c=density[order], s=3, cmap="viridis",
                             norm=Normalize(vmin=0, vmax=max(density.max(), 1)), rasterized=True,
                             linewidths=0, edgecolors="none")
-        fig.colorbar(points, ax=ax, label="points in bin")
+        fig.colorbar(points, ax=ax, label="cell pixels in the same bin (density)")
         low, high = robust_limits(y, (0.5, 99.5))
-        margin = 0.05 * (high - low)
+        low, high = min(low, reference), max(high, reference)
+        margin = 0.05 * (high - low) or 0.5
         ax.set_ylim(low - margin, high + margin)
     else:
         ax.text(0.5, 0.5, "no cell pixel with a defined brightness", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("intensity (mean counts per frame)")
+    ax.axhline(reference, color="tab:red", linewidth=1.2, linestyle="--", zorder=3)
+    ax.set_xlabel("intensity <k> (mean counts per frame)")
     ax.set_ylabel("apparent brightness B")
-    ax.set_title(f"{title} ({x.size} cell pixels)", fontsize=10)
+    ax.set_title(f"{title} ({x.size} cell pixels)\ndashed: B = {reference:g}, immobile molecules or no "
+                 "molecules (shot noise only)", fontsize=9)
     return fig
 
 
@@ -242,8 +384,11 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
 
 
 def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="brightness epsilon",
-                           title="Per-cell brightness over time"):
-    """One line per cell of ``column`` against the window's middle frame.
+                           title="Per-cell brightness over time", frame_interval=None):
+    """One line per cell of ``column`` against the middle of each window of frames.
+
+    The time axis is in seconds when ``frame_interval`` (seconds per frame) is known, else in
+    frames; the legend (up to 12 cells) sits beside the axes, off the lines.
 
     Parameters
     ----------
@@ -251,16 +396,18 @@ def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="
         :func:`brightflow.stats.cell_timeseries_table` output (``Cell ID``,
         ``First frame``, ``Last frame`` and ``column``).
     """
-    fig = Figure(figsize=(7, 4.5), dpi=100)
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig.subplots_adjust(left=0.8 / 8, right=1 - 1.4 / 8, bottom=0.6 / 4.5, top=1 - 0.45 / 4.5)
     ax = fig.add_subplot()
+    scale, xlabel = (frame_interval, "time (s, middle of the window)") if frame_interval else (
+        1.0, "frame (middle of the window; the file has no frame interval)")
     for cell, rows in table.groupby("Cell ID", sort=True):
-        middle = (rows["First frame"].to_numpy() + rows["Last frame"].to_numpy()) / 2
+        middle = (rows["First frame"].to_numpy() + rows["Last frame"].to_numpy()) / 2 * scale
         ax.plot(middle, rows[column].to_numpy(dtype=np.float64), marker="o", markersize=3, linewidth=1,
                 label=f"cell {cell}")
-    ax.set_xlabel("frame (middle of the window)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if table["Cell ID"].nunique() <= 12:
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig

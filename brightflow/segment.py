@@ -37,7 +37,8 @@ THRESHOLD_METHODS = {
 
 
 def relabel_sequential(labels):
-    """Labels renumbered 1..k in order of first appearance (row-major), as uint16."""
+    """Labels renumbered 1..k in increasing order of the old labels, as uint16 (uint32 above 65535 cells,
+    as cellpose stores such masks)."""
     from skimage import segmentation
 
     labels = np.asarray(labels)
@@ -46,9 +47,8 @@ def relabel_sequential(labels):
     if labels.size and labels.min() < 0:
         raise ValueError("a label mask cannot hold negative labels")
     relabelled, _, _ = segmentation.relabel_sequential(labels.astype(np.int64))
-    if relabelled.max() > np.iinfo(np.uint16).max:
-        raise ValueError("more than 65535 cells do not fit a uint16 label mask")
-    return relabelled.astype(np.uint16)
+    top = int(relabelled.max()) if relabelled.size else 0
+    return relabelled.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
 
 
 def threshold_segmentation(

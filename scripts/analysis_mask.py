@@ -20,9 +20,12 @@ def main(snakemake):
     lost = sorted(set(np.unique(labels[labels > 0])) - set(np.unique(eroded[eroded > 0])))
     for cell in lost:
         stackio.log.warning("cell %d eroded away by erode_pixels=%d: it is reported with 0 pixels", cell, pixels)
-    stackio.write_tiff(snakemake.output.labels, eroded.astype(np.uint16))
-    stackio.save_figure(figures.cellmask_figure(projection, labels), snakemake.output.cellmask)
-    stackio.save_figure(figures.eroded_mask_figure(projection, labels, eroded, pixels), snakemake.output.eroded)
+    calibration = stackio.read_calibration(snakemake.input.image)
+    stackio.write_labels(snakemake.output.labels, eroded, calibration)
+    stackio.save_figure(figures.cellmask_figure(projection, labels, calibration=calibration),
+                        snakemake.output.cellmask)
+    stackio.save_figure(figures.eroded_mask_figure(projection, labels, eroded, pixels, calibration),
+                        snakemake.output.eroded)
 
 
 stackio.run(main, snakemake)  # noqa: F821

@@ -91,7 +91,8 @@ def main(snakemake):
     stackio.write_json(snakemake.output.model, model)
     stackio.write_npy(snakemake.output.swaps, plan)
     figure = figures.bleach_correction_figure(
-        model["trace"], model["corrected_trace"], model["trend"], model["method"], parameter_text(model)
+        model["trace"], model["corrected_trace"], model["trend"], model["method"], parameter_text(model),
+        stack.calibration.frame_interval,
     )
     stackio.save_figure(figure, snakemake.output.figure)
 

@@ -16,13 +16,6 @@ from brightflow import cross, detrend, figures, filters, nb, stats, threshold
 
 import stackio
 
-TITLES = {
-    "cross_variance": "Cross-variance cov(k1, k2)",
-    "cross_brightness": "Cross brightness B_cc",
-    "cross_number": "Cross number N_cc",
-}
-
-
 def cross_moments(snakemake, stacks, models):
     """Per-pixel means of both channels and their covariance, from the corrected frames."""
     ddof = snakemake.params.variance_ddof
@@ -70,11 +63,13 @@ def main(snakemake):
     maps = threshold.apply_threshold(maps, kept)
     maps = filters.filter_maps(maps, kept, snakemake.params.filter, ("cross_brightness", "cross_number"))
     folder = os.path.dirname(snakemake.output.table)
-    for name, values in maps.items():
-        stackio.write_map(os.path.join(folder, name), values)
-        stackio.save_figure(figures.map_preview(values, f"{TITLES[name]}, channels {first} and {second}"),
-                            os.path.join(folder, f"{name}.png"))
     labels = stackio.read_image(snakemake.input.labels)
+    calibration = stacks[0].calibration
+    for name, values in maps.items():
+        stackio.write_map(os.path.join(folder, name), values, calibration)
+        title = f"{figures.MAP_TITLES[name]}, channels {first} and {second}"
+        preview = figures.map_preview(values, title, figures.MAP_LABELS[name], labels > 0, calibration)
+        stackio.save_figure(preview, os.path.join(folder, f"{name}.png"))
     segmented = stackio.read_seg_masks(snakemake.input.seg)
     cell_ids = np.unique(segmented[segmented > 0])
     table = stats.cross_cell_table(

@@ -72,7 +72,7 @@ def main(snakemake):
     stackio.write_json(snakemake.output.threshold, record)
     folder = os.path.dirname(snakemake.output.maps[0])
     for name, values in maps.items():
-        stackio.write_map(os.path.join(folder, name), values)
+        stackio.write_map(os.path.join(folder, name), values, stack.calibration)
 
 
 stackio.run(main, snakemake)  # noqa: F821

@@ -62,8 +62,11 @@ def main(snakemake):
     cell_ids = np.unique(segmented[segmented > 0])
     means, variances = window_moments(snakemake, stack, model, bounds, ddof)
     # one multi-page TIFF per map the rule names (timeseries/<map name>.tif)
+    # ImageJ's frame interval of the series: the time from one window to the next
+    interval = stack.calibration.frame_interval * (frames_per_set - overlap) if stack.calibration.temporal else None
     writers = {
-        Path(path).stem: stackio.MapSeriesWriter(path, len(bounds), stack.shape[1:]) for path in snakemake.output.maps
+        Path(path).stem: stackio.MapSeriesWriter(path, len(bounds), stack.shape[1:], stack.calibration, interval)
+        for path in snakemake.output.maps
     }
     tables = []
     try:
@@ -86,7 +89,8 @@ def main(snakemake):
     table.to_csv(snakemake.output.cells, index=False)
     title = (f"Per-cell brightness over time ({frames_per_set} frames per window, "
              f"{overlap} shared, {len(bounds)} windows)")
-    stackio.save_figure(figures.cell_timeseries_figure(table, title=title), snakemake.output.figure)
+    figure = figures.cell_timeseries_figure(table, title=title, frame_interval=stack.calibration.frame_interval)
+    stackio.save_figure(figure, snakemake.output.figure)
 
 
 stackio.run(main, snakemake)  # noqa: F821

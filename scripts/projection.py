@@ -11,7 +11,7 @@ def main(snakemake):
     for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
         total += np.asarray(stack[start:stop]).sum(axis=0, dtype=np.float64)
     projection = (total / stack.shape[0]).astype(np.float32)
-    stackio.write_tiff(snakemake.output[0], projection, imagej=True, metadata={"axes": "YX"})
+    stackio.write_image(snakemake.output[0], projection, stack.calibration)
     stackio.log.info("%s: %d frames of %d x %d, %s", snakemake.input.stack, *stack.shape, stack.dtype)
 
 

@@ -8,7 +8,8 @@ import stackio
 
 def main(snakemake):
     labels = stackio.read_seg_masks(snakemake.input.seg)
-    stackio.write_tiff(snakemake.output.labels, labels)  # uint16, lossless
+    # the projection carries the recording's pixel size
+    stackio.write_labels(snakemake.output.labels, labels, stackio.read_calibration(snakemake.input.image))
     outlines = segment.outline_polygons(labels)
     with open(snakemake.output.outlines, "w") as handle:
         handle.write(segment.outlines_text(outlines.values()))

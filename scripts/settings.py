@@ -40,6 +40,9 @@ def main(snakemake):
             "shape_tyx": list(stack.shape),
             "dtype": str(stack.dtype),
             "mask": snakemake.params.sample.get("mask"),
+            # pixel size and frame interval from the file's ImageJ or OME metadata (written into every
+            # output TIFF); "pixel" / "frame" when the file has none
+            "calibration": stack.calibration.record(),
         },
         "parameters": snakemake.params.config,
         "segmentation_used": {

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from brightflow import calibration as calib
+
 log = logging.getLogger("brightflow")
 
 
@@ -87,6 +89,9 @@ class Stack:
     channel : int
         Index (from 0) of the channel to select along the channel axis of ``to_tcyx``.
     """
+
+    #: The recording's pixel size and frame interval (set by :func:`open_channel` from the file's metadata).
+    calibration = calib.UNCALIBRATED
 
     def __init__(self, path, shape, dtype, axes="TYX", channel=0):
         self.path = Path(path)
@@ -454,7 +459,9 @@ def open_stack(path):
     path = Path(path)
     shape, axes, dtype = _series_header(path)
     check_stack_shape(path, shape, axes, dtype)
-    return Stack(path, shape, dtype, "TYX")
+    stack = Stack(path, shape, dtype, "TYX")
+    stack.calibration = read_calibration(path)
+    return stack
 
 
 def _series_header(path):
@@ -548,7 +555,9 @@ def open_channel(path, channel=None, configured_axes=None):
         if channel not in (None, 1):
             raise InputError(f"{path}: is a single-channel stack {shape}; it has no channel {channel}.")
         check_stack_shape(path, shape, metadata_axes, dtype)
-        return Stack(path, shape, dtype, "TYX")
+        frames = Stack(path, shape, dtype, "TYX")
+        frames.calibration = read_calibration(path)
+        return frames
     found = stack_axes(path, shape, metadata_axes, configured_axes)
     count = axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[1]  # a view: no memory used
     index = 1 if channel is None and count == 1 else channel
@@ -559,6 +568,7 @@ def open_channel(path, channel=None, configured_axes=None):
         )
     frames = Stack(path, shape, dtype, found, index - 1)
     check_stack_shape(path, frames.shape, "TYX", dtype)
+    frames.calibration = read_calibration(path)
     return frames
 
 
@@ -670,11 +680,84 @@ def read_image(path):
     return tifffile.imread(path)
 
 
-def write_map(stem, values):
-    """Write one N&B map as ``stem.npy`` (float64) and ``stem.tif`` (float32, opens in Fiji)."""
+def read_calibration(path):
+    """The pixel size, unit and frame interval of a TIFF (brightflow.calibration.Calibration).
+
+    From the OME-XML of an OME-TIFF, else from an ImageJ TIFF's description (``unit``,
+    ``finterval``, ``tunit``) and resolution tags, else from a plain TIFF's resolution tags when
+    their unit is the centimetre (a resolution in inches is a screen or printer setting, not a
+    microscope's pixel size, and is ignored). Anything else is uncalibrated: pixels and frames.
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            resolution = [_tag_number(page, name) for name in ("XResolution", "YResolution")]
+            if tif.is_ome and tif.ome_metadata:
+                found = calib.from_ome(tif.ome_metadata)
+                if found != calib.UNCALIBRATED:
+                    return found
+            if tif.is_imagej:
+                return calib.from_imagej(tif.imagej_metadata, *resolution)
+            if int(page.tags.valueof("ResolutionUnit", 1)) == 3 and None not in resolution:  # centimetre
+                return calib.Calibration(1e4 / resolution[0], 1e4 / resolution[1], "µm", None, "TIFF resolution")
+    except Exception as error:  # a damaged file: the stack's own reader reports it
+        raise InputError(f"{path}: cannot read its calibration ({type(error).__name__}: {error}).") from error
+    return calib.UNCALIBRATED
+
+
+def _tag_number(page, name):
+    """A rational TIFF tag (``(numerator, denominator)``) as a float; None when absent or zero."""
+    value = page.tags.valueof(name)
+    if value is None:
+        return None
+    numerator, denominator = value if isinstance(value, tuple) else (value, 1)
+    return numerator / denominator if numerator and denominator else None
+
+
+def _imagej_options(calibration, axes, frame_interval=None):
+    """tifffile.imwrite options of an ImageJ TIFF of ``axes`` carrying ``calibration``.
+
+    The pixel size goes into the resolution tags (pixels per unit) and the unit into ImageJ's
+    description, as ImageJ writes them; ``frame_interval`` (seconds from one page to the next of
+    a time series) into ``finterval``. Uncalibrated: no resolution, no unit (ImageJ: pixels).
+    """
+    metadata = {"axes": axes}
+    options = {"imagej": True, "metadata": metadata}
+    if calibration.spatial:
+        options["resolution"] = (1.0 / calibration.pixel_width, 1.0 / calibration.pixel_height)
+        metadata["unit"] = calibration.imagej_unit()
+    if frame_interval:
+        metadata["finterval"] = float(frame_interval)
+    return options
+
+
+def write_image(path, image, calibration=calib.UNCALIBRATED):
+    """A 2D image as a float32 ImageJ TIFF, with the recording's pixel size (e.g. the projection)."""
+    tifffile.imwrite(path, np.asarray(image, dtype=np.float32), **_imagej_options(calibration, "YX"))
+
+
+def write_labels(path, labels, calibration=calib.UNCALIBRATED):
+    """A label mask as an ImageJ TIFF: 16-bit, or 32-bit (float, exact up to 2**24) above 65535 cells.
+
+    ImageJ has no unsigned 32-bit images; its 32-bit type is float, which holds every label up to
+    16,777,216 exactly. The recording's pixel size comes along, so ROIs measure in its unit.
+    """
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"{path}: a label mask cannot hold negative labels")
+    top = int(labels.max()) if labels.size else 0
+    if top > 2**24:
+        raise ValueError(f"{path}: {top} labels do not fit an ImageJ label image (at most {2**24})")
+    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.float32
+    tifffile.imwrite(path, labels.astype(dtype), **_imagej_options(calibration, "YX"))
+
+
+def write_map(stem, values, calibration=calib.UNCALIBRATED):
+    """Write one N&B map as ``stem.npy`` (float64) and ``stem.tif`` (float32, opens in Fiji, with the
+    recording's pixel size)."""
     values = np.asarray(values, dtype=np.float64)
     np.save(f"{stem}.npy", values)
-    tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), imagej=True, metadata={"axes": "YX"})
+    tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), **_imagej_options(calibration, "YX"))
 
 
 class MapSeriesWriter(_OpenFile):
@@ -683,15 +766,16 @@ class MapSeriesWriter(_OpenFile):
     time, so that no more than one window's map is ever in memory.
 
     The file is created whole at the start (header and ImageJ metadata for every page, pixel
-    data stored contiguously); :meth:`write` puts page ``index`` in place.
+    data stored contiguously); :meth:`write` puts page ``index`` in place. ``calibration`` gives
+    the pixel size, ``interval`` the seconds from one window to the next (ImageJ's frame interval).
     """
 
-    def __init__(self, path, count, frame_shape):
+    def __init__(self, path, count, frame_shape, calibration=calib.UNCALIBRATED, interval=None):
         self.path = Path(path)
         self.frame_shape = tuple(int(size) for size in frame_shape)
         shape = (int(count),) + self.frame_shape
-        tifffile.imwrite(self.path, shape=shape, dtype="float32", byteorder="<", imagej=True,
-                         metadata={"axes": "TYX"})
+        tifffile.imwrite(self.path, shape=shape, dtype="float32", byteorder="<",
+                         **_imagej_options(calibration, "TYX", interval))
         with tifffile.TiffFile(self.path) as tif:
             self._offset = tif.series[0].dataoffset
         if self._offset is None:  # tifffile always stores an uncompressed ImageJ series contiguously

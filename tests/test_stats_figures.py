@@ -63,3 +63,72 @@ def test_map_preview_draws_nan_pixels_in_the_nan_colour():
     rgba = image.cmap(image.norm(np.ma.masked_invalid(values)))
     assert tuple(np.round(rgba[5, 5, :3], 2)) == (1.0, 0.0, 1.0)
     assert tuple(np.round(rgba[0, 0, :3], 2)) != (1.0, 0.0, 1.0)
+
+
+def _cells_and_noise():
+    """A map whose cell pixels span 1..15 in a background of wild noise (-50..100), as n does."""
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-50, 100, size=(40, 40))
+    cells = np.zeros((40, 40), bool)
+    cells[10:30, 10:30] = True
+    values[cells] = rng.uniform(1, 15, size=cells.sum())
+    return values, cells
+
+
+def test_map_preview_takes_its_colour_range_from_the_cells_and_veils_the_background():
+    values, cells = _cells_and_noise()
+    figure = figures.map_preview(values, "Number n", figures.MAP_LABELS["number"], cells)
+    ax = figure.axes[0]
+    low, high = ax.images[0].norm.vmin, ax.images[0].norm.vmax
+    assert 1 <= low < 2 and 14 < high <= 15  # the cells' 1st-99th percentile, not the noise's
+    veil = ax.images[1].get_array()
+    assert veil.shape == (40, 40, 4)
+    assert (veil[~cells, 3] == figures.BACKGROUND_VEIL).all() and (veil[cells, 3] == 0).all()
+    assert figure.axes[1].get_ylabel() == figures.MAP_LABELS["number"]  # the colour bar says what and in what unit
+    # without cells (or with an empty mask) the whole map sets the range, nothing is veiled
+    plain = figures.map_preview(values, "Number n", cells=np.zeros_like(cells)).axes[0]
+    assert plain.images[0].norm.vmin < -40 and len(plain.images) == 1
+
+
+def test_every_map_has_a_title_and_a_labelled_unit():
+    for name in MAP_NAMES + ("cross_variance", "cross_brightness", "cross_number"):
+        assert figures.MAP_TITLES[name] and figures.MAP_LABELS[name]
+
+
+def test_brightness_intensity_plot_draws_the_immobile_reference_in_range():
+    rng = np.random.default_rng(2)
+    intensity, brightness = rng.uniform(5, 10, 500), rng.uniform(2, 6, 500)  # all far above B = 1
+    ax = figures.brightness_intensity_figure(intensity, brightness).axes[0]
+    (line,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert tuple(line.get_ydata()) == (1.0, 1.0)
+    assert ax.get_ylim()[0] < 1.0 < ax.get_ylim()[1]
+    assert "B = 1" in ax.get_title()
+    # an analog detector: immobile molecules have B = S
+    ax = figures.brightness_intensity_figure(intensity, brightness, reference=2.5).axes[0]
+    assert tuple([line for line in ax.lines if line.get_linestyle() == "--"][0].get_ydata()) == (2.5, 2.5)
+
+
+def test_bleach_correction_legend_sits_below_the_traces():
+    trace = np.linspace(10, 6, 200) + np.random.default_rng(3).normal(0, 0.2, 200)
+    figure = figures.bleach_correction_figure(trace, trace - np.linspace(10, 6, 200) + 8, np.linspace(10, 6, 200),
+                                              "boxcar", "l = 20 (auto)")
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    legend_box = ax.get_legend().get_window_extent()
+    axes_box = ax.get_window_extent()
+    assert legend_box.y1 < axes_box.y0  # wholly below the plotting area: it covers no trace
+
+
+def test_cell_ids_are_outlined_to_read_on_any_background():
+    from matplotlib import patheffects
+
+    labels = np.zeros((30, 30), int)
+    labels[5:15, 5:15] = 1
+    labels[18:28, 18:28] = 2
+    ax = figures.cellmask_figure(np.where(labels > 0, 1000.0, 0.0), labels).axes[0]
+    ids = [text for text in ax.texts if text.get_text() in ("1", "2")]
+    assert len(ids) == 2
+    for text in ids:
+        assert text.get_color() == "white"
+        (stroke,) = text.get_path_effects()
+        assert isinstance(stroke, patheffects.withStroke)

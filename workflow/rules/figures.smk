@@ -5,9 +5,14 @@ rule figures:
     input:
         maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
         labels=segmentation_file("analysis_labels.tif"),
+        # the projection carries the recording's pixel size (axes and scale bars)
+        image=segmentation_file("segmentation_image.tif"),
     output:
         previews=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.png", name=MAP_NAMES),
         scatter=f"{OUT}/{{experiment}}/brightness_x_intensity.png",
+    params:
+        # the apparent brightness of immobile molecules (the B x I plot's reference line) is S
+        detector=config["nb"]["detector"],
     log:
         f"{LOG_DIR}/{{experiment}}/figures.log",
     conda:

@@ -38,6 +38,8 @@ rule segmentation:
 rule segmentation_exports:
     input:
         seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        # the projection carries the recording's pixel size, written into the label TIFF
+        image=f"{OUT}/{{experiment}}/segmentation_image.tif",
     output:
         labels=f"{OUT}/{{experiment}}/segmentation_labels.tif",
         outlines=f"{OUT}/{{experiment}}/segmentation_image_cp_outlines.txt",
