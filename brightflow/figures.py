@@ -269,7 +269,8 @@ def bleach_correction_figure(trace, corrected, trend, method, parameter_text, fr
     ax = fig.add_subplot()
     ax.plot(times, trace, color="0.55", linewidth=1, label="before correction")
     if trend is not None:
-        ax.plot(times, trend, color="tab:red", linewidth=1.5, label=f"trend ({method})")
+        trend_label = f"trend ({method})" if method != "none" else "mean (no trend removed)"
+        ax.plot(times, trend, color="tab:red", linewidth=1.5, label=trend_label)
     label = "after correction" if method != "none" else "after correction (none applied: same as before)"
     ax.plot(times, corrected, color="tab:blue", linewidth=1, label=label)
     ax.set_xlabel(xlabel)
