@@ -38,6 +38,13 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# Light steps run in the snakemake process itself, also on a cluster (no SLURM job for them).
+localrules:
+    all,
+    aggregate,
+    simulate_demo,
+
+
 rule all:
     input:
         all_outputs(),

@@ -114,10 +114,14 @@ def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(clust
     assert result.returncode == 0, result.output[-6000:]
     local_steps = int(re.search(r"(\d+) of \1 steps \(100%\) done", result.output).group(1))
 
-    # Segmentation here is the CPU threshold method; force its GPU request, as a site would for
-    # cellpose on the GPU (--set-resources replaces the profile's set-resources block, which is
-    # empty). partitions.yaml must then send it to the gpu partition, and the rest to main.
-    result = on_slurm(cluster_run, "--config", "input_dir=demo", "--set-resources", "segmentation:gpu=1")
+    # The profile as shipped names no partition: every job goes to the cluster's default (main).
+    # Segmentation here is the CPU threshold method; force a GPU request and the GPU partition,
+    # as slurm.gpu_partition does for cellpose on CUDA (test_jobs_go_where_the_slurm_keys_say
+    # checks that routing; --set-resources replaces the profile's empty set-resources block).
+    result = on_slurm(
+        cluster_run, "--config", "input_dir=demo",
+        "--set-resources", "segmentation:gpu=1", "segmentation:slurm_partition=gpu",
+    )
     assert result.returncode == 0, result.output[-8000:]
 
     # every result the science depends on is identical to the workstation run
@@ -137,9 +141,10 @@ def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(clust
     assert len(pd.read_csv(cluster_run / folder)) > 0
 
     # every job went through SLURM: one submission per job of the local run's DAG, but for the
-    # target rule `all`, which runs in the main process
+    # local rules (all, aggregate, simulate_demo), which run in the main process
     submitted = {log: jobid for jobid, log in SUBMITTED.findall(result.output)}
-    assert len(submitted) == local_steps - 1 and local_steps > 3 * 8, result.output[-4000:]
+    assert len(submitted) == local_steps - 3 and local_steps > 3 * 8, result.output[-4000:]
+    assert not any("/rule_aggregate/" in log or "/rule_simulate_demo/" in log for log in submitted)
 
     # the segmentation jobs got a GPU on the gpu partition; the other jobs no GPU, on main
     for experiment in DEMO:
@@ -173,3 +178,46 @@ def test_a_failing_job_fails_the_workflow_and_names_its_slurm_log(cluster, tmp_p
     # that log exists (failed jobs' logs are kept) and holds brightflow's explanation
     assert "is a single 2D image" in open(slurm_log).read()
     assert "is a single 2D image" in (tmp_path / "results/logs/flat/projection.log").read_text()
+
+
+def _dry_run_resources(workdir, config_file, env=None):
+    """rule name -> set of the resource strings of its jobs, from a dry run (no cluster needed)."""
+    command = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--configfile", str(config_file)]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTFLOW_SLURM_")}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment | (env or {}), timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    found = {}
+    for rule, resources in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", result.stdout, re.MULTILINE):
+        if rule != "all":  # the target rule, no job
+            found.setdefault(rule, set()).update(item.strip() for item in resources.split(","))
+    return found
+
+
+def test_jobs_go_where_the_slurm_keys_say(tmp_path):
+    """slurm.account / partition / gpu_partition (or BRIGHTFLOW_SLURM_*) become every job's
+    slurm_account / slurm_partition; a GPU job (cellpose on CUDA) goes to the GPU partition; with
+    nothing set no job names a partition or an account (the cluster's defaults apply)."""
+    segmentation = {"method": "cellpose", "gpu": True, "model": "cyto3"}
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"input_dir: demo\nsegmentation: {segmentation}\n"
+                    "slurm: {account: lab42, partition: cpu_p, gpu_partition: gpu_p}\n")
+    found = _dry_run_resources(tmp_path, keys)
+    assert {"segmentation", "projection", "nb_maps", "figures", "aggregate"} <= set(found)
+    for rule, resources in found.items():
+        assert "slurm_account=lab42" in resources, rule
+        partition = "gpu_p" if rule == "segmentation" else "cpu_p"
+        assert f"slurm_partition={partition}" in resources, (rule, resources)
+        assert any(item.startswith("runtime=") for item in resources) and any(
+            item.startswith("mem_mb=") for item in resources), (rule, resources)
+    assert "gpu=1" in found["segmentation"]
+
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(f"input_dir: demo\nsegmentation: {segmentation}\n")
+    found = _dry_run_resources(tmp_path, plain, env={"BRIGHTFLOW_SLURM_PARTITION": "env_cpu",
+                                                     "BRIGHTFLOW_SLURM_GPU_PARTITION": "env_gpu"})
+    assert "slurm_partition=env_gpu" in found["segmentation"] and "slurm_partition=env_cpu" in found["nb_maps"]
+    assert not any(item.startswith("slurm_account") for items in found.values() for item in items)
+
+    found = _dry_run_resources(tmp_path, plain)
+    assert not any(item.startswith(("slurm_account", "slurm_partition")) for items in found.values() for item in items)

@@ -51,6 +51,10 @@ rule aggregate:
         # with a multi-channel stack the folder CSV gets a Channel column after Experiment
         channels={unit: channel for unit, (_, channel) in UNITS.items()} if MULTICHANNEL else None,
         monomer_brightness=MONOMER_BRIGHTNESS,
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/aggregate.log",
     conda:

@@ -19,6 +19,8 @@ rule bleach_correction:
     threads: 2
     resources:
         mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
     conda:

@@ -450,3 +450,69 @@ def timeseries_mem_mb(wildcards, input, attempt):
 def segmentation_mem_mb(wildcards, attempt):
     extra = CELLPOSE_MEM_MB if config["segmentation"]["method"] == "cellpose" else 0
     return (BASE_MEM_MB + extra) * attempt
+
+
+#: Memory (MB) of the rules that read no stack (segmentation exports, masks, figures, tables,
+#: aggregate): Python with matplotlib or pandas (about 80-150 MB measured) and a few frame-sized
+#: maps (six float64 maps of 2048 x 2048 are 200 MB), with headroom.
+LIGHT_MEM_MB = 1000
+
+
+def light_mem_mb(wildcards, attempt):
+    return LIGHT_MEM_MB * attempt
+
+
+#: Wall-clock limits (minutes, sbatch --time), times the attempt. Measured on 2 cores: a 500 MB
+#: stack takes 0.2-3 s per stack rule and 1-2 s per light rule; the limits leave room for slow,
+#: shared nodes and cold file systems.
+LIGHT_RUNTIME_MIN = 15
+STACK_RUNTIME_MIN = 15
+STACK_RUNTIME_MIN_PER_GB = 15
+#: cellpose on a CPU node: about 10 s per 1024 x 1024 projection (README), far less on a GPU
+CELLPOSE_RUNTIME_MIN = 60
+
+
+def light_runtime(wildcards, attempt):
+    return LIGHT_RUNTIME_MIN * attempt
+
+
+def stack_runtime(wildcards, input, attempt):
+    """runtime of a rule that reads the stack: a base plus a share per GB of the file, times the attempt."""
+    size_gb = os.path.getsize(input.stack) / 2**30 if os.path.exists(input.stack) else 0
+    return int((STACK_RUNTIME_MIN + STACK_RUNTIME_MIN_PER_GB * size_gb) * attempt)
+
+
+def segmentation_runtime(wildcards, attempt):
+    if config["segmentation"]["method"] == "cellpose":
+        return CELLPOSE_RUNTIME_MIN * attempt
+    return LIGHT_RUNTIME_MIN * attempt
+
+
+# --- SLURM placement: account and partitions (config key slurm, or BRIGHTFLOW_SLURM_* variables) ---
+
+
+def _slurm_setting(key):
+    """slurm.<key> from the config, else $BRIGHTFLOW_SLURM_<KEY>; None when neither is set."""
+    value = config["slurm"].get(key) or os.environ.get(f"BRIGHTFLOW_SLURM_{key.upper()}", "").strip()
+    return str(value) if value else None
+
+
+SLURM_ACCOUNT = _slurm_setting("account")
+SLURM_PARTITION = _slurm_setting("partition")
+SLURM_GPU_PARTITION = _slurm_setting("gpu_partition") or SLURM_PARTITION
+
+
+def slurm_placement(gpu=False):
+    """The slurm_account / slurm_partition resources of a rule (only those that are set).
+
+    The SLURM executor turns them into sbatch --account / --partition; without them it uses the
+    cluster's default partition and guesses the account. A job that asks for a GPU goes to
+    slurm.gpu_partition. Other executors ignore them.
+    """
+    placement = {}
+    if SLURM_ACCOUNT:
+        placement["slurm_account"] = SLURM_ACCOUNT
+    partition = SLURM_GPU_PARTITION if gpu else SLURM_PARTITION
+    if partition:
+        placement["slurm_partition"] = partition
+    return placement

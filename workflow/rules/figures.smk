@@ -13,6 +13,10 @@ rule figures:
     params:
         # the apparent brightness of immobile molecules (the B x I plot's reference line) is S
         detector=config["nb"]["detector"],
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/figures.log",
     conda:

@@ -21,6 +21,8 @@ rule nb_maps:
     threads: 2
     resources:
         mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     conda:
@@ -59,6 +61,8 @@ if TIMESERIES:
         threads: 2
         resources:
             mem_mb=timeseries_mem_mb,
+            runtime=stack_runtime,
+            **slurm_placement(),
         log:
             f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
         conda:
@@ -95,6 +99,8 @@ if CROSS_CHANNELS:
             filter=config["nb"]["filter"],
         resources:
             mem_mb=stack_mem_mb,
+            runtime=stack_runtime,
+            **slurm_placement(),
         log:
             f"{LOG_DIR}/{{experiment}}/nb_cross.log",
         conda:

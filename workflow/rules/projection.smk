@@ -12,6 +12,8 @@ rule projection:
         axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/projection.log",
     conda:

@@ -27,6 +27,9 @@ rule segmentation:
         # 1 when cellpose will run on CUDA: `--resources gpu=1` runs one such job at a time
         gpu=SEGMENTATION_GPU_JOBS,
         mem_mb=segmentation_mem_mb,
+        runtime=segmentation_runtime,
+        # a GPU job goes to slurm.gpu_partition
+        **slurm_placement(gpu=bool(SEGMENTATION_GPU_JOBS)),
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation.log",
     conda:
@@ -44,6 +47,10 @@ rule segmentation_exports:
         labels=f"{OUT}/{{experiment}}/segmentation_labels.tif",
         outlines=f"{OUT}/{{experiment}}/segmentation_image_cp_outlines.txt",
         rois=f"{OUT}/{{experiment}}/cell_rois.zip",
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation_exports.log",
     conda:
@@ -62,6 +69,10 @@ rule analysis_mask:
         eroded=f"{OUT}/{{experiment}}/eroded_mask.png",
     params:
         erode_pixels=config["segmentation"]["erode_pixels"],
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/analysis_mask.log",
     conda:

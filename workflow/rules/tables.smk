@@ -19,6 +19,10 @@ rule tables:
             if isinstance(config["nb"].get("monomer_brightness"), (int, float))
             else None
         ),
+    resources:
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/tables.log",
     conda:
@@ -31,7 +35,8 @@ def _settings_recorded():
     """The config an experiment's settings.json records: a reference experiment for the monomer
     brightness is a folder-level choice (recorded in the folder CSV), left out so that changing it
     reruns only the aggregate."""
-    recorded = {key: value for key, value in config.items() if key not in ("samples",)}
+    # not where the jobs ran (slurm: account and partitions), which changes no result
+    recorded = {key: value for key, value in config.items() if key not in ("samples", "slurm")}
     if isinstance(config["nb"].get("monomer_brightness"), str):
         recorded["nb"] = {k: v for k, v in config["nb"].items() if k != "monomer_brightness"}
     return recorded
@@ -57,6 +62,8 @@ rule settings:
         axes=config["input"]["axes"],
     resources:
         mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
+        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/settings.log",
     conda:
