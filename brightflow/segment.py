@@ -18,6 +18,7 @@ __all__ = [
     "erode_labels",
     "relabel_sequential",
     "outlines",
+    "median_diameter",
     "seg_npy_dict",
     "masks_from_seg_dict",
     "outline_polygons",
@@ -25,6 +26,11 @@ __all__ = [
     "match_scores",
     "masks_checksum",
 ]
+
+#: The cellpose GUI's starting cell diameter in pixels (``MainW.diameter`` in cellpose 3.1.1): the
+#: ``est_diam`` of a ``_seg.npy`` without cells. Not 0: the GUI divides by the diameter (its
+#: "upsample" restore) and draws its scale disk from it.
+GUI_DEFAULT_DIAMETER = 30.0
 
 #: The automatic thresholds: scikit-image's ``skimage.filters.threshold_<name>``.
 THRESHOLD_METHODS = {
@@ -198,14 +204,52 @@ def outlines(labels):
     return np.where(boundary, labels, 0).astype(labels.dtype)
 
 
-def seg_npy_dict(image, labels, filename, method):
-    """A dictionary in cellpose's ``_seg.npy`` layout for a label mask.
+def median_diameter(labels, default=GUI_DEFAULT_DIAMETER):
+    """Median cell diameter in pixels: the median over cells of the equivalent-circle diameter.
 
-    The keys follow cellpose's documented format (``filename``, ``img``,
-    ``masks``, ``outlines``, ``colors``, ``chan_choose``, ``ismanual``,
-    ``flows``, ``est_diam``, ...) so that the cellpose GUI opens the image and
-    its masks together and can save a corrected version over it. Masks made
-    without cellpose carry empty flows.
+    A cell of ``a`` pixels has the diameter of the disk of the same area,
+    ``2 sqrt(a / pi)``; the median is taken over the cells. This is cellpose's
+    ``utils.diameters`` (cellpose 3.1.1: ``median(sqrt(a)) / (sqrt(pi) / 2)``),
+    the diameter cellpose gives a set of masks (e.g. its ``diam_labels`` of a
+    training set), computed here without importing cellpose.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x)
+    default : float
+        Returned when there is no cell (cellpose returns 0).
+
+    Returns
+    -------
+    float
+    """
+    labels = np.asarray(labels)
+    if labels.size and labels.min() < 0:
+        raise ValueError("a label mask cannot hold negative labels")
+    areas = np.bincount(labels.ravel().astype(np.int64))[1:]
+    areas = areas[areas > 0]  # labels absent from the mask are no cells
+    if areas.size == 0:
+        return float(default)
+    return float(np.median(np.sqrt(areas)) / (np.sqrt(np.pi) / 2))
+
+
+def seg_npy_dict(image, labels, filename, method):
+    """A dictionary in cellpose's ``_seg.npy`` layout for a label mask, which the cellpose GUI loads.
+
+    The keys are those cellpose 3.1.1's GUI reads when it loads a ``_seg.npy``
+    (``cellpose.gui.io._load_seg``) and writes when it saves one
+    (``io._save_sets``): ``filename``, ``img``, ``masks``, ``outlines``,
+    ``colors``, ``chan_choose``, ``ismanual``, ``flows``, ``est_diam``,
+    ``diameter``, ``zdraw``; so the GUI opens the image and its masks together
+    and can save a corrected version over it.
+
+    * ``est_diam`` and ``diameter``: :func:`median_diameter` of the masks,
+      :data:`GUI_DEFAULT_DIAMETER` when there is no cell. Always finite: the
+      GUI turns ``est_diam`` into an integer when it loads the file (a NaN
+      stops the loading, and the GUI then fails on every later file).
+    * ``flows``: masks made without cellpose have none; the entry is the GUI's
+      own "no flows" value, so the GUI does not try to recompute the masks from
+      flows when its flow or cell-probability threshold is changed.
 
     Parameters
     ----------
@@ -221,7 +265,7 @@ def seg_npy_dict(image, labels, filename, method):
     image = np.asarray(image, dtype=np.float32)
     count = int(labels.max())
     colors = (np.random.default_rng(0).random((count, 3)) * 255).astype(np.uint8)
-    empty_flow = np.zeros(labels.shape + (3,), dtype=np.uint8)
+    diameter = median_diameter(labels)
     return {
         "filename": str(filename),
         "img": image,
@@ -230,9 +274,9 @@ def seg_npy_dict(image, labels, filename, method):
         "colors": colors,
         "chan_choose": [0, 0],
         "ismanual": np.zeros(count, dtype=bool),
-        "flows": [empty_flow, np.zeros(labels.shape, dtype=np.uint8), np.zeros(labels.shape, np.uint8)],
-        "est_diam": float("nan"),
-        "diameter": float("nan"),
+        "flows": [[], [], [], [], [[]]],
+        "est_diam": diameter,
+        "diameter": diameter,
         "zdraw": [None] * count,
         "brightflow_method": method,
     }

@@ -76,6 +76,9 @@ def main(snakemake):
         result, record = _cellpose(snakemake, image)
         device = result.device
         seg = stackio.read_seg_npy(snakemake.output.seg)
+        # cellpose's writer stores the diameter it ran at as 'diameter' only; the GUI shows
+        # 'est_diam' in its diameter box (and runs models at it): the same diameter
+        seg["est_diam"] = seg["diameter"] = float(result.diameter)
     elif method in ("threshold", "existing"):
         labels, record = (_threshold if method == "threshold" else _existing)(snakemake, image)
         seg = segment.seg_npy_dict(image, labels, image_name, method)

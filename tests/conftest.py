@@ -75,3 +75,32 @@ def write_stack(path, stack):
 @pytest.fixture
 def repo():
     return REPO
+
+
+@pytest.fixture(scope="session")
+def cellpose_gui_window():
+    """The real cellpose GUI (one QApplication and one main window per session; see gui_helpers).
+
+    Skipped with the reason when PyQt6 & co. are missing; ``BRIGHTFLOW_REQUIRE_GUI=1`` makes
+    that a failure.
+    """
+    import gui_helpers
+
+    problem = gui_helpers.gui_problem()
+    if problem:
+        if os.environ.get("BRIGHTFLOW_REQUIRE_GUI") == "1":
+            pytest.fail(f"BRIGHTFLOW_REQUIRE_GUI=1 but {problem}")
+        pytest.skip(problem)
+    app, window = gui_helpers.start_gui()
+    yield window
+    window.close()
+    app.processEvents()
+
+
+@pytest.fixture
+def cellpose_gui(cellpose_gui_window):
+    """The session's cellpose GUI, reset: no file loaded (gui_helpers.load_seg resets it too)."""
+    import gui_helpers
+
+    gui_helpers.reset(cellpose_gui_window)
+    return cellpose_gui_window

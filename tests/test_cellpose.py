@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 
+import gui_helpers
 from brightflow import cellpose_adapter, segment, simulate
 from conftest import jobs_run, run_workflow, write_config, write_stack
-from seg_helpers import load_in_cellpose_gui
 
 pytest.importorskip("cellpose")
 
@@ -145,29 +146,38 @@ def _cellpose_config(tmp_path, model, **extra):
     )
 
 
-@pytest.mark.workflow
-def test_cellpose_workflow_and_the_gui_correction_loop(tiny_model, tmp_path):
-    truth, rng = _field(7)
-    (tmp_path / "stacks").mkdir()
-    write_stack(tmp_path / "stacks" / "cells.tif", simulate.cell_field_stack(truth, 50, rng))
-    config = _cellpose_config(tmp_path, tiny_model)
-    first = run_workflow(tmp_path, "--configfile", config)
-    assert jobs_run(first).get("segmentation") == 1
-    folder = tmp_path / "out" / "cells"
-    seg_path = folder / "segmentation_image_seg.npy"
+@pytest.fixture(scope="module")
+def cellpose_run(tiny_model, tmp_path_factory):
+    """One cellpose workflow run shared by this module's tests of its results.
 
-    # the segmentation is right, and saved as cellpose's own _seg.npy that the GUI opens
+    The GUI test corrects these masks and reruns the workflow, so it comes after the tests
+    that read the first run (pytest runs a module's tests in the order they are written).
+    """
+    workdir = tmp_path_factory.mktemp("cellpose_run")
+    truth, rng = _field(7)
+    stack = simulate.cell_field_stack(truth, 50, rng)
+    (workdir / "stacks").mkdir()
+    write_stack(workdir / "stacks" / "cells.tif", stack)
+    config = _cellpose_config(workdir, tiny_model)
+    first = run_workflow(workdir, "--configfile", config)
+    assert jobs_run(first).get("segmentation") == 1
+    return SimpleNamespace(workdir=workdir, config=config, truth=truth, stack=stack, folder=workdir / "out" / "cells")
+
+
+@pytest.mark.workflow
+def test_cellpose_workflow_writes_cellposes_seg_npy(cellpose_run, tiny_model):
+    folder = cellpose_run.folder
+    seg_path = folder / "segmentation_image_seg.npy"
+    # the segmentation is right, and saved as cellpose's own _seg.npy (that the GUI opens)
     labels = tifffile.imread(folder / "segmentation_labels.tif")
     assert labels.dtype == np.uint16
-    scores = segment.match_scores(truth, labels)
+    scores = segment.match_scores(cellpose_run.truth, labels)
     assert scores["recall"] >= 0.9 and scores["mean_iou"] >= 0.85, scores
     seg = np.load(seg_path, allow_pickle=True).item()
     assert seg["filename"] == str(folder.resolve() / "segmentation_image.tif")
-    assert {"masks", "outlines", "flows", "chan_choose", "ismanual", "diameter"} <= set(seg)
+    assert {"masks", "outlines", "flows", "chan_choose", "ismanual", "diameter", "est_diam"} <= set(seg)
+    assert seg["est_diam"] == seg["diameter"] == DIAMETER  # the diameter cellpose ran at
     assert np.array_equal(seg["masks"], labels)
-    gui, image = load_in_cellpose_gui(seg_path)
-    assert gui.loaded is True and image.shape == truth.shape
-    assert np.array_equal(gui.cellpix[0], labels)
     settings = json.loads((folder / "settings.json").read_text())
     used = settings["segmentation_used"]
     assert used["method"] == "cellpose" and used["device"] == "cpu"
@@ -178,40 +188,60 @@ def test_cellpose_workflow_and_the_gui_correction_loop(tiny_model, tmp_path):
     from roifile import roiread
 
     assert len(roiread(folder / "cell_rois.zip")) == count
+    assert len(pd.read_csv(folder / "average_values_in_roi.csv")) == count
+
+
+@pytest.mark.workflow
+def test_cellpose_masks_corrected_in_the_cellpose_gui(cellpose_run, cellpose_gui):
+    """The README's correction loop on cellpose's masks, with the real GUI and the mouse."""
+    workdir, config, folder = cellpose_run.workdir, cellpose_run.config, cellpose_run.folder
+    seg_path = folder / "segmentation_image_seg.npy"
+    labels = tifffile.imread(folder / "segmentation_labels.tif")
+    count = int(labels.max())
     before = pd.read_csv(folder / "average_values_in_roi.csv")
-    assert len(before) == count
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    gui_helpers.assert_shows_results(gui, folder, cellpose_run.stack.mean(axis=0), DIAMETER)
 
-    # the user edits the masks in the GUI and saves: merge cells 1 and 2, delete cell 3
-    masks = seg["masks"].copy()
-    merged_pixels = int(((masks == 1) | (masks == 2)).sum())
-    masks[masks == 2] = 1
-    masks[masks == 3] = 0
-    masks = segment.relabel_sequential(masks)
-    seg["masks"] = masks
-    seg["outlines"] = segment.outlines(masks)
-    for key in ("brightflow_method", "brightflow_device"):  # the GUI does not keep them
-        seg.pop(key, None)
-    np.save(seg_path, seg, allow_pickle=True)
+    # the user edits the masks in the GUI with the mouse and saves (Ctrl+S): merge cells 1 and 2
+    # (click 1, Alt+click 2), delete cell 3 (Ctrl+click)
+    one, two, three = (gui_helpers.pixel_inside(labels, k) for k in (1, 2, 3))
+    gui_helpers.click(gui, *one)
+    gui_helpers.click(gui, *two, modifier="alt")
+    gui_helpers.click(gui, *three, modifier="ctrl")
+    assert int(gui.ncells) == count - 2
+    gui_helpers.save(gui)
+    masks = segment.relabel_sequential(np.where(labels == 2, 1, np.where(labels == 3, 0, labels)))
+    merged_pixels = int(((labels == 1) | (labels == 2)).sum())
+    assert np.array_equal(np.load(seg_path, allow_pickle=True).item()["masks"], masks)
 
-    second = run_workflow(tmp_path, "--configfile", config)
+    second = run_workflow(workdir, "--configfile", config)
     jobs = jobs_run(second)
-    assert "segmentation" not in jobs, jobs
-    for rule in ("segmentation_exports", "analysis_mask", "tables", "figures", "settings", "aggregate"):
+    assert "segmentation" not in jobs and "projection" not in jobs, jobs
+    for rule in (
+        "segmentation_exports", "analysis_mask", "bleach_correction", "nb_maps", "tables", "figures",
+        "settings", "aggregate",
+    ):  # fmt: skip
         assert jobs.get(rule) == 1, (rule, jobs)
-    assert np.array_equal(np.load(seg_path, allow_pickle=True).item()["masks"], masks)  # edit kept
+    assert np.array_equal(segment.masks_from_seg_dict(np.load(seg_path, allow_pickle=True).item()), masks)
     assert np.array_equal(tifffile.imread(folder / "segmentation_labels.tif"), masks)
     after = pd.read_csv(folder / "average_values_in_roi.csv")
     assert len(after) == count - 2
     assert after.loc[after["Cell ID"] == 1, "Pixels"].item() == merged_pixels
+    assert list(after["Pixels"])[1:] == [p for k, p in enumerate(before["Pixels"], 1) if k > 3]
     assert len((folder / "segmentation_image_cp_outlines.txt").read_text().splitlines()) == count - 2
-    folder_table = pd.read_csv(tmp_path / "out" / "Folder_average_values_in_roi.csv")
-    assert len(folder_table) == count - 2
+    folder_table = pd.read_csv(workdir / "out" / "Folder_average_values_in_roi.csv")
+    assert list(folder_table["Pixels"]) == list(after["Pixels"])
     used = json.loads((folder / "settings.json").read_text())["segmentation_used"]
     assert used["edited_after_segmentation"] is True and used["cells"] == count - 2
     assert used["cells_segmented"] == count and used["method"] == "cellpose"
 
-    third = run_workflow(tmp_path, "--configfile", config)
+    third = run_workflow(workdir, "--configfile", config)
     assert jobs_run(third) == {}  # nothing left to do
+
+    # the corrected file, as the GUI saved it, opens in the GUI again
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    assert gui.loaded is True and int(gui.ncells) == count - 2
+    assert np.array_equal(gui.cellpix[0], masks)
 
 
 @pytest.mark.workflow

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 from skimage import measure
 
+import gui_helpers
 from brightflow import segment, simulate
 from conftest import jobs_run, run_workflow, write_config, write_stack
-from seg_helpers import load_in_cellpose_gui
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -86,21 +90,68 @@ def test_outlines_text_is_cellpose_format():
     assert xs.min() == 20 - 12 and xs.max() == 31  # cell 7 covers cell 3 from x = 32
 
 
-def test_seg_npy_of_threshold_masks_opens_in_the_cellpose_gui(tmp_path):
+def test_median_diameter_is_cellposes_and_finite_without_cells():
+    labels = _disk_cells()
+    areas = np.array([(labels == k).sum() for k in (3, 7, 9)])
+    assert segment.median_diameter(labels) == pytest.approx(np.median(2 * np.sqrt(areas / np.pi)))
+    utils = pytest.importorskip("cellpose.utils")
+    assert segment.median_diameter(labels) == pytest.approx(utils.diameters(labels)[0])
+    # no cell: cellpose says 0; the GUI's starting diameter instead (the GUI divides by it)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cellpose's median of no cells
+        assert utils.diameters(np.zeros((8, 8), int))[0] == 0
+    assert segment.median_diameter(np.zeros((8, 8), int)) == segment.GUI_DEFAULT_DIAMETER == 30.0
+
+
+def _write_seg(folder, image, labels, method="threshold"):
+    image_path = folder / "segmentation_image.tif"
+    tifffile.imwrite(image_path, image)
+    seg_path = folder / "segmentation_image_seg.npy"
+    np.save(seg_path, segment.seg_npy_dict(image, labels, str(image_path), method), allow_pickle=True)
+    return image_path, seg_path
+
+
+def test_seg_npy_of_threshold_masks_opens_in_the_cellpose_gui(tmp_path, cellpose_gui):
     labels = _disk_cells()
     image = np.where(labels > 0, 10.0, 1.0).astype(np.float32)
-    image_path = tmp_path / "segmentation_image.tif"
-    tifffile.imwrite(image_path, image)
-    seg_path = tmp_path / "segmentation_image_seg.npy"
-    np.save(seg_path, segment.seg_npy_dict(image, labels, str(image_path), "threshold"), allow_pickle=True)
-    gui, loaded_image = load_in_cellpose_gui(seg_path)
+    image_path, seg_path = _write_seg(tmp_path, image, labels)
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
     assert gui.loaded is True
     assert gui.filename == str(image_path)
-    assert loaded_image.shape == labels.shape
-    assert gui.cellpix.shape == (1,) + labels.shape
     assert int(gui.ncells) == 3
+    assert gui.cellpix.shape == (1,) + labels.shape
     assert np.array_equal(gui.cellpix[0], segment.relabel_sequential(labels))
+    assert np.allclose(gui_helpers.shown_image(gui), gui_helpers.as_gui_scales(image))
+    diameter = segment.median_diameter(labels)
+    assert gui.Diameter.text() == f"{diameter:0.1f}" and gui.diameter == float(f"{diameter:0.1f}")
     assert len(gui.ismanual) == 3 and len(gui.zdraw) == 3
+    # File > Load image finds the _seg.npy beside the image
+    gui = gui_helpers.load_image(cellpose_gui, image_path)
+    assert gui.loaded is True and gui.filename == str(image_path)
+    assert np.array_equal(gui.cellpix[0], segment.relabel_sequential(labels))
+    assert gui_helpers.shown_diameter(gui) == float(f"{diameter:0.1f}")
+    # no flows: the flow and cell-probability boxes do not recompute (nor lose) the masks,
+    # and the GUI's flow views show an empty image
+    assert gui.recompute_masks is False
+    gui.compute_cprob()
+    for view in (1, 2):
+        gui.ViewDropDown.setCurrentIndex(view)
+        gui.update_plot()
+    gui.ViewDropDown.setCurrentIndex(0)
+    assert int(gui.ncells) == 3 and np.array_equal(gui.cellpix[0], segment.relabel_sequential(labels))
+
+    # the GUI saves it back (Ctrl+S) in a form it loads again, and brightflow reads it
+    gui_helpers.save(gui)
+    saved = np.load(seg_path, allow_pickle=True).item()
+    assert np.array_equal(segment.masks_from_seg_dict(saved), segment.relabel_sequential(labels))
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    assert gui.loaded is True and int(gui.ncells) == 3
+
+    # no cell found: still a file the GUI loads, with the GUI's starting diameter
+    _, seg_path = _write_seg(tmp_path, image, np.zeros_like(labels))
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    assert gui.loaded is True and int(gui.ncells) == 0 and not gui.cellpix.any()
+    assert gui_helpers.shown_diameter(gui) == 30.0
 
 
 @pytest.mark.workflow
@@ -145,8 +196,6 @@ def test_existing_masks_and_erosion_in_the_workflow(tmp_path):
 
         rois = roiread(folder / "cell_rois.zip")
         assert [roi.name for roi in rois] == ["cell_1", "cell_2", "cell_3"]
-        gui, _ = load_in_cellpose_gui(folder / "segmentation_image_seg.npy")
-        assert int(gui.ncells) == 3
     # erosion changed: the segmentation and its exports are not redone, the analysis is
     config = write_config(
         tmp_path / "config.yaml",
@@ -160,6 +209,149 @@ def test_existing_masks_and_erosion_in_the_workflow(tmp_path):
     assert jobs.get("analysis_mask") == 2 and jobs.get("tables") == 2
     cells = pd.read_csv(tmp_path / "out" / "a" / "average_values_in_roi.csv")
     assert (cells["Pixels"] > 0).all()
+
+
+#: Rules made from the masks: what a mask corrected in the GUI reruns (not projection, not segmentation).
+AFTER_THE_MASKS = (
+    "segmentation_exports", "analysis_mask", "bleach_correction", "nb_maps", "figures", "tables",
+    "settings", "aggregate",
+)  # fmt: skip
+
+
+@pytest.mark.workflow
+def test_existing_masks_corrected_in_the_cellpose_gui(tmp_path, cellpose_gui):
+    """method existing: the _seg.npy made from a label TIFF (a) and from a user's _seg.npy (b)
+    opens in the cellpose GUI, and corrections saved there are used by the next run."""
+    rng = np.random.default_rng(4)
+    labels = _disk_cells()
+    stack = simulate.cell_field_stack(labels, 20, rng)
+    write_stack(tmp_path / "a.tif", stack)
+    write_stack(tmp_path / "b.tif", stack)
+    tifffile.imwrite(tmp_path / "a_mask.tif", labels)
+    # a user's _seg.npy with most keys missing and a NaN diameter (as brightflow wrote them before)
+    user_seg = {"masks": labels, "outlines": segment.outlines(labels), "est_diam": np.nan}
+    np.save(tmp_path / "b_seg.npy", user_seg, allow_pickle=True)
+    (tmp_path / "samples.tsv").write_text("experiment\tpath\tmask\na\ta.tif\ta_mask.tif\nb\tb.tif\tb_seg.npy\n")
+    config = write_config(
+        tmp_path / "config.yaml",
+        input_dir=str(tmp_path),
+        samples=str(tmp_path / "samples.tsv"),
+        output_dir="out",
+        segmentation={"method": "existing"},
+    )
+    run_workflow(tmp_path, "--configfile", config)
+    relabelled = segment.relabel_sequential(labels)
+    for name in ("a", "b"):
+        folder = tmp_path / "out" / name
+        gui = gui_helpers.load_seg(cellpose_gui, folder / "segmentation_image_seg.npy")
+        gui_helpers.assert_shows_results(gui, folder, stack.mean(axis=0), segment.median_diameter(labels))
+        assert int(gui.ncells) == 3 and np.array_equal(gui.cellpix[0], relabelled)
+
+    # a: delete cell 1 with Ctrl+click; b: draw a new cell; save each (Ctrl+S)
+    gui = gui_helpers.load_seg(cellpose_gui, tmp_path / "out" / "a" / "segmentation_image_seg.npy")
+    gui_helpers.click(gui, *gui_helpers.pixel_inside(relabelled, 1), modifier="ctrl")
+    gui_helpers.save(gui)
+    gui = gui_helpers.load_seg(cellpose_gui, tmp_path / "out" / "b" / "segmentation_image_seg.npy")
+    centre = _background_centre(relabelled, radius=6)
+    drawn = gui.cellpix[0] == gui_helpers.draw_cell(gui, centre, radius=6)
+    gui_helpers.save(gui)
+    jobs = jobs_run(run_workflow(tmp_path, "--configfile", config))
+    assert "projection" not in jobs and "segmentation" not in jobs, jobs
+    for rule in AFTER_THE_MASKS:
+        assert jobs.get(rule) == (1 if rule == "aggregate" else 2), (rule, jobs)
+    a = tifffile.imread(tmp_path / "out" / "a" / "segmentation_labels.tif")
+    assert np.array_equal(a, segment.relabel_sequential(np.where(relabelled == 1, 0, relabelled)))
+    b = tifffile.imread(tmp_path / "out" / "b" / "segmentation_labels.tif")
+    assert np.array_equal(b, np.where(drawn, 4, relabelled))
+    pixels = {name: list(pd.read_csv(tmp_path / "out" / name / "average_values_in_roi.csv")["Pixels"]) for name in "ab"}
+    assert pixels == {
+        "a": [int((a == k).sum()) for k in (1, 2)],
+        "b": [int((relabelled == k).sum()) for k in (1, 2, 3)] + [int(drawn.sum())],
+    }
+    folder_table = pd.read_csv(tmp_path / "out" / "Folder_average_values_in_roi.csv")
+    assert list(folder_table["Experiment"]) == ["a"] * 2 + ["b"] * 4
+    for name, cells in (("a", 2), ("b", 4)):
+        used = json.loads((tmp_path / "out" / name / "settings.json").read_text())["segmentation_used"]
+        assert used["edited_after_segmentation"] is True and used["cells"] == cells
+
+
+def _background_centre(labels, radius, margin=3):
+    """A pixel at least ``radius + margin`` pixels from every cell and from the image border."""
+    distance = ndi.distance_transform_edt(np.pad(labels == 0, 1))[1:-1, 1:-1]
+    row, col = np.unravel_index(np.argmax(distance), labels.shape)
+    assert distance[row, col] >= radius + margin, "no room for a new cell"
+    return int(row), int(col)
+
+
+@pytest.mark.workflow
+def test_threshold_masks_corrected_in_the_cellpose_gui(tmp_path, cellpose_gui):
+    """The README's correction loop with the real cellpose GUI: delete a cell, then draw one.
+
+    Each edit is saved with the GUI's own Ctrl+S over ``segmentation_image_seg.npy``; the next
+    ``snakemake`` run redoes only the steps made from the masks, and the per-cell tables lose
+    the deleted cell and gain the drawn one.
+    """
+    rng = np.random.default_rng(11)
+    truth = simulate.cell_field((80, 80), 4, rng, touching_pairs=0)
+    stack = simulate.cell_field_stack(truth, 30, rng)
+    (tmp_path / "stacks").mkdir()
+    write_stack(tmp_path / "stacks" / "cells.tif", stack)
+    config = write_config(tmp_path / "config.yaml", input_dir=str(tmp_path / "stacks"), output_dir="out")
+    run_workflow(tmp_path, "--configfile", config)
+    folder = tmp_path / "out" / "cells"
+    seg_path = folder / "segmentation_image_seg.npy"
+    labels = tifffile.imread(folder / "segmentation_labels.tif")
+    count = int(labels.max())
+    assert count == 4, "the threshold method finds the four simulated cells"
+    before = pd.read_csv(folder / "average_values_in_roi.csv")
+    assert list(before["Pixels"]) == [int((labels == k).sum()) for k in range(1, count + 1)]
+
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    gui_helpers.assert_shows_results(gui, folder, stack.mean(axis=0), segment.median_diameter(labels))
+
+    # 1. delete cell 2 (what Ctrl+click on it does) and save
+    gui.remove_cell(2)
+    gui_helpers.save(gui)
+    jobs = jobs_run(run_workflow(tmp_path, "--configfile", config))
+    assert "projection" not in jobs and "segmentation" not in jobs, jobs
+    for rule in AFTER_THE_MASKS:
+        assert jobs.get(rule) == 1, (rule, jobs)
+    kept = np.where(labels == 2, 0, labels)
+    kept[kept > 2] -= 1
+    assert np.array_equal(tifffile.imread(folder / "segmentation_labels.tif"), kept)
+    after = pd.read_csv(folder / "average_values_in_roi.csv")
+    assert list(after["Cell ID"]) == [1, 2, 3]
+    assert list(after["Pixels"]) == [p for k, p in enumerate(before["Pixels"], start=1) if k != 2]
+    folder_table = pd.read_csv(tmp_path / "out" / "Folder_average_values_in_roi.csv")
+    assert list(folder_table["Pixels"]) == list(after["Pixels"])
+    used = json.loads((folder / "settings.json").read_text())["segmentation_used"]
+    assert used["edited_after_segmentation"] is True and used["cells"] == count - 1
+    assert used["cells_segmented"] == count
+
+    # 2. draw a new cell in the background (right-click, trace its outline) and save
+    gui = gui_helpers.load_seg(cellpose_gui, seg_path)
+    assert int(gui.ncells) == count - 1
+    centre = _background_centre(kept, radius=6)
+    new = gui_helpers.draw_cell(gui, centre, radius=6)
+    drawn = gui.cellpix[0] == new
+    assert drawn[centre] and 90 < drawn.sum() < 150 and not (drawn & (kept > 0)).any()
+    assert list(gui.ismanual) == [False] * (count - 1) + [True]
+    gui_helpers.save(gui)
+    jobs = jobs_run(run_workflow(tmp_path, "--configfile", config))
+    assert "projection" not in jobs and "segmentation" not in jobs, jobs
+    for rule in AFTER_THE_MASKS:
+        assert jobs.get(rule) == 1, (rule, jobs)
+    assert np.array_equal(tifffile.imread(folder / "segmentation_labels.tif"), np.where(drawn, new, kept))
+    added = pd.read_csv(folder / "average_values_in_roi.csv")
+    assert list(added["Cell ID"]) == [1, 2, 3, 4]
+    assert list(added["Pixels"]) == list(after["Pixels"]) + [int(drawn.sum())]
+    # the drawn cell holds no molecules: the background's mean intensity (0.5 photons a frame)
+    assert added["Intensity"].iloc[-1] == pytest.approx(0.5, rel=0.2)
+    folder_table = pd.read_csv(tmp_path / "out" / "Folder_average_values_in_roi.csv")
+    assert list(folder_table["Pixels"]) == list(added["Pixels"])
+    used = json.loads((folder / "settings.json").read_text())["segmentation_used"]
+    assert used["edited_after_segmentation"] is True and used["cells"] == count
+    assert jobs_run(run_workflow(tmp_path, "--configfile", config)) == {}  # nothing left to do
 
 
 def test_threshold_segmentation_finds_the_demo_cells():
