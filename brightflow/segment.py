@@ -22,6 +22,7 @@ __all__ = [
     "seg_npy_dict",
     "masks_from_seg_dict",
     "outline_polygons",
+    "pixel_edge_polygons",
     "outlines_text",
     "match_scores",
     "masks_checksum",
@@ -340,6 +341,102 @@ def outline_polygons(labels):
         longest = longest + np.array([cols.start - 1, rows.start - 1])
         result[label] = longest if len(longest) > 4 else np.zeros((0, 2), dtype=np.int64)
     return result
+
+
+def pixel_edge_polygons(labels):
+    """The boundaries of every cell along pixel edges, holes and separate parts included.
+
+    Pixel ``(row, col)`` is the unit square with corners ``(col, row)`` and
+    ``(col + 1, row + 1)`` in ``(x, y)`` coordinates, ImageJ's convention for
+    selections. A cell's boundary is the set of pixel edges between the cell
+    and anything else; it is followed into closed loops whose vertices lie on
+    pixel corners (integer coordinates), with collinear vertices merged: the
+    outline of ImageJ's ``Wand.autoOutline`` (a traced ROI), not the pixel
+    centres of :func:`outline_polygons`. Where two pixels of the cell touch
+    only at a corner, the loop turns to keep them together, so a cell's parts
+    are 8-connected and its holes 4-connected, as in ImageJ's particle
+    analyzer.
+
+    ImageJ counts a pixel as inside a selection when its centre is inside
+    (``PolygonRoi`` masks; ``ShapeRoi`` fills its ``java.awt.Shape``). No pixel
+    centre lies on these edges, so a polygon of one loop, or a ``ShapeRoi`` of
+    all the loops of a cell with holes or several parts (even-odd or non-zero
+    winding alike), covers exactly the cell's pixels.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x)
+
+    Returns
+    -------
+    dict of int -> list of ndarray of int64, shape (k, 2)
+        For each label present, in increasing order, its loops as ``(x, y)``
+        vertices (the first vertex not repeated at the end), each loop starting
+        at its top-left vertex. An outer boundary (one per 8-connected part)
+        runs clockwise on screen (y down), so its shoelace area
+        ``sum(x[i] * y[i+1] - x[i+1] * y[i]) / 2`` is positive; a hole's runs
+        the other way and is negative. The areas of a cell's loops add up to
+        its pixel count.
+    """
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"a label mask must be 2D (y, x), got shape {labels.shape}")
+    result = {}
+    for label, region in enumerate(ndi.find_objects(labels.astype(np.int64)), start=1):
+        if region is None:
+            continue
+        rows, cols = region
+        cell = np.pad(labels[region] == label, 1)  # a frame of background: edges at the image border too
+        offset = np.array([cols.start - 1, rows.start - 1])
+        result[label] = [loop + offset for loop in _edge_loops(cell)]
+    return result
+
+
+#: Unit steps (dx, dy) along pixel edges, y down: east, south, west, north. A left turn on screen
+#: from direction d is (d + 3) % 4.
+_STEPS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+def _edge_loops(cell):
+    """Loops of the pixel edges around the True pixels of ``cell`` (False on its outer frame).
+
+    Every edge is directed with the cell on its right on screen: a top edge runs east, a right
+    edge south, a bottom edge west, a left edge north. Each vertex then has as many edges in as
+    out, one each except where two cell pixels touch only at a corner; there the loop turns left,
+    onto the edge of the diagonal pixel. Following each edge to the next gives closed loops.
+    """
+    outgoing = {}  # vertex (x, y) -> directions of the edges that start there
+    # direction, (row, col) offset of the pixel across the edge, start vertex relative to the pixel
+    for direction, (dr, dc), (sx, sy) in (
+        (0, (-1, 0), (0, 0)),
+        (1, (0, 1), (1, 0)),
+        (2, (1, 0), (1, 1)),
+        (3, (0, -1), (0, 1)),
+    ):
+        across = np.roll(cell, (-dr, -dc), axis=(0, 1))  # across[r, c] = cell[r + dr, c + dc]
+        rows, cols = np.nonzero(cell & ~across)
+        for x, y in zip((cols + sx).tolist(), (rows + sy).tolist()):
+            outgoing.setdefault((x, y), []).append(direction)
+
+    loops = []
+    seen = set()
+    for start in sorted(outgoing, key=lambda v: (v[1], v[0])):  # each loop starts at its top-left
+        for first in outgoing[start]:
+            vertex, direction, corners = start, first, []
+            while (vertex, direction) not in seen:
+                seen.add((vertex, direction))
+                dx, dy = _STEPS[direction]
+                vertex = (vertex[0] + dx, vertex[1] + dy)
+                choices = outgoing[vertex]
+                turn = choices[0] if len(choices) == 1 else (direction + 3) % 4
+                if turn != direction:
+                    corners.append(vertex)
+                direction = turn
+            if corners:
+                loops.append(np.roll(np.array(corners, dtype=np.int64), 1, axis=0))
+    return loops
 
 
 def outlines_text(outlines):

@@ -1,5 +1,6 @@
 """Rule segmentation_exports: the (possibly GUI-corrected) mask as a label TIFF, cellpose's
-ImageJ outline text and an ImageJ ROI set, so Fiji opens the cells."""
+ImageJ outline text (pixel centres, cellpose's format) and an ImageJ ROI set traced along pixel
+edges (each ROI holds exactly the cell's pixels in ImageJ), so Fiji opens the cells."""
 
 from brightflow import segment
 
@@ -13,7 +14,7 @@ def main(snakemake):
     outlines = segment.outline_polygons(labels)
     with open(snakemake.output.outlines, "w") as handle:
         handle.write(segment.outlines_text(outlines.values()))
-    stackio.write_imagej_rois(snakemake.output.rois, outlines)
+    stackio.write_imagej_rois(snakemake.output.rois, segment.pixel_edge_polygons(labels))
     stackio.log.info("%d cell(s) exported from %s", len(outlines), snakemake.input.seg)
 
 

@@ -850,21 +850,39 @@ def read_npy(path, mmap=False):
         raise InputError(f"{path}: cannot be read as a NumPy .npy array ({error}); rerun the workflow.") from error
 
 
-def write_imagej_rois(path, outlines):
+def write_imagej_rois(path, polygons):
     """Write an ImageJ ROI set (.zip, opens in Fiji's ROI Manager) with the ``roifile`` package.
 
-    ``outlines`` maps each cell's label to its outline as (x, y) pixel
-    coordinates; each ROI is a polygon named ``cell_<label>`` (the ``Cell ID``
-    of the tables). A cell without an outline (4 border pixels or fewer) is
-    left out, as cellpose does.
+    ``polygons`` maps each cell's label to its boundary loops along pixel edges, as
+    :func:`brightflow.segment.pixel_edge_polygons` traces them ((x, y) pixel corners). Each ROI
+    is named ``cell_<label>`` (the ``Cell ID`` of the tables). A cell of one loop (one part, no
+    hole) is a traced polygon ROI (``Roi.TRACED_ROI``, what ImageJ's wand makes); a cell with a
+    hole or several parts is a composite ROI (ImageJ's ``ShapeRoi``: type rectangle with the
+    shape's path of MOVETO, LINETO, CLOSE operations in absolute coordinates, as ImageJ's
+    ``RoiEncoder`` writes it). Either way ImageJ counts exactly the cell's pixels (a pixel is
+    inside when its centre is).
     """
-    from roifile import ImagejRoi, roiwrite
+    from roifile import ROI_TYPE, ImagejRoi, roiwrite
 
+    moveto, lineto, close = 0, 1, 4  # java.awt.geom.PathIterator segment types
     rois = []
-    for label, points in outlines.items():
-        if len(points) == 0:
-            continue
-        roi = ImagejRoi.frompoints(np.asarray(points))
+    for label, loops in polygons.items():
+        loops = [np.asarray(loop, dtype=np.int64) for loop in loops]
+        corners = np.concatenate(loops)
+        (left, top), (right, bottom) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
+        roi = ImagejRoi(left=left, top=top, right=right, bottom=bottom)
+        if len(loops) == 1:
+            roi.roitype = ROI_TYPE.TRACED
+            roi.integer_coordinates = (loops[0] - [left, top]).astype(np.int32)
+            roi.n_coordinates = len(loops[0])
+        else:
+            shape = []
+            for loop in loops:
+                (x0, y0), *rest = loop.tolist()
+                shape += [moveto, x0, y0] + [v for x, y in rest for v in (lineto, x, y)] + [close]
+            roi.roitype = ROI_TYPE.RECT
+            roi.multi_coordinates = np.array(shape, dtype=np.float32)
+            roi.shape_roi_size = len(shape)
         roi.name = f"cell_{int(label)}"
         rois.append(roi)
     Path(path).unlink(missing_ok=True)  # roiwrite appends to an existing zip

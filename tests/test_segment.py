@@ -90,6 +90,64 @@ def test_outlines_text_is_cellpose_format():
     assert xs.min() == 20 - 12 and xs.max() == 31  # cell 7 covers cell 3 from x = 32
 
 
+def _shoelace(loop):
+    x, y = loop[:, 0], loop[:, 1]
+    return float((x * np.roll(y, -1) - np.roll(x, -1) * y).sum() / 2)
+
+
+def test_pixel_edge_polygons_follow_pixel_edges_around_holes_and_parts():
+    labels = np.zeros((12, 14), np.uint16)
+    labels[1:6, 1:6] = 1
+    labels[3, 3] = 2  # a one-pixel cell in a hole of cell 1
+    labels[8:10, 0:3] = 3
+    labels[7:9, 10:14] = 3  # two parts, at the left and right borders
+    labels[0, 8] = labels[1, 9] = 4  # two pixels touching at a corner: one part, one loop
+    polygons = segment.pixel_edge_polygons(labels)
+    assert list(polygons) == [1, 2, 3, 4]
+    assert {k: [loop.tolist() for loop in loops] for k, loops in polygons.items()} == {
+        1: [[[1, 1], [6, 1], [6, 6], [1, 6]], [[3, 3], [3, 4], [4, 4], [4, 3]]],  # outline, hole
+        2: [[[3, 3], [4, 3], [4, 4], [3, 4]]],
+        3: [[[10, 7], [14, 7], [14, 9], [10, 9]], [[0, 8], [3, 8], [3, 10], [0, 10]]],
+        4: [[[8, 0], [9, 0], [9, 1], [10, 1], [10, 2], [9, 2], [9, 1], [8, 1]]],
+    }
+    # outlines have positive shoelace areas, holes negative; together the pixel count
+    assert {k: [_shoelace(loop) for loop in loops] for k, loops in polygons.items()} == {
+        1: [25.0, -1.0], 2: [1.0], 3: [8.0, 6.0], 4: [2.0],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pixel_edge_polygons_hold_exactly_each_cells_pixels(seed):
+    """Random masks: every pixel centre inside an odd number of a cell's loops is the cell's."""
+    from matplotlib.path import Path
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        shape = tuple(rng.integers(1, 24, size=2))
+        labels = (rng.random(shape) < rng.random()) * rng.integers(1, 4, size=shape)
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        centres = np.column_stack([xx.ravel() + 0.5, yy.ravel() + 0.5])
+        polygons = segment.pixel_edge_polygons(labels)
+        assert list(polygons) == sorted(set(np.unique(labels)) - {0})
+        for label, loops in polygons.items():
+            cell = labels == label
+            inside = np.zeros(cell.size, bool)
+            for loop in loops:
+                assert loop.dtype == np.int64 and (loop >= 0).all()
+                steps = np.diff(np.vstack([loop, loop[:1]]), axis=0)
+                assert ((steps == 0).sum(axis=1) == 1).all()  # along pixel edges
+                turns = np.sign(steps)
+                assert not (turns == np.roll(turns, 1, axis=0)).all(axis=1).any()  # collinear merged
+                inside ^= Path(loop).contains_points(centres)
+            assert np.array_equal(inside.reshape(shape), cell)
+            areas = [_shoelace(loop) for loop in loops]
+            assert sum(areas) == cell.sum()
+            parts = ndi.label(cell, structure=np.ones((3, 3)))[1]
+            holes = ndi.label(np.pad(~cell, 1, constant_values=True))[1] - 1
+            assert (sum(a > 0 for a in areas), sum(a < 0 for a in areas)) == (parts, holes)
+
+
 def test_median_diameter_is_cellposes_and_finite_without_cells():
     labels = _disk_cells()
     areas = np.array([(labels == k).sum() for k in (3, 7, 9)])
