@@ -7,12 +7,14 @@ import json
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
 from brightflow import calibration, figures, simulate
 from brightflow.calibration import UNCALIBRATED, Calibration
 from conftest import REPO, run_workflow, write_config
+from imagej_helpers import imagej_or_skip, run_imagej_macro
 
 sys.path.insert(0, str(REPO / "scripts"))
 import stackio  # noqa: E402
@@ -156,23 +158,33 @@ def _tiff_calibration(path):
         return tif.is_imagej, metadata.get("unit"), x_resolution[0] / x_resolution[1], metadata.get("finterval")
 
 
-@pytest.mark.workflow
-def test_calibration_is_carried_into_every_output_tiff_and_settings(tmp_path):
-    stacks = tmp_path / "stacks"
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory):
+    """A calibrated stack (ImageJ: 0.1 µm pixels, 0.5 s frames) and an uncalibrated one, analysed
+    once with the time series on (windows of 20 frames starting every 10)."""
+    workdir = tmp_path_factory.mktemp("calibration")
+    stacks = workdir / "stacks"
     stacks.mkdir()
     stack, _ = simulate.demo_experiment([(2.0, 5.0), (1.0, 5.0)], seed=3, shape=(48, 64), frames=40)
     tifffile.imwrite(stacks / "calibrated.tif", stack, imagej=True, resolution=(1 / 0.1, 1 / 0.1),
                      metadata={"axes": "TYX", "unit": "micron", "finterval": 0.5})
     tifffile.imwrite(stacks / "plain.tif", stack, imagej=True, metadata={"axes": "TYX"})
-    config = write_config(tmp_path / "config.yaml", input_dir=str(stacks), bleach_correction={"method": "none"},
+    config = write_config(workdir / "config.yaml", input_dir=str(stacks), bleach_correction={"method": "none"},
                           nb={"timeseries": {"frames_per_set": 20, "overlap": 10}})
-    run_workflow(tmp_path, "--configfile", config)
-    results = tmp_path / "results"
+    run_workflow(workdir, "--configfile", config)
+    return workdir / "results"
 
-    folder = results / "calibrated"
-    tiffs = [folder / f"{name}.tif" for name in MAP_NAMES] + [
+
+def _output_tiffs(folder):
+    return [folder / f"{name}.tif" for name in MAP_NAMES] + [
         folder / "segmentation_image.tif", folder / "segmentation_labels.tif", folder / "analysis_labels.tif",
     ] + sorted((folder / "timeseries").glob("*.tif"))
+
+
+@pytest.mark.workflow
+def test_calibration_is_carried_into_every_output_tiff_and_settings(calibrated_run):
+    folder = calibrated_run / "calibrated"
+    tiffs = _output_tiffs(folder)
     assert len(tiffs) == 13
     for path in tiffs:
         is_imagej, unit, x_resolution, _ = _tiff_calibration(path)
@@ -188,10 +200,66 @@ def test_calibration_is_carried_into_every_output_tiff_and_settings(tmp_path):
                         "pixel_height": pytest.approx(0.1), "unit": "µm", "frame_interval_s": 0.5,
                         "time_unit": "s", "source": "ImageJ metadata"}
 
-    folder = results / "plain"
+    folder = calibrated_run / "plain"
     for path in [folder / "intensity.tif", folder / "segmentation_labels.tif", folder / "timeseries" / "number.tif"]:
         is_imagej, unit, x_resolution, finterval = _tiff_calibration(path)
         assert is_imagej and unit is None and x_resolution == 1 and finterval is None, path
     recorded = json.loads((folder / "settings.json").read_text())["input"]["calibration"]
     assert recorded["spatially_calibrated"] is False and recorded["unit"] == "pixel"
     assert recorded["time_unit"] == "frame"
+
+
+#: Prints, for each image path (one per line of the argument file), ImageJ's calibration and type,
+#: then the calibrated area of every ROI of the set on the first image.
+CALIBRATION_MACRO = r"""
+lines = split(File.openAsString(getArgument()), "\n");
+for (i = 1; i < lines.length; i++) {
+    open(lines[i]);
+    getPixelSize(unit, width, height);
+    print("image|" + lines[i] + "|" + unit + "|" + width + "|" + height + "|" + Stack.getFrameInterval() + "|" + bitDepth() + "|" + nSlices);
+    close();
+}
+open(lines[1]);
+roiManager("Open", lines[0]);
+for (k = 0; k < roiManager("count"); k++) {
+    roiManager("Select", k);
+    List.setMeasurements;
+    print("roi|" + Roi.getName + "|" + List.getValue("Area"));
+}
+"""
+
+
+@pytest.mark.workflow
+def test_imagej_reads_the_calibration_of_every_output_tiff(calibrated_run, tmp_path):
+    """The real ImageJ sees 0.1 µm pixels in every output TIFF of the calibrated stack, the window
+    interval (5 s) in the time series, 16-bit label images, and ROI areas in µm² (Pixels x 0.01);
+    the uncalibrated stack's TIFFs stay in pixels."""
+    imagej_or_skip()
+    folder, plain = calibrated_run / "calibrated", calibrated_run / "plain"
+    tiffs = _output_tiffs(folder) + [plain / "intensity.tif", plain / "segmentation_labels.tif"]
+    listing = tmp_path / "images.txt"
+    listing.write_text("\n".join([str(folder / "cell_rois.zip")] + [str(path) for path in tiffs]))
+    printed = run_imagej_macro(CALIBRATION_MACRO, tmp_path, argument=listing)
+    seen = {}
+    areas = {}
+    for line in printed.splitlines():
+        fields = line.split("|")
+        if fields[0] == "image":
+            seen[fields[1]] = fields[2:]
+        elif fields[0] == "roi":
+            areas[fields[1]] = float(fields[2])
+    for path in _output_tiffs(folder):
+        unit, width, height, interval, depth, pages = seen[str(path)]
+        assert unit in ("microns", "micron", "µm") and float(width) == pytest.approx(0.1), (path, unit, width)
+        assert float(height) == pytest.approx(0.1)
+        if path.parent.name == "timeseries":
+            assert float(interval) == pytest.approx(5.0) and int(pages) == 3, (path, interval, pages)
+        if "labels" in path.name:
+            assert int(depth) == 16, path
+    for path in (plain / "intensity.tif", plain / "segmentation_labels.tif"):
+        unit, width, *_ = seen[str(path)]
+        assert unit in ("pixels", "pixel") and float(width) == 1.0, (path, unit)
+    cells = pd.read_csv(folder / "average_values_in_roi.csv")
+    assert len(cells) == len(areas) > 0
+    for cell_id, pixels in zip(cells["Cell ID"], cells["Pixels"]):
+        assert areas[f"cell_{cell_id}"] == pytest.approx(pixels * 0.01, rel=1e-9)
