@@ -1,13 +1,14 @@
 # brightflow: the two set-up commands of the README.
 #   make demo   creates .venv (pinned), then runs the workflow on the simulated demo data
-#   make test   creates .venv (pinned), then runs the test suite
+#   make test   creates .venv (pinned), checks the code (make lint), then runs the test suite
+#   make lint   ruff on the Python, snakefmt on the Snakefile and rules, snakemake --lint
 PYTHON ?= python3.11
 VENV   ?= .venv
 CORES  ?= 2
 BIN     = $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --no-input
 
-.PHONY: venv demo test clean-demo
+.PHONY: venv demo lint test clean-demo
 
 venv: $(VENV)/.brightflow-installed
 
@@ -21,7 +22,12 @@ $(VENV)/.brightflow-installed: requirements.txt requirements-nodeps.txt constrai
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --config input_dir=demo
 
-test: venv
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint --config input_dir=demo
+
+test: lint
 	$(BIN)/python -m pytest -v -rs tests
 
 clean-demo:

@@ -5,21 +5,21 @@
 #
 # Per experiment: projection -> segmentation -> analysis mask (erosion) -> bleach correction
 # -> N&B maps -> figures and tables; then one aggregation over all experiments.
+#
+# The rules (workflow/rules/) run thin scripts (scripts/), each handing its rule's inputs,
+# outputs and parameters to one function of the installed brightflow package (brightflow.steps).
 
 import os
-import sys
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
-# The rule scripts import the brightflow package of this checkout, also where it is not installed
-# (the per-rule conda environments of `--sdm conda`, a cluster node): every job inherits this
-# PYTHONPATH, and this process (which reads the stacks' headers) finds the package too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    path for path in (workflow.basedir, os.environ.get("PYTHONPATH")) if path
-)
-sys.path.insert(0, workflow.basedir)
+
+# The per-rule conda environments (envs/, `--sdm conda`) install this checkout's brightflow package
+# from here: their pip section names ${BRIGHTFLOW_ROOT}, which pip expands when conda creates them.
+# Set here for that, never read from the user's environment.
+os.environ.update(BRIGHTFLOW_ROOT=workflow.basedir)
 
 
 # The default config lives beside this file, so `--directory` elsewhere still finds it; a user's
@@ -28,6 +28,8 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config_checks.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/projection.smk"
 include: "workflow/rules/segmentation.smk"
@@ -46,6 +48,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

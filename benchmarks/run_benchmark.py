@@ -13,12 +13,16 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
    configuration: ``linear`` and the default method of ``config/config.yaml``.
    Each run is timed with ``/usr/bin/time -v`` (wall time; maximum resident set
    size, which for a process tree is the biggest single process: every rule is
-   its own process). Per-rule wall time and peak memory come from
-   ``rule_probe/sitecustomize.py``.
+   its own process). Per-rule wall time comes from the workflow's own ``benchmark:``
+   records (``results/benchmarks/<experiment>/<rule>.tsv``: snakemake's ``s``, from the
+   job's start to its end). Per-rule CPU time and peak memory come from
+   ``rule_probe/sitecustomize.py``: snakemake samples a job's memory and CPU every 0.5 s,
+   so it records none for the many rules that finish sooner, while the probe reads the
+   process's own ``VmHWM`` and CPU times when it exits.
 3. Times the N&B map computation alone (the streamed moments with the linear
    model's per-frame factors, and the ``nb_maps`` rule script run in-process on
    the same stack and bleach model) against reading the stack once (summing it
-   block by block with ``stackio.Stack``), all with the file in the page cache.
+   block by block with ``brightflow.io.Stack``), all with the file in the page cache.
 4. Times a dry run (``snakemake -n``) of ``--dry-run-experiments`` experiments
    (symlinks to one tiny stack) against the 20 s target.
 5. With ``--with-replaced-app``: runs ``numbers_and_brightness==0.1.14`` in its
@@ -268,6 +272,29 @@ def experiment_names(experiments):
     return ["bench"] if experiments == 1 else [f"bench{index + 1:02d}" for index in range(experiments)]
 
 
+def snakemake_benchmarks(folder):
+    """The workflow's own benchmark records (``benchmark:`` of every rule): one dict per job with
+    ``rule``, ``unit`` (the experiment, or ``""`` for folder-level rules) and snakemake's ``s``
+    (wall seconds from the job's start to its end), ``cpu_time`` and ``max_rss`` (MB; ``None`` when
+    snakemake's 0.5 s sampling missed a short job)."""
+    import csv
+
+    def number(text):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return None
+
+    records = []
+    for path in sorted(Path(folder).rglob("*.tsv")):
+        with open(path) as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        unit = str(path.parent.relative_to(folder)) if path.parent != Path(folder) else ""
+        records.append({"rule": path.stem, "unit": unit, "s": number(row.get("s")),
+                        "cpu_time": number(row.get("cpu_time")), "max_rss": number(row.get("max_rss"))})
+    return sorted(records, key=lambda record: -(record["s"] or 0))
+
+
 def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=None, experiments=1):
     """``experiments`` experiments (each the same stack and mask under its own name) through one
     ``python -m snakemake``; returns timings and per-rule records."""
@@ -307,6 +334,7 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
         raise SystemExit(f"brightflow run {name} failed (exit {result['returncode']}):\n{tail}")
     rules = [json.loads(line) for line in records.read_text().splitlines()] if records.exists() else []
     result["rules"] = sorted(rules, key=lambda r: -r["wall_s"])
+    result["rule_benchmarks"] = snakemake_benchmarks(run_dir / "results" / "benchmarks")
     result["rules_wall_sum_s"] = round(sum(r["wall_s"] for r in rules), 2)
     result["rules_max_rss_mb"] = max((r["max_rss_mb"] for r in rules), default=None)
     cells = (run_dir / "results" / names[0] / "average_values_in_roi.csv").read_text().splitlines()
@@ -321,41 +349,36 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
 # --- N&B alone vs reading the stack once ------------------------------------------------------
 
 NB_ALONE = r"""
-import json, os, runpy, sys, tempfile, time, types
+import json, os, sys, tempfile, time
 import numpy as np
-sys.path.insert(0, os.path.join(sys.argv[1], "scripts"))
-import stackio
-from brightflow import detrend, nb
+from brightflow import detrend, io, nb
+from brightflow.blocks import frame_chunks
+from brightflow.steps import maps
 stack_path, model_path, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
 
 def read_once():
-    stack = stackio.open_stack(stack_path)
+    stack = io.open_stack(stack_path)
     total = 0
-    for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
+    for start, stop in frame_chunks(stack.shape[0], stack.shape[1:]):
         total += int(stack[start:stop].sum(dtype=np.uint64))
     return total
 
 def compute_only():
-    stack = stackio.open_stack(stack_path)
-    model = stackio.read_json(model_path)
+    stack = io.open_stack(stack_path)
+    model = io.read_json(model_path)
     moments = nb.StreamingMoments(stack.shape[1:])
-    for start, stop in stackio.frame_chunks(stack.shape[0], stack.shape[1:]):
+    for start, stop in frame_chunks(stack.shape[0], stack.shape[1:]):
         moments.update(stack[start:stop], scale=detrend.frame_scale(model, start, stop))
     return nb.number_and_brightness(moments.mean(), moments.variance(1))
 
 def rule_script():
     out = tempfile.mkdtemp()
-    names = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
-    fake = types.SimpleNamespace(
-        input=types.SimpleNamespace(stack=stack_path, model=model_path),
-        output=types.SimpleNamespace(
-            maps=[os.path.join(out, f"{n}.{e}") for n in names for e in ("npy", "tif")],
-            threshold=os.path.join(out, "nb_threshold.json"),
-        ),
-        params=types.SimpleNamespace(variance_ddof=1, detector={}, threshold="none", filter="none"),
-        log=[os.path.join(out, "nb.log")],
+    names = nb.MAP_NAMES
+    maps.nb_maps(
+        stack=stack_path, model=model_path, swaps=None, labels=None,
+        npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
+        threshold_record=os.path.join(out, "nb_threshold.json"),
     )
-    runpy.run_path(os.path.join(sys.argv[1], "scripts", "nb_maps.py"), init_globals={"snakemake": fake})
 
 def best(function):
     times = []
@@ -379,7 +402,7 @@ def nb_versus_read(stack, model, repeats):
     )
     if result.returncode != 0:
         raise SystemExit(f"N&B-alone measurement failed:\n{result.stderr[-4000:]}")
-    line = next(l for l in result.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(text for text in result.stdout.splitlines() if text.startswith("RESULT "))
     data = json.loads(line[len("RESULT "):])
     data["nb_compute_over_read"] = round(data["nb_compute"]["best_s"] / data["read_once"]["best_s"], 2)
     data["nb_rule_script_over_read"] = round(data["nb_rule_script"]["best_s"] / data["read_once"]["best_s"], 2)
@@ -419,7 +442,7 @@ def dry_run(workdir, experiments):
     if result["returncode"] != 0:
         raise SystemExit(f"dry run failed:\n{(folder / 'snakemake.out').read_text()[-4000:]}")
     text = (folder / "snakemake.out").read_text()
-    match = re.search(r"^total\s+(\d+)", text, re.M)
+    match = re.search(r"^total\s+(\d+)", text, re.MULTILINE)
     result["jobs"] = int(match.group(1)) if match else None
     result["experiments"] = experiments
     log(f"  {result['wall_s']:.1f} s for {result['jobs']} jobs")
@@ -609,6 +632,10 @@ def markdown(report, rows):
         lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
         lines += [f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
                   f"{r['max_rss_mb']:.0f} MB" for r in run["rules"]]
+        if run.get("rule_benchmarks"):
+            lines += ["", f"Per job ({name}), snakemake's benchmark records: wall s", ""]
+            lines += [f"- {b['rule']}{' ' + b['unit'] if b['unit'] else ''}: {b['s']:.2f} s"
+                      for b in run["rule_benchmarks"] if b["s"] is not None]
     if report.get("replaced_app"):
         lines += ["", f"Replaced app versions: {report['replaced_app']['versions']}"]
     return "\n".join(lines) + "\n"

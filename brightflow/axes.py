@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AxesError", "resolve_axes", "to_tcyx", "channel_axis_letters"]
+__all__ = ["AxesError", "channel_axis_letters", "resolve_axes", "to_tcyx"]
 
 #: Letters that denote a channel axis (ImageJ/OME ``C``; ``S`` samples per pixel).
 channel_axis_letters = ("C", "S")

@@ -15,18 +15,18 @@ The conventions followed are ImageJ's (``ij.measure.Calibration``: pixel width a
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
+from xml.etree import ElementTree
 
 __all__ = [
-    "Calibration",
     "UNCALIBRATED",
+    "Calibration",
     "from_imagej",
     "from_ome",
     "from_record",
-    "spatial_unit",
-    "seconds",
     "scale_bar_length",
+    "seconds",
+    "spatial_unit",
 ]
 
 #: Spellings of spatial units, as ImageJ, OME and microscope software write them, and the unit

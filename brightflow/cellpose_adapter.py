@@ -32,18 +32,18 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "ModelNotFoundError",
-    "GpuUnavailableError",
     "BUILTIN_MODELS",
-    "ModelSpec",
     "CellposeResult",
-    "models_folder",
+    "GpuUnavailableError",
+    "ModelNotFoundError",
+    "ModelSpec",
     "builtin_weights_name",
-    "resolve_model",
     "cuda_available",
-    "will_use_gpu",
-    "select_device",
+    "models_folder",
+    "resolve_model",
     "segment",
+    "select_device",
+    "will_use_gpu",
     "write_seg_npy",
 ]
 

@@ -34,12 +34,12 @@ import numpy as np
 from .nb import DetectorModel, StreamingMoments, _divide
 
 __all__ = [
-    "StreamingCrossMoments",
-    "cross_variance",
-    "cross_brightness",
-    "cross_number",
-    "cross_maps",
     "CROSS_MAP_NAMES",
+    "StreamingCrossMoments",
+    "cross_brightness",
+    "cross_maps",
+    "cross_number",
+    "cross_variance",
 ]
 
 #: The ccN&B maps, in output order.

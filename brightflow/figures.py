@@ -17,17 +17,17 @@ from matplotlib.figure import Figure
 from brightflow.calibration import UNCALIBRATED, scale_bar_length
 
 __all__ = [
-    "MAP_TITLES",
     "MAP_LABELS",
-    "robust_limits",
-    "map_preview",
+    "MAP_TITLES",
+    "bleach_correction_figure",
+    "brightness_intensity_figure",
+    "cell_timeseries_figure",
     "cellmask_figure",
     "eroded_mask_figure",
-    "bleach_correction_figure",
-    "point_density",
-    "brightness_intensity_figure",
     "folder_brightness_figure",
-    "cell_timeseries_figure",
+    "map_preview",
+    "point_density",
+    "robust_limits",
 ]
 
 #: Colour of undefined (NaN) pixels in every map preview.
@@ -384,7 +384,7 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     return fig
 
 
-def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="brightness epsilon",
+def cell_timeseries_figure(table, column, ylabel="brightness epsilon",
                            title="Per-cell brightness over time", frame_interval=None):
     """One line per cell of ``column`` against the middle of each window of frames.
 
@@ -396,6 +396,8 @@ def cell_timeseries_figure(table, column="Brightness (ratio of means)", ylabel="
     table : pandas.DataFrame
         :func:`brightflow.stats.cell_timeseries_table` output (``Cell ID``,
         ``First frame``, ``Last frame`` and ``column``).
+    column : str
+        The column drawn (e.g. brightflow.stats.BRIGHTNESS).
     """
     fig = Figure(figsize=(8, 4.5), dpi=100)
     fig.subplots_adjust(left=0.8 / 8, right=1 - 1.4 / 8, bottom=0.6 / 4.5, top=1 - 0.45 / 4.5)

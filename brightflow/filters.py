@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FILTERS", "FILTERED_MAPS", "neighbourhood_stack", "nan_filter", "filter_maps"]
+__all__ = ["FILTERED_MAPS", "FILTERS", "filter_maps", "nan_filter", "neighbourhood_stack"]
 
 #: The filters ``nb.filter`` accepts (besides ``none``).
 FILTERS = ("mean", "median")

@@ -37,15 +37,15 @@ import numpy as np
 from . import parallel
 
 __all__ = [
+    "MAP_NAMES",
     "DetectorModel",
     "StreamingMoments",
-    "pixel_mean_variance",
     "apparent_brightness",
     "apparent_number",
     "brightness",
     "number",
     "number_and_brightness",
-    "MAP_NAMES",
+    "pixel_mean_variance",
 ]
 
 #: Names of the six per-pixel maps, in the order of the replaced app's outputs.

@@ -14,18 +14,18 @@ import numpy as np
 # the light functions here (checksums, _seg.npy dicts), and their start-up time counts per job
 
 __all__ = [
-    "threshold_segmentation",
     "erode_labels",
-    "relabel_sequential",
-    "outlines",
-    "median_diameter",
-    "seg_npy_dict",
-    "masks_from_seg_dict",
-    "outline_polygons",
-    "pixel_edge_polygons",
-    "outlines_text",
-    "match_scores",
     "masks_checksum",
+    "masks_from_seg_dict",
+    "match_scores",
+    "median_diameter",
+    "outline_polygons",
+    "outlines",
+    "outlines_text",
+    "pixel_edge_polygons",
+    "relabel_sequential",
+    "seg_npy_dict",
+    "threshold_segmentation",
 ]
 
 #: The cellpose GUI's starting cell diameter in pixels (``MainW.diameter`` in cellpose 3.1.1): the
@@ -324,9 +324,8 @@ def outline_polygons(labels):
         pixel coordinates (empty, shape (0, 2), for a cell of 4 pixels or
         fewer on its border, as cellpose does).
     """
-    from scipy import ndimage as ndi
-
     import cv2  # opencv-python-headless, a dependency of cellpose
+    from scipy import ndimage as ndi
 
     labels = np.asarray(labels)
     result = {}

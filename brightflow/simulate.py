@@ -23,16 +23,16 @@ import numpy as np
 from skimage.draw import ellipse
 
 __all__ = [
-    "mobile_stack",
-    "immobile_stack",
-    "exponential_bleach",
-    "analog_detector",
-    "cell_layout",
-    "demo_experiment",
     "DEMO_EXPERIMENTS",
+    "analog_detector",
     "cell_field",
     "cell_field_projection",
     "cell_field_stack",
+    "cell_layout",
+    "demo_experiment",
+    "exponential_bleach",
+    "immobile_stack",
+    "mobile_stack",
 ]
 
 

@@ -12,21 +12,26 @@ import pandas as pd
 from . import nb
 
 __all__ = [
-    "MAP_COLUMNS",
+    "BRIGHTNESS",
+    "CROSS_COLUMNS",
     "ESTIMATOR_COLUMNS",
+    "MAP_COLUMNS",
+    "add_oligomeric_state",
     "cell_averages",
     "cell_estimators",
-    "cell_table",
     "cell_pixel_table",
+    "cell_table",
+    "cell_timeseries_table",
+    "cross_cell_table",
     "folder_table",
     "monomer_brightness_from_reference",
     "oligomeric_state",
-    "add_oligomeric_state",
-    "cell_timeseries_table",
     "window_cell_table",
-    "CROSS_COLUMNS",
-    "cross_cell_table",
 ]
+
+#: The per-cell brightness to quote (the ratio of the cell's mean variance to its mean intensity;
+#: README "Per-cell values"): the oligomeric state, the folder figure and the time series use it.
+BRIGHTNESS = "Brightness (ratio of means)"
 
 #: CSV column for each N&B map, in output order.
 MAP_COLUMNS = {
@@ -82,7 +87,7 @@ ESTIMATOR_COLUMNS = (
     "Pixels analysed",
     "Apparent brightness (ratio of means)",
     "Apparent number (ratio of means)",
-    "Brightness (ratio of means)",
+    BRIGHTNESS,
     "Number (ratio of means)",
     "Number (ratio of means) / gamma",
     "Brightness median",
@@ -162,7 +167,7 @@ def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), ga
         "Pixels analysed": counts[cell_ids].astype(np.int64),
         "Apparent brightness (ratio of means)": nb.apparent_brightness(mean_intensity, mean_variance, detector),
         "Apparent number (ratio of means)": nb.apparent_number(mean_intensity, mean_variance, detector),
-        "Brightness (ratio of means)": nb.brightness(mean_intensity, mean_variance, detector),
+        BRIGHTNESS: nb.brightness(mean_intensity, mean_variance, detector),
         "Number (ratio of means)": number,
         "Number (ratio of means) / gamma": number / gamma,
     }
@@ -185,7 +190,7 @@ def cell_table(maps, labels, cell_ids=None, detector=nb.DetectorModel(), gamma=1
     return averages.merge(estimators, on="Cell ID", how="left", validate="one_to_one")
 
 
-def monomer_brightness_from_reference(reference_table, column="Brightness (ratio of means)"):
+def monomer_brightness_from_reference(reference_table, column=BRIGHTNESS):
     """The monomer's brightness from a reference experiment's cells: median and spread.
 
     The reference expresses a monomeric fluorophore (or a monomeric fusion)
@@ -227,7 +232,7 @@ def oligomeric_state(brightness, monomer_brightness):
     return np.asarray(brightness, dtype=np.float64) / monomer_brightness
 
 
-def add_oligomeric_state(table, monomer, column="Brightness (ratio of means)"):
+def add_oligomeric_state(table, monomer, column=BRIGHTNESS):
     """A copy of ``table`` with ``Monomer brightness`` and ``Oligomeric state`` columns appended.
 
     ``monomer`` is a number or the dict of :func:`monomer_brightness_from_reference`

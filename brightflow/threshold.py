@@ -56,19 +56,21 @@ import numpy as np
 from skimage import filters
 
 __all__ = [
-    "METHODS",
     "BINS",
-    "mean_histogram",
-    "huang_bin",
-    "triangle_bin",
-    "mean_bin",
-    "otsu_bin",
-    "yen_bin",
-    "histogram_threshold_bin",
-    "auto_threshold",
-    "resolve_threshold",
-    "threshold_mask",
+    "METHODS",
     "apply_threshold",
+    "auto_threshold",
+    "exclude_and_filter",
+    "histogram_threshold_bin",
+    "huang_bin",
+    "mean_bin",
+    "mean_histogram",
+    "otsu_bin",
+    "resolve_threshold",
+    "threshold_and_filter",
+    "threshold_mask",
+    "triangle_bin",
+    "yen_bin",
 ]
 
 #: Number of histogram bins of ImageJ's AutoThresholder.
@@ -294,3 +296,58 @@ def apply_threshold(maps, kept):
     """Copies of the maps with NaN wherever ``kept`` is False."""
     kept = np.asarray(kept, dtype=bool)
     return {name: np.where(kept, np.asarray(values, dtype=np.float64), np.nan) for name, values in maps.items()}
+
+
+def exclude_and_filter(maps, kept, filter_method="none", names=None):
+    """The maps as brightflow reports them: NaN outside ``kept`` (the pixels ``nb.threshold`` keeps),
+    then ``nb.filter`` (nandb's NaN-aware 3x3 mean or median; Nolan et al. 2017, Bioinformatics
+    33:3508; brightflow.filters.filter_maps) on the named maps, excluded pixels staying NaN.
+
+    Parameters
+    ----------
+    maps : dict of name -> ndarray
+    kept : ndarray of bool
+    filter_method : {'none', 'mean', 'median'}
+    names : sequence of str, optional
+        The maps to filter (default brightflow.filters.FILTERED_MAPS: brightness and number).
+    """
+    from . import filters
+
+    maps = apply_threshold(maps, kept)
+    return filters.filter_maps(maps, kept, filter_method, *(() if names is None else (names,)))
+
+
+def threshold_and_filter(maps, setting, filter_method="none"):
+    """Apply ``nb.threshold`` then ``nb.filter`` to the six maps of a stack.
+
+    The threshold is computed on the intensity map (the per-pixel mean of the corrected frames)
+    as ImageJ's AutoThresholder defines the method (:func:`resolve_threshold`); pixels below it
+    are NaN in every map, so they are left out of every per-cell value.
+
+    Returns
+    -------
+    maps : dict
+    record : dict
+        What ``nb_threshold.json`` records: the setting, the value used, the pixels kept.
+
+    Raises
+    ------
+    ValueError
+        The setting cannot be applied to this intensity map.
+    """
+    from . import filters
+
+    value = resolve_threshold(maps["intensity"], setting)
+    kept = threshold_mask(maps["intensity"], value)
+    if value is not None:
+        maps = apply_threshold(maps, kept)
+    maps = filters.filter_maps(maps, kept, filter_method)
+    record = {
+        "setting": setting,
+        "value": value,
+        "units": "mean counts per frame (the intensity map)",
+        "pixels_kept": int(kept.sum()),
+        "pixels": int(kept.size),
+        "filter": filter_method,
+    }
+    return maps, record

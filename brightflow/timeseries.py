@@ -21,7 +21,17 @@ import numpy as np
 
 from .nb import DetectorModel, StreamingMoments, number_and_brightness
 
-__all__ = ["window_bounds", "WindowedMoments", "timeseries_maps", "window_maps", "stack_timeseries"]
+__all__ = [
+    "TIMESERIES_MAP_NAMES",
+    "WindowedMoments",
+    "stack_timeseries",
+    "timeseries_maps",
+    "window_bounds",
+    "window_maps",
+]
+
+#: The maps the time series writes, each a multi-page TIFF (one page per window).
+TIMESERIES_MAP_NAMES = ("apparent_brightness", "apparent_number", "brightness", "number")
 
 
 def window_bounds(frames, frames_per_set, overlap=0):
@@ -134,10 +144,9 @@ def window_maps(mean, variance, kept, filter_method="none", detector=DetectorMod
     """The six N&B maps of one window as the whole-stack maps are made: NaN outside ``kept``
     (the whole-stack ``nb.threshold``), then ``nb.filter`` on brightness and number
     (brightflow.filters.filter_maps)."""
-    from . import filters, threshold
+    from .threshold import exclude_and_filter
 
-    maps = threshold.apply_threshold(number_and_brightness(mean, variance, detector), kept)
-    return filters.filter_maps(maps, kept, filter_method)
+    return exclude_and_filter(number_and_brightness(mean, variance, detector), kept, filter_method)
 
 
 def stack_timeseries(stack, frames_per_set, overlap=0, ddof=1, detector=DetectorModel(), chunk=64):

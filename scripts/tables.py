@@ -1,28 +1,17 @@
-"""Rule tables: per-pixel values of the cell pixels and per-cell values, as CSV.
+"""Rule tables: the per-pixel and per-cell CSVs (brightflow.steps.report)."""
 
-The per-cell CSV keeps the replaced app's columns first (pixel means of each map) and adds
-the ratio-of-means estimators, medians and SDs after them (brightflow.stats.cell_table).
-"""
+from brightflow.io import run
+from brightflow.steps import report
 
-import numpy as np
-
-from brightflow import nb, stats
-
-import stackio
-
-
-def main(snakemake):
-    maps = {path.rsplit("/", 1)[-1][: -len(".npy")]: np.load(path) for path in snakemake.input.maps}
-    labels = stackio.read_image(snakemake.input.labels)
-    # every segmented cell gets a row, also one that erosion removed (Pixels 0, NaN values)
-    segmented = stackio.read_seg_masks(snakemake.input.seg)
-    cell_ids = np.unique(segmented[segmented > 0])
-    detector = nb.DetectorModel(**snakemake.params.detector)
-    stats.cell_pixel_table(maps, labels).to_csv(snakemake.output.pixels, index=False)
-    cells = stats.cell_table(maps, labels, cell_ids, detector, snakemake.params.gamma)
-    if snakemake.params.monomer_brightness is not None:
-        cells = stats.add_oligomeric_state(cells, snakemake.params.monomer_brightness)
-    cells.to_csv(snakemake.output.cells, index=False)
-
-
-stackio.run(main, snakemake)  # noqa: F821
+run(
+    report.cell_tables,
+    snakemake.log,
+    maps=snakemake.input.maps,
+    labels=snakemake.input.labels,
+    seg=snakemake.input.seg,
+    pixels=snakemake.output.pixels,
+    cells=snakemake.output.cells,
+    detector=snakemake.params.detector,
+    gamma=snakemake.params.gamma,
+    monomer_brightness=snakemake.params.monomer_brightness,
+)

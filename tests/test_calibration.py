@@ -4,20 +4,17 @@ every output TIFF, settings.json and the figures' axes; uncalibrated input stays
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
-from brightflow import calibration, figures, simulate
-from brightflow.calibration import UNCALIBRATED, Calibration
-from conftest import REPO, run_workflow, write_config
+from conftest import run_workflow, write_config
 from imagej_helpers import imagej_or_skip, run_imagej_macro
 
-sys.path.insert(0, str(REPO / "scripts"))
-import stackio  # noqa: E402
+from brightflow import calibration, figures, simulate
+from brightflow import io as bio
+from brightflow.calibration import UNCALIBRATED, Calibration
 
 MAP_NAMES = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
 
@@ -88,32 +85,32 @@ def test_read_calibration_from_imagej_ome_and_plain_tiffs(tmp_path):
                      resolutionunit="CENTIMETER")
     tifffile.imwrite(tmp_path / "inch.tif", stack, photometric="minisblack", resolution=(72.0, 72.0),
                      resolutionunit="INCH")
-    ij = stackio.read_calibration(tmp_path / "ij.tif")
+    ij = bio.read_calibration(tmp_path / "ij.tif")
     assert (ij.unit, ij.pixel_width, ij.frame_interval, ij.source) == ("µm", pytest.approx(0.08), 0.05,
                                                                        "ImageJ metadata")
-    ome = stackio.read_calibration(tmp_path / "ome.ome.tif")
+    ome = bio.read_calibration(tmp_path / "ome.ome.tif")
     assert (ome.unit, ome.pixel_width, ome.frame_interval, ome.source) == ("µm", 0.13, 2.0, "OME-XML")
-    assert stackio.read_calibration(tmp_path / "plain.tif") == UNCALIBRATED
-    cm = stackio.read_calibration(tmp_path / "cm.tif")
+    assert bio.read_calibration(tmp_path / "plain.tif") == UNCALIBRATED
+    cm = bio.read_calibration(tmp_path / "cm.tif")
     assert cm.unit == "µm" and cm.pixel_width == pytest.approx(0.2)
-    assert stackio.read_calibration(tmp_path / "inch.tif") == UNCALIBRATED  # a screen's dpi is no pixel size
+    assert bio.read_calibration(tmp_path / "inch.tif") == UNCALIBRATED  # a screen's dpi is no pixel size
     # the stack reader carries it
-    assert stackio.open_channel(tmp_path / "ij.tif").calibration == ij
+    assert bio.open_channel(tmp_path / "ij.tif").calibration == ij
 
 
 def test_label_tiffs_are_imagej_16_bit_or_32_bit_above_65535_cells(tmp_path):
     cal = Calibration(0.25, 0.25, "µm", None, "test")
     small = np.arange(12, dtype=np.uint32).reshape(3, 4)
-    stackio.write_labels(tmp_path / "small.tif", small, cal)
+    bio.write_labels(tmp_path / "small.tif", small, cal)
     many = np.arange(70000, dtype=np.uint32).reshape(280, 250)
-    stackio.write_labels(tmp_path / "many.tif", many, cal)
+    bio.write_labels(tmp_path / "many.tif", many, cal)
     with tifffile.TiffFile(tmp_path / "small.tif") as tif:
         assert tif.is_imagej and tif.pages[0].dtype == np.uint16
         np.testing.assert_array_equal(tif.asarray(), small)
     with tifffile.TiffFile(tmp_path / "many.tif") as tif:
         assert tif.is_imagej and tif.pages[0].dtype == np.float32
         np.testing.assert_array_equal(tif.asarray().astype(np.int64), many)
-    assert stackio.read_calibration(tmp_path / "many.tif").pixel_width == pytest.approx(0.25)
+    assert bio.read_calibration(tmp_path / "many.tif").pixel_width == pytest.approx(0.25)
 
 
 # --- figures ----------------------------------------------------------------------------------------
@@ -189,7 +186,7 @@ def test_calibration_is_carried_into_every_output_tiff_and_settings(calibrated_r
     for path in tiffs:
         is_imagej, unit, x_resolution, _ = _tiff_calibration(path)
         assert is_imagej and unit == "micron" and x_resolution == pytest.approx(10.0), path
-        assert stackio.read_calibration(path).pixel_width == pytest.approx(0.1), path
+        assert bio.read_calibration(path).pixel_width == pytest.approx(0.1), path
     for path in sorted((folder / "timeseries").glob("*.tif")):
         # one page per window; windows start every frames_per_set - overlap = 10 frames of 0.5 s
         assert _tiff_calibration(path)[3] == pytest.approx(5.0), path

@@ -10,14 +10,14 @@ import json
 import os
 from types import SimpleNamespace
 
+import gui_helpers
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
-import gui_helpers
-from brightflow import cellpose_adapter, segment, simulate
 from conftest import jobs_run, run_workflow, write_config, write_stack
+
+from brightflow import cellpose_adapter, segment, simulate
 
 pytest.importorskip("cellpose")
 

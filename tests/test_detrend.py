@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
+from conftest import SHARED_DATA
 
 from brightflow import detrend, nb, simulate
-
-from conftest import SHARED_DATA
 
 NB_CORRECT_METHODS = ("boxcar", "exponential", "polynomial", "robinhood")
 
@@ -320,3 +319,67 @@ def test_auto_leaves_a_trend_free_recording_alone(seed):
     bleached = simulate.mobile_stack(np.full((40, 40), 6.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.4))
     model = detrend.fit_correction(bleached.reshape(100, -1).mean(axis=1), "boxcar", "auto", cell_pixels=1600)
     assert model["method"] == "boxcar" and model["parameter"] > 0
+
+
+# --- the one streaming API: a stack fitted and read corrected block by block ---------------------
+
+
+@pytest.fixture(scope="module")
+def bleached_cells():
+    """A 30%-bleached immobile stack (uint16) with cells in part of the frame."""
+    rng = np.random.default_rng(5)
+    stack = simulate.immobile_stack(np.full((20, 16), 9.0), 120, rng, survival=simulate.exponential_bleach(120, 0.3))
+    cells = np.zeros((20, 16), dtype=bool)
+    cells[3:17, 2:12] = True
+    return stack.astype(np.uint16), cells
+
+
+def _assembled(stack, blocks):
+    """The corrected stack put together from its blocks, checking every value comes exactly once."""
+    out = np.full(stack.shape, np.nan)
+    seen = np.zeros(stack.shape, dtype=int)
+    for block in blocks:
+        out[block.frames, block.rows] = block.corrected()
+        seen[block.frames, block.rows] += 1
+    assert (seen == 1).all()
+    return out
+
+
+@pytest.mark.parametrize("method", detrend.METHODS)
+def test_corrected_blocks_give_the_whole_stack_correction_for_any_method(bleached_cells, method):
+    stack, cells = bleached_cells
+    parameter = {"boxcar": 10, "exponential": 12.0, "polynomial": 2, "robinhood": 3000}.get(method, "auto")
+    model, plan = detrend.fit_to_stack(stack, cells, method, parameter, seed=3)
+    if method in detrend.TILE_METHODS:
+        expected = detrend.correct_tile(model, stack, slice(0, stack.shape[1]), cells, plan)
+    else:
+        expected = detrend.correct_frames(model, stack)
+    # tiny budgets: many chunks of frames, tiles of one or two rows
+    small = dict(frame_budget=stack[0].size * 8 * 7, tile_budget=stack.shape[0] * stack.shape[2] * 8 * 6 * 2)
+    blocks = list(detrend.corrected_blocks(stack, model, cells, plan, **small))
+    assert len(blocks) > 5
+    # chunks of frames for the per-frame methods, tiles of rows across every frame for the others
+    chunks = all(block.rows == slice(None) for block in blocks)
+    assert chunks == (method not in detrend.TILE_METHODS)
+    np.testing.assert_array_equal(_assembled(stack, blocks), expected)
+    # tiles of rows for a per-frame method too (two channels streamed side by side)
+    forced = list(detrend.corrected_blocks(stack, model, cells, plan, tiles=True, **small))
+    np.testing.assert_allclose(_assembled(stack, forced), expected, rtol=1e-15, atol=0)
+
+
+def test_fit_to_stack_records_the_corrected_trace_and_checks_the_stack(bleached_cells):
+    stack, cells = bleached_cells
+    model, plan = detrend.fit_to_stack(stack, cells, "boxcar", 10)
+    corrected = detrend.correct_tile(model, stack, slice(0, stack.shape[1]))
+    assert model["applied_to"] == "every pixel" and plan.shape == (0, 2, stack.shape[0])
+    np.testing.assert_allclose(model["corrected_trace"], corrected[:, cells].mean(axis=1), rtol=1e-12)
+    # Robin Hood: integer counts >= 0 only, with messages that say what to use instead
+    with pytest.raises(ValueError, match="needs an integer stack.*boxcar, exponential or polynomial"):
+        detrend.fit_to_stack(stack.astype(np.float32), cells, "robinhood")
+    with pytest.raises(ValueError, match="negative pixel values"):
+        detrend.fit_to_stack(stack.astype(np.int32) - 50, cells, "robinhood")
+    # each channel draws its own random numbers
+    assert detrend.channel_seed(4) == 4 and detrend.channel_seed(4, 1) == 4 and detrend.channel_seed(4, 3) == 6
+    first = detrend.fit_to_stack(stack, cells, "robinhood", 3000, seed=4, channel=1)[1]
+    second = detrend.fit_to_stack(stack, cells, "robinhood", 3000, seed=4, channel=2)[1]
+    assert not np.array_equal(first, second)

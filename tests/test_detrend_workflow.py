@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from conftest import jobs_run, run_workflow, write_config, write_stack
 
 from brightflow import simulate
-
-from conftest import jobs_run, run_workflow, write_config, write_stack
 
 
 def _bleached_experiment(folder):

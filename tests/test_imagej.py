@@ -11,20 +11,17 @@ run; ``BRIGHTFLOW_REQUIRE_IMAGEJ=1`` (set by .ci/run) makes that a failure.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
-from brightflow import segment, simulate
-from conftest import REPO, run_workflow, write_config, write_stack
+from conftest import run_workflow, write_config, write_stack
 from imagej_helpers import ImageJError, imagej_or_skip, run_imagej_macro
 
-sys.path.insert(0, str(REPO / "scripts"))
-import stackio  # noqa: E402
+from brightflow import io as bio
+from brightflow import segment, simulate
 
 # Open an image and a ROI set, and measure every ROI as Fiji's ROI Manager does. Argument:
 # "image|roi set|output folder". Writes imagej_measurements.csv (per ROI: the pixels inside,
@@ -168,7 +165,7 @@ def test_roi_set_holds_traced_polygons_and_composite_shapes(tmp_path):
 
     labels, _ = _cells()
     polygons = segment.pixel_edge_polygons(labels)
-    stackio.write_imagej_rois(tmp_path / "rois.zip", polygons)
+    bio.write_imagej_rois(tmp_path / "rois.zip", polygons)
     rois = roiread(tmp_path / "rois.zip")
     assert [roi.name for roi in rois] == [f"cell_{k}" for k in range(1, 10)]
     for roi, loops in zip(rois, polygons.values()):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 
 from brightflow import axes, cross, figures, nb, simulate, stats, timeseries
-from conftest import SHARED_DATA
 
 # --- cross-correlated N&B ----------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ def test_windows_agree_with_the_whole_stack_for_a_stationary_simulation():
     assert table["Window"].tolist() == [0, 1, 2, 3]
     for value in table["Brightness (ratio of means)"]:
         assert value == pytest.approx(whole_cell["Brightness (ratio of means)"], rel=0.05)
-    figure = figures.cell_timeseries_figure(table)
+    figure = figures.cell_timeseries_figure(table, stats.BRIGHTNESS)
     line = figure.axes[0].get_lines()[0]
     assert line.get_xdata().tolist() == [24.5, 74.5, 124.5, 174.5]
     assert np.allclose(line.get_ydata(), table["Brightness (ratio of means)"])

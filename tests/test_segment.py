@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import warnings
 
+import gui_helpers
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from conftest import jobs_run, run_workflow, write_config, write_stack
 from scipy import ndimage as ndi
 from skimage import measure
 
-import gui_helpers
 from brightflow import segment, simulate
-from conftest import jobs_run, run_workflow, write_config, write_stack
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slurm

@@ -1,10 +1,9 @@
-"""stackio.Stack: stacks read from their TIFF block by block equal tifffile.imread's array."""
+"""bio.Stack: stacks read from their TIFF block by block equal tifffile.imread's array."""
 
 from __future__ import annotations
 
 import gc
 import os
-import sys
 import weakref
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import stackio  # noqa: E402
+from brightflow import io as bio
+from brightflow.io import stacks as stacks_module
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -45,7 +43,7 @@ def test_contiguous_stack_reads_frames_and_tiles(tmp_path, dtype):
     expected = _stack(dtype=dtype)
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, expected, contiguous=True, metadata={"axes": "TYX"})
-    stack = stackio.open_stack(path)
+    stack = bio.open_stack(path)
     assert stack._mode == "contiguous"
     _check_reads(stack, tifffile.imread(path))
 
@@ -54,10 +52,10 @@ def test_big_endian_and_imagej_stacks(tmp_path):
     expected = _stack()
     big = tmp_path / "big.tif"
     tifffile.imwrite(big, expected, byteorder=">")
-    _check_reads(stackio.open_stack(big), expected)
+    _check_reads(bio.open_stack(big), expected)
     imagej = tmp_path / "imagej.tif"
     tifffile.imwrite(imagej, expected, imagej=True, metadata={"axes": "TYX"})
-    stack = stackio.open_stack(imagej)
+    stack = bio.open_stack(imagej)
     assert stack._mode == "contiguous"
     _check_reads(stack, expected)
 
@@ -67,7 +65,7 @@ def test_compressed_stack_reads_page_by_page(tmp_path, scratch, compression):
     expected = _stack()
     path = tmp_path / "compressed.tif"
     tifffile.imwrite(path, expected, compression=compression, metadata={"axes": "TYX"})
-    stack = stackio.open_stack(path)
+    stack = bio.open_stack(path)
     assert stack._mode == "pages"
     np.testing.assert_array_equal(stack[3:8], expected[3:8])
     assert stack._decoded is None and stack._spool is None  # frame ranges decode only those frames
@@ -102,13 +100,13 @@ def scratch(tmp_path, monkeypatch):
 def test_compressed_stack_tiles_need_a_writable_temporary_folder(tmp_path, monkeypatch):
     path = tmp_path / "compressed.tif"
     tifffile.imwrite(path, _stack(), compression="zlib")
-    stack = stackio.open_stack(path)
+    stack = bio.open_stack(path)
 
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(stackio.tempfile, "TemporaryFile", no_space)
-    with pytest.raises(stackio.InputError, match=r"compressed\.tif: is compressed.*No space left.*TMPDIR"):
+    monkeypatch.setattr(stacks_module.tempfile, "TemporaryFile", no_space)
+    with pytest.raises(bio.InputError, match=r"compressed\.tif: is compressed.*No space left.*TMPDIR"):
         stack[:, 0:4]
     monkeypatch.undo()
     np.testing.assert_array_equal(stack[:, 0:4], _stack()[:, 0:4])
@@ -119,12 +117,12 @@ def test_multichannel_tcyx_hyperstack(tmp_path):
     path = tmp_path / "tcyx.tif"
     tifffile.imwrite(path, hyperstack, imagej=True, metadata={"axes": "TCYX"})
     for channel in (1, 2, 3):
-        stack = stackio.open_channel(path, channel)
-        assert isinstance(stack, stackio.Stack)
+        stack = bio.open_channel(path, channel)
+        assert isinstance(stack, bio.Stack)
         _check_reads(stack, hyperstack[:, channel - 1])
     compressed = tmp_path / "tcyx_zlib.tif"
     tifffile.imwrite(compressed, hyperstack, compression="zlib", photometric="minisblack", metadata={"axes": "TCYX"})
-    stack = stackio.open_channel(compressed, 2)
+    stack = bio.open_channel(compressed, 2)
     assert stack._mode == "pages"
     _check_reads(stack, hyperstack[:, 1])
     assert os.fstat(stack._spool.file.fileno()).st_size == hyperstack[:, 1].nbytes  # the one channel only
@@ -135,9 +133,9 @@ def test_multichannel_samples_tyxs(tmp_path):
     path = tmp_path / "tyxs.tif"
     tifffile.imwrite(path, samples, photometric="minisblack", planarconfig="contig")
     for channel in (1, 2):
-        _check_reads(stackio.open_channel(path, channel, "TYXS"), samples[..., channel - 1])
-    with pytest.raises(stackio.InputError, match="channel 3 does not exist"):
-        stackio.open_channel(path, 3, "TYXS")
+        _check_reads(bio.open_channel(path, channel, "TYXS"), samples[..., channel - 1])
+    with pytest.raises(bio.InputError, match="channel 3 does not exist"):
+        bio.open_channel(path, 3, "TYXS")
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "two_ch.tif").is_file(), reason="../shared/data/two_ch.tif missing")
@@ -145,7 +143,7 @@ def test_two_ch_tif_equals_imread():
     path = SHARED_DATA / "two_ch.tif"
     whole = tifffile.imread(path)
     for channel in (1, 2):
-        stack = stackio.open_channel(path, channel, "TYXS")
+        stack = bio.open_channel(path, channel, "TYXS")
         np.testing.assert_array_equal(np.asarray(stack), whole[..., channel - 1])
         np.testing.assert_array_equal(stack[10:20, 5:9], whole[10:20, 5:9, :, channel - 1])
         np.testing.assert_array_equal(stack[:, 3:7, :], whole[:, 3:7, :, channel - 1])
@@ -155,9 +153,9 @@ def test_single_channel_files_in_open_channel(tmp_path):
     expected = _stack()
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, expected)
-    _check_reads(stackio.open_channel(path, None), expected)
-    with pytest.raises(stackio.InputError, match="no channel 2"):
-        stackio.open_channel(path, 2)
+    _check_reads(bio.open_channel(path, None), expected)
+    with pytest.raises(bio.InputError, match="no channel 2"):
+        bio.open_channel(path, 2)
 
 
 @pytest.mark.parametrize(
@@ -176,23 +174,23 @@ def test_truncated_file_names_the_file(tmp_path, options):
     tifffile.imwrite(path, expected, **options)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file is truncated"):
-        stackio.open_stack(path)
-    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file is truncated"):
-        stackio.open_channel(path, None)
+    with pytest.raises(bio.InputError, match=r"cut\.tif: the file is truncated"):
+        bio.open_stack(path)
+    with pytest.raises(bio.InputError, match=r"cut\.tif: the file is truncated"):
+        bio.open_channel(path, None)
 
 
 def test_file_cut_after_opening_names_the_file(tmp_path):
     expected = _stack(frames=40, shape=(64, 64))
     path = tmp_path / "cut.tif"
     tifffile.imwrite(path, expected, imagej=True, metadata={"axes": "TYX"})
-    stack = stackio.open_stack(path)
+    stack = bio.open_stack(path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 3 * 64 * 64 * 2])
     np.testing.assert_array_equal(stack[0:10], expected[0:10])
-    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file ends inside frame 37"):
+    with pytest.raises(bio.InputError, match=r"cut\.tif: the file ends inside frame 37"):
         stack[30:40]
-    with pytest.raises(stackio.InputError, match=r"cut\.tif: the file ends inside frame 3[78]"):
+    with pytest.raises(bio.InputError, match=r"cut\.tif: the file ends inside frame 3[78]"):
         stack[:, 10:20, :]  # rows 10-20 of the partly cut frame 37 may still be there
 
 
@@ -201,7 +199,7 @@ def test_reads_are_new_arrays(tmp_path):
     expected = _stack()
     path = tmp_path / "plain.tif"
     tifffile.imwrite(path, expected)
-    stack = stackio.open_stack(path)
+    stack = bio.open_stack(path)
     block = stack[0:4]
     assert block.flags.writeable and block.base is None or not isinstance(block.base, np.memmap)
     block[:] = 0
@@ -212,7 +210,7 @@ def test_reads_are_new_arrays(tmp_path):
 
 def test_frame_store_round_trip_by_frames_and_bands_of_rows(scratch):
     expected = np.random.default_rng(3).normal(size=(4, 9, 5))
-    with stackio.FrameStore(4, (9, 5), "mean", "stack.tif") as store:
+    with bio.FrameStore(4, (9, 5), "mean", "stack.tif") as store:
         for index in (2, 0, 3, 1):  # any order
             store.write(index, expected[index, :4], slice(0, 4))
             store.write(index, expected[index, 4:], slice(4, 9))
@@ -229,7 +227,7 @@ def test_map_series_writer_pages_are_an_imagej_time_series(tmp_path):
     maps = np.random.default_rng(4).normal(size=(6, 11, 7))
     maps[2, 3, 4] = np.nan
     path = tmp_path / "brightness.tif"
-    with stackio.MapSeriesWriter(path, 6, (11, 7)) as writer:
+    with bio.MapSeriesWriter(path, 6, (11, 7)) as writer:
         for index in (5, 0, 1, 2, 3, 4):
             writer.write(index, maps[index])
     with tifffile.TiffFile(path) as tif:

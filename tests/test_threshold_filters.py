@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from skimage import filters as skfilters
 
 from brightflow import filters, threshold
-from conftest import SHARED_DATA
 
 
 def _spikes(bins_and_counts, size=256):
@@ -95,7 +95,8 @@ def _huang_reference(h):
     C = last - first
     best, best_t = math.inf, None
     for t in range(len(h)):
-        n0 = sum(h[: t + 1]); n1 = sum(h[t + 1 :])
+        n0 = sum(h[: t + 1])
+        n1 = sum(h[t + 1 :])
         m0 = sum(g * h[g] for g in range(t + 1)) / n0 if n0 else 0.0
         m1 = sum(g * h[g] for g in range(t + 1, len(h))) / n1 if n1 else 0.0
         fuzziness = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -11,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from conftest import REPO, SHARED_DATA, jobs_run, run_workflow, write_config, write_stack
 
 from brightflow import simulate
 from brightflow.nb import MAP_NAMES
-from conftest import REPO, SHARED_DATA, jobs_run, run_workflow, write_config, write_stack
 
 pytestmark = pytest.mark.workflow
 
@@ -49,6 +50,41 @@ def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     result = run_workflow(workdir, config={"input_dir": "demo"})
     return workdir, result
+
+
+#: SHA-256 of every .npy and .csv the demo writes (tests/data/demo_outputs.sha256), recorded before
+#: the I/O layer moved into the package (2026-11-30): the refactoring changed no number. A cellpose
+#: _seg.npy holds the absolute path of its image, which differs from folder to folder: its record
+#: ("<file>#cells") is of its cells (masks, outlines, diameters, channels).
+DEMO_CHECKSUMS = REPO / "tests" / "data" / "demo_outputs.sha256"
+
+
+def _digest(path):
+    if path.name.endswith("_seg.npy"):
+        seg = np.load(path, allow_pickle=True).item()
+        digest = hashlib.sha256()
+        for key in ("masks", "outlines"):
+            digest.update(np.ascontiguousarray(seg[key]).tobytes())
+        digest.update(repr((seg["est_diam"], seg["diameter"], seg["chan_choose"])).encode())
+        return digest.hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_demo_numbers_are_byte_for_byte_those_recorded(demo_run):
+    """Every .npy and .csv of the demo is byte-for-byte what the workflow wrote before its I/O and
+    streaming layer moved into brightflow.io and brightflow.steps (a change of any number, column or
+    file fails here; update the record only for a change meant to alter results)."""
+    workdir, _ = demo_run
+    results = workdir / "results"
+    recorded = {name.split("#")[0]: digest for digest, name in map(str.split, DEMO_CHECKSUMS.read_text().splitlines())}
+    written = sorted(
+        str(path.relative_to(results))
+        for path in results.rglob("*")
+        if path.suffix in (".npy", ".csv") and "demo_input" not in path.parts
+    )
+    assert written == sorted(recorded)
+    changed = [name for name in written if _digest(results / name) != recorded[name]]
+    assert not changed, f"outputs differ from the recorded ones: {changed}"
 
 
 def _match_truth(labels, truth):
@@ -210,7 +246,7 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(tmp_path):
     resources = ["--configfile", boxcar, "--default-resources", f"tmpdir={scratch}"]
     dry = run_workflow(tmp_path, "--dry-run", *resources, config=config)
     requests = re.findall(r"rule bleach_correction:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
-                          dry.stdout + dry.stderr, re.S)
+                          dry.stdout + dry.stderr, re.DOTALL)
     assert sorted(requests) == [("packed", "500"), ("plain", "500")]
     run_workflow(tmp_path, *resources, config=config)
     results = tmp_path / "results"
@@ -236,7 +272,7 @@ def test_a_layout_read_whole_asks_memory_for_the_whole_stack(tmp_path):
     tifffile.imwrite(folder / "time_first.tif", pixels.transpose(1, 0, 2, 3), metadata={"axes": "TCYX"})
     dry = run_workflow(tmp_path, "--dry-run", config={"input_dir": folder})
     requests = set(re.findall(r"rule projection:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
-                              dry.stdout + dry.stderr, re.S))
+                              dry.stdout + dry.stderr, re.DOTALL))
     assert requests == {("channels_first", "502"), ("time_first", "500")}
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from conftest import SHARED_DATA, run_workflow, write_config, write_stack
 
 from brightflow import simulate
-from conftest import SHARED_DATA, run_workflow, write_config, write_stack
 
 pytestmark = pytest.mark.workflow
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from conftest import jobs_run, run_workflow, write_config, write_stack
 
 from brightflow import filters, nb, simulate, threshold
-from conftest import jobs_run, run_workflow, write_config, write_stack
 
 pytestmark = pytest.mark.workflow
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import jobs_run, run_workflow, write_config, write_stack
 from matplotlib.image import imread
 
 from brightflow import simulate, stats
-from conftest import jobs_run, run_workflow, write_config, write_stack
 
 pytestmark = pytest.mark.workflow
 

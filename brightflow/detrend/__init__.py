@@ -70,7 +70,10 @@ Modules
 :mod:`~brightflow.detrend.auto`
     the automatic parameter;
 :mod:`~brightflow.detrend.simulation`
-    immobile simulations and their mean brightness.
+    immobile simulations and their mean brightness;
+:mod:`~brightflow.detrend.stream`
+    a stack fitted (:func:`fit_to_stack`) and read corrected block by block
+    (:func:`corrected_blocks`), for any method: the one way the steps read corrected values.
 
 The public names of all of them are available here, ``brightflow.detrend.<name>``.
 """
@@ -92,35 +95,42 @@ from .model import (
 from .robinhood import robinhood_apply, robinhood_corrected_sums, robinhood_frame_budget, robinhood_plan
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile, stochastic_round
 from .smoothing import EXPONENTIAL_CUTOFF, SMOOTHING_METHODS, detrend_smoothed, exponential_half_width, smooth
+from .stream import Block, channel_seed, corrected_blocks, describe_parameter, fit_to_stack, needs_tiles
 
 __all__ = [
+    "AUTO_MAX_PIXELS",
+    "AUTO_MAX_SWAPS",
+    "AUTO_MAX_VALUES",
+    "EXPONENTIAL_CUTOFF",
     "METHODS",
+    "SERIES_BLOCK_VALUES",
     "SMOOTHING_METHODS",
     "TILE_METHODS",
-    "SERIES_BLOCK_VALUES",
-    "EXPONENTIAL_CUTOFF",
-    "AUTO_MAX_PIXELS",
-    "AUTO_MAX_VALUES",
-    "AUTO_MAX_SWAPS",
-    "cell_trace",
-    "row_sums",
-    "smooth",
-    "exponential_half_width",
-    "detrend_smoothed",
-    "stochastic_round",
-    "brightness_standard_error",
-    "mean_brightness",
-    "simulate_immobile",
-    "auto_sample_pixels",
+    "Block",
     "auto_parameter",
-    "robinhood_frame_budget",
-    "robinhood_plan",
-    "robinhood_apply",
-    "robinhood_corrected_sums",
-    "fit_correction",
+    "auto_sample_pixels",
+    "brightness_standard_error",
+    "cell_trace",
+    "channel_seed",
     "correct_frames",
-    "frame_scale",
     "correct_series",
     "correct_tile",
+    "corrected_blocks",
     "corrected_trace",
+    "describe_parameter",
+    "detrend_smoothed",
+    "exponential_half_width",
+    "fit_correction",
+    "fit_to_stack",
+    "frame_scale",
+    "mean_brightness",
+    "needs_tiles",
+    "robinhood_apply",
+    "robinhood_corrected_sums",
+    "robinhood_frame_budget",
+    "robinhood_plan",
+    "row_sums",
+    "simulate_immobile",
+    "smooth",
+    "stochastic_round",
 ]

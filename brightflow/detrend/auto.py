@@ -15,7 +15,7 @@ from .robinhood import _best_swaps_naive
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile
 from .smoothing import detrend_smoothed, smooth
 
-__all__ = ["AUTO_MAX_PIXELS", "AUTO_MAX_VALUES", "AUTO_MAX_SWAPS", "auto_sample_pixels", "auto_parameter"]
+__all__ = ["AUTO_MAX_PIXELS", "AUTO_MAX_SWAPS", "AUTO_MAX_VALUES", "auto_parameter", "auto_sample_pixels"]
 
 #: Largest number of pixels simulated for the automatic parameter.
 AUTO_MAX_PIXELS = 2000

@@ -18,16 +18,16 @@ from .smoothing import SMOOTHING_METHODS, _detrend_smoothed_in_place, smooth
 
 __all__ = [
     "METHODS",
-    "TILE_METHODS",
     "SERIES_BLOCK_VALUES",
+    "TILE_METHODS",
     "cell_trace",
-    "row_sums",
-    "fit_correction",
     "correct_frames",
-    "frame_scale",
     "correct_series",
     "correct_tile",
     "corrected_trace",
+    "fit_correction",
+    "frame_scale",
+    "row_sums",
 ]
 
 METHODS = ("none", "linear", "boxcar", "exponential", "polynomial", "robinhood")

@@ -30,7 +30,7 @@ import numpy as np
 
 from .simulation import mean_brightness, simulate_immobile
 
-__all__ = ["robinhood_frame_budget", "robinhood_plan", "robinhood_apply", "robinhood_corrected_sums"]
+__all__ = ["robinhood_apply", "robinhood_corrected_sums", "robinhood_frame_budget", "robinhood_plan"]
 
 # Separate random streams, so that each random step has its own reproducible generator (the
 # automatic parameter's are in brightflow.detrend.auto).

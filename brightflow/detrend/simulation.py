@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stochastic_round", "brightness_standard_error", "mean_brightness", "simulate_immobile"]
+__all__ = ["brightness_standard_error", "mean_brightness", "simulate_immobile", "stochastic_round"]
 
 
 def stochastic_round(values, rng):

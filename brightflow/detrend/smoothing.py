@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SMOOTHING_METHODS", "EXPONENTIAL_CUTOFF", "exponential_half_width", "smooth", "detrend_smoothed"]
+__all__ = ["EXPONENTIAL_CUTOFF", "SMOOTHING_METHODS", "detrend_smoothed", "exponential_half_width", "smooth"]
 
 #: Methods that smooth each pixel's time series (need every frame of a pixel at once).
 SMOOTHING_METHODS = ("boxcar", "exponential", "polynomial")

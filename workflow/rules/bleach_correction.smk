@@ -1,6 +1,6 @@
 # Bleach correction: fit the correction model on the cell pixels. The model (JSON) and, for Robin
-# Hood, the swap plan (.npy; empty for the other methods) are applied by the N&B rule while it
-# streams the stack; no corrected copy of the stack is written.
+# Hood, the swap plan (.npy; empty for the other methods) are applied by the N&B rules while they
+# stream the stack; no corrected copy of the stack is written.
 
 
 rule bleach_correction:
@@ -11,19 +11,23 @@ rule bleach_correction:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
-    params:
-        bleach_correction=config["bleach_correction"],
-        channel=unit_channel,
-        axes=config["input"]["axes"],
+    log:
+        f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/bleach_correction.tsv"
+    conda:
+        "../../envs/core.yaml"
     # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
     threads: 2
     resources:
+        **slurm_placement(),
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
-        **slurm_placement(),
-    log:
-        f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
-    conda:
-        "../../envs/core.yaml"
+    params:
+        method=config["bleach_correction"]["method"],
+        parameter=config["bleach_correction"]["parameter"],
+        seed=config["bleach_correction"]["seed"],
+        channel=unit_channel,
+        axes=config["input"]["axes"],
     script:
         "../../scripts/bleach_correction.py"

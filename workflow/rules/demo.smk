@@ -6,13 +6,15 @@ rule simulate_demo:
         stacks=expand(f"{DEMO_DIR}/{{name}}.tif", name=DEMO_EXPERIMENTS),
         truth_labels=expand(f"{DEMO_DIR}/{{name}}_truth_labels.tif", name=DEMO_EXPERIMENTS),
         truth=f"{DEMO_DIR}/ground_truth.csv",
-    resources:
-        mem_mb=light_mem_mb,
-        runtime=light_runtime,
-        **slurm_placement(),
     log:
         f"{LOG_DIR}/simulate_demo.log",
+    benchmark:
+        f"{BENCH_DIR}/simulate_demo.tsv"
     conda:
         "../../envs/core.yaml"
+    resources:
+        **slurm_placement(),
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     script:
         "../../scripts/simulate_demo.py"

@@ -1,4 +1,4 @@
-# Previews of the maps and the brightness-intensity scatter.
+# Previews of the maps and the brightness-intensity plot.
 
 
 rule figures:
@@ -10,16 +10,18 @@ rule figures:
     output:
         previews=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.png", name=MAP_NAMES),
         scatter=f"{OUT}/{{experiment}}/brightness_x_intensity.png",
+    log:
+        f"{LOG_DIR}/{{experiment}}/figures.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/figures.tsv"
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        **slurm_placement(),
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     params:
         # the apparent brightness of immobile molecules (the B x I plot's reference line) is S
         detector=config["nb"]["detector"],
-    resources:
-        mem_mb=light_mem_mb,
-        runtime=light_runtime,
-        **slurm_placement(),
-    log:
-        f"{LOG_DIR}/{{experiment}}/figures.log",
-    conda:
-        "../../envs/core.yaml"
     script:
         "../../scripts/figures.py"

@@ -1,4 +1,5 @@
-# The per-pixel N&B maps, in one streaming pass over the (corrected) frames.
+# The per-pixel N&B maps, in one streaming pass over the (corrected) frames; the N&B time series
+# and cross-correlated N&B when they are asked for.
 
 
 rule nb_maps:
@@ -8,8 +9,21 @@ rule nb_maps:
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         labels=segmentation_file("analysis_labels.tif"),
     output:
-        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.{{ext}}", name=MAP_NAMES, ext=("npy", "tif")),
+        npy=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
+        tif=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.tif", name=MAP_NAMES),
         threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
+    log:
+        f"{LOG_DIR}/{{experiment}}/nb_maps.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/nb_maps.tsv"
+    conda:
+        "../../envs/core.yaml"
+    # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
+    threads: 2
+    resources:
+        **slurm_placement(),
+        mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
     params:
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
@@ -17,22 +31,11 @@ rule nb_maps:
         filter=config["nb"]["filter"],
         channel=unit_channel,
         axes=config["input"]["axes"],
-    # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
-    threads: 2
-    resources:
-        mem_mb=stack_mem_mb,
-        runtime=stack_runtime,
-        **slurm_placement(),
-    log:
-        f"{LOG_DIR}/{{experiment}}/nb_maps.log",
-    conda:
-        "../../envs/core.yaml"
     script:
         "../../scripts/nb_maps.py"
 
 
 # N&B in windows of frames (nb.timeseries.frames_per_set); the rule exists only when it is set.
-
 if TIMESERIES:
 
     rule nb_timeseries:
@@ -48,6 +51,18 @@ if TIMESERIES:
             maps=expand(f"{OUT}/{{{{experiment}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
             cells=f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
             figure=f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+        log:
+            f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
+        benchmark:
+            f"{BENCH_DIR}/{{experiment}}/nb_timeseries.tsv"
+        conda:
+            "../../envs/core.yaml"
+        # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
+        threads: 2
+        resources:
+            **slurm_placement(),
+            mem_mb=timeseries_mem_mb,
+            runtime=stack_runtime,
         params:
             frames_per_set=TIMESERIES["frames_per_set"],
             overlap=TIMESERIES["overlap"],
@@ -57,22 +72,11 @@ if TIMESERIES:
             filter=config["nb"]["filter"],
             channel=unit_channel,
             axes=config["input"]["axes"],
-        # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
-        threads: 2
-        resources:
-            mem_mb=timeseries_mem_mb,
-            runtime=stack_runtime,
-            **slurm_placement(),
-        log:
-            f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
-        conda:
-            "../../envs/core.yaml"
         script:
             "../../scripts/nb_timeseries.py"
 
 
 # Cross-correlated N&B of two channels of every multi-channel stack (nb.cross_channels).
-
 if CROSS_CHANNELS:
 
     rule nb_cross:
@@ -85,25 +89,27 @@ if CROSS_CHANNELS:
             labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
             seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
         output:
-            maps=expand(
-                f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.{{ext}}", name=CROSS_MAP_NAMES, ext=("npy", "tif", "png")
-            ),
+            npy=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.npy", name=CROSS_MAP_NAMES),
+            tif=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.tif", name=CROSS_MAP_NAMES),
+            png=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.png", name=CROSS_MAP_NAMES),
             table=f"{OUT}/{{experiment}}/{CROSS_FOLDER}/cross_values_in_roi.csv",
+        log:
+            f"{LOG_DIR}/{{experiment}}/nb_cross.log",
+        benchmark:
+            f"{BENCH_DIR}/{{experiment}}/nb_cross.tsv"
         wildcard_constraints:
             experiment="[^/]+",
+        conda:
+            "../../envs/core.yaml"
+        resources:
+            **slurm_placement(),
+            mem_mb=stack_mem_mb,
+            runtime=stack_runtime,
         params:
             channels=CROSS_CHANNELS,
             axes=config["input"]["axes"],
             variance_ddof=config["nb"]["variance_ddof"],
             detector=config["nb"]["detector"],
             filter=config["nb"]["filter"],
-        resources:
-            mem_mb=stack_mem_mb,
-            runtime=stack_runtime,
-            **slurm_placement(),
-        log:
-            f"{LOG_DIR}/{{experiment}}/nb_cross.log",
-        conda:
-            "../../envs/core.yaml"
         script:
             "../../scripts/nb_cross.py"

@@ -5,18 +5,20 @@ rule projection:
     input:
         stack=stack_path,
     output:
-        f"{OUT}/{{experiment}}/segmentation_image.tif",
+        image=f"{OUT}/{{experiment}}/segmentation_image.tif",
+    log:
+        f"{LOG_DIR}/{{experiment}}/projection.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/projection.tsv"
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        **slurm_placement(),
+        mem_mb=stack_mem_mb,
+        runtime=stack_runtime,
     params:
         # a multi-channel stack is segmented on segmentation.channel
         channel=segmentation_channel,
         axes=config["input"]["axes"],
-    resources:
-        mem_mb=stack_mem_mb,
-        runtime=stack_runtime,
-        **slurm_placement(),
-    log:
-        f"{LOG_DIR}/{{experiment}}/projection.log",
-    conda:
-        "../../envs/core.yaml"
     script:
         "../../scripts/projection.py"

@@ -15,25 +15,25 @@ rule segmentation:
     output:
         seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
         record=f"{OUT}/{{experiment}}/segmentation.json",
-    params:
-        method=config["segmentation"]["method"],
-        # only the chosen method's settings: changing another method's keys reruns nothing
-        threshold=config["segmentation"].get("threshold", {})
-        if config["segmentation"]["method"] == "threshold"
-        else {},
-        cellpose=CELLPOSE_SETTINGS if config["segmentation"]["method"] == "cellpose" else {},
+    log:
+        f"{LOG_DIR}/{{experiment}}/segmentation.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/segmentation.tsv"
+    conda:
+        "../../envs/cellpose.yaml"
     threads: 4 if config["segmentation"]["method"] == "cellpose" else 1
     resources:
+        # a GPU job goes to slurm.gpu_partition
+        **slurm_placement(gpu=bool(SEGMENTATION_GPU_JOBS)),
         # 1 when cellpose will run on CUDA: `--resources gpu=1` runs one such job at a time
         gpu=SEGMENTATION_GPU_JOBS,
         mem_mb=segmentation_mem_mb,
         runtime=segmentation_runtime,
-        # a GPU job goes to slurm.gpu_partition
-        **slurm_placement(gpu=bool(SEGMENTATION_GPU_JOBS)),
-    log:
-        f"{LOG_DIR}/{{experiment}}/segmentation.log",
-    conda:
-        "../../envs/cellpose.yaml"
+    params:
+        method=config["segmentation"]["method"],
+        # only the chosen method's settings: changing another method's keys reruns nothing
+        threshold=SEGMENTATION_THRESHOLD,
+        cellpose=SEGMENTATION_CELLPOSE,
     script:
         "../../scripts/segmentation.py"
 
@@ -47,14 +47,16 @@ rule segmentation_exports:
         labels=f"{OUT}/{{experiment}}/segmentation_labels.tif",
         outlines=f"{OUT}/{{experiment}}/segmentation_image_cp_outlines.txt",
         rois=f"{OUT}/{{experiment}}/cell_rois.zip",
-    resources:
-        mem_mb=light_mem_mb,
-        runtime=light_runtime,
-        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/segmentation_exports.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/segmentation_exports.tsv"
     conda:
         "../../envs/core.yaml"
+    resources:
+        **slurm_placement(),
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
     script:
         "../../scripts/segmentation_exports.py"
 
@@ -67,15 +69,17 @@ rule analysis_mask:
         labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
         cellmask=f"{OUT}/{{experiment}}/cellmask.png",
         eroded=f"{OUT}/{{experiment}}/eroded_mask.png",
-    params:
-        erode_pixels=config["segmentation"]["erode_pixels"],
-    resources:
-        mem_mb=light_mem_mb,
-        runtime=light_runtime,
-        **slurm_placement(),
     log:
         f"{LOG_DIR}/{{experiment}}/analysis_mask.log",
+    benchmark:
+        f"{BENCH_DIR}/{{experiment}}/analysis_mask.tsv"
     conda:
         "../../envs/core.yaml"
+    resources:
+        **slurm_placement(),
+        mem_mb=light_mem_mb,
+        runtime=light_runtime,
+    params:
+        erode_pixels=config["segmentation"]["erode_pixels"],
     script:
         "../../scripts/analysis_mask.py"

@@ -1,19 +1,16 @@
-"""File input and output for the rule scripts (the brightflow package does no file I/O).
+"""Reading recordings: TIFF stacks block by block, their axes, channels and calibration.
 
-Every reading function turns a bad file into :class:`InputError` with a message
-that names the file, says what is wrong and what to do. :func:`run` wraps a rule
-script so that such an error ends the job with that message (in the job's log
-and on stderr) instead of a traceback.
+A recording is never read whole into memory: :class:`Stack` reads the frames or the tiles of
+pixel rows a step asks for (brightflow.blocks sizes them). Every reading function turns a bad
+file into :class:`~brightflow.io.InputError`, with a message that names the file, says what is
+wrong and what to do.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
-import os
-import sys
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,34 +18,25 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from brightflow import calibration as calib
+from .. import calibration as calib
+from ..blocks import frame_chunks
+from .errors import InputError
+from .stores import temporary_file_error
 
 log = logging.getLogger("brightflow")
 
-
-class InputError(Exception):
-    """A user's input file or setting cannot be used; the message says why and what to do."""
-
-
-def run(main, snakemake):
-    """Run ``main(snakemake)`` with logging to the rule's log file and clear errors."""
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if snakemake.log:
-        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", handlers=handlers, force=True)
-    from brightflow import parallel
-
-    # the job's threads (rule "threads:", capped by snakemake at --cores); 1 where a rule declares none
-    parallel.set_thread_limit(getattr(snakemake, "threads", 1) or 1)
-    try:
-        main(snakemake)
-    except InputError as error:
-        log.error("brightflow: %s", error)
-        sys.exit(1)
-
-
-# --- stacks -------------------------------------------------------------------------------------
+__all__ = [
+    "Stack",
+    "channel_count",
+    "check_stack_shape",
+    "frame_size",
+    "open_channel",
+    "open_stack",
+    "read_calibration",
+    "sha256",
+    "stack_axes",
+    "whole_stack_megabytes",
+]
 
 
 class Stack:
@@ -351,7 +339,7 @@ class _DecodedCopy:
             self.file.flush()
         except OSError as error:
             self.remove()
-            raise _temporary_file_error(
+            raise temporary_file_error(
                 f"{source.path}: is compressed, and the tiles of pixel rows this step reads need it "
                 "decoded into a temporary file", size, error, "or save the stack uncompressed",
             ) from error
@@ -366,79 +354,6 @@ class _DecodedCopy:
         if self.file is not None:
             self.file.close()
             self.file = None
-
-
-def _temporary_file_error(what, size_bytes, error, alternative):
-    return InputError(
-        f"{what} ({size_bytes / 2**20:.0f} MB) under {tempfile.gettempdir()}, which failed ({error}). Free "
-        f"space there, point TMPDIR (snakemake: --default-resources tmpdir=...) at a bigger disk, {alternative}."
-    )
-
-
-class _OpenFile:
-    """Owns one open file, ``_handle``: closed by :meth:`close` or at the end of a ``with`` block."""
-
-    _handle = None
-
-    def close(self):
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class FrameStore(_OpenFile):
-    """``count`` frames of float64, ``(count, y, x)``, in a temporary file (not in memory).
-
-    Written a frame, or a band of rows of a frame, at a time (:meth:`write`) in any order,
-    and read back a frame at a time (:meth:`read`). The file is a ``tempfile.TemporaryFile``
-    under ``TMPDIR``, freed by :meth:`close`, garbage collection or the end of the process
-    (killed included). Used by rule nb_timeseries for every window's mean and variance.
-    """
-
-    def __init__(self, count, frame_shape, name, source):
-        self.shape = (int(count),) + tuple(int(size) for size in frame_shape)
-        self.name = f"{source}: the windows' {name} maps"
-        size = math.prod(self.shape) * 8
-        try:
-            self._handle = tempfile.TemporaryFile(prefix=f"brightflow-windows-{name}-")
-            self._handle.truncate(size)
-        except OSError as error:
-            self.close()
-            raise _temporary_file_error(
-                f"{self.name} need a temporary file", size, error, "or use fewer windows (nb.timeseries)",
-            ) from error
-
-    def _seek(self, index, first_row=0):
-        self._handle.seek(((int(index) * self.shape[1]) + int(first_row)) * self.shape[2] * 8)
-
-    def write(self, index, values, rows=slice(None)):
-        """Store ``values`` as frame ``index`` (or as its rows ``rows``, a slice of step 1)."""
-        first, stop, _ = rows.indices(self.shape[1])
-        values = np.ascontiguousarray(values, dtype=np.float64)
-        if values.shape != (stop - first, self.shape[2]):
-            raise ValueError(f"rows {first}..{stop - 1} of a {self.shape[1:]} frame, got {values.shape}")
-        self._seek(index, first)
-        try:
-            self._handle.write(memoryview(values).cast("B"))
-        except OSError as error:
-            raise _temporary_file_error(
-                f"{self.name}: writing their temporary file", math.prod(self.shape) * 8, error,
-                "or use fewer windows (nb.timeseries)",
-            ) from error
-
-    def read(self, index):
-        frame = np.empty(self.shape[1:], dtype=np.float64)
-        self._seek(index)
-        if self._handle.readinto(memoryview(frame).cast("B")) != frame.nbytes:
-            raise OSError(f"{self.name}: frame {index} is missing from the temporary file")
-        return frame
-
 
 
 def _read_whole(path):
@@ -547,7 +462,6 @@ def open_channel(path, channel=None, configured_axes=None):
     from the metadata or ``configured_axes`` (:func:`stack_axes`) and is brought to
     ``(t, c, y, x)`` by brightflow.axes.to_tcyx.
     """
-    from brightflow import axes
 
     path = Path(path)
     shape, metadata_axes, dtype = _series_header(path)
@@ -559,7 +473,7 @@ def open_channel(path, channel=None, configured_axes=None):
         frames.calibration = read_calibration(path)
         return frames
     found = stack_axes(path, shape, metadata_axes, configured_axes)
-    count = axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[1]  # a view: no memory used
+    count = _channels(shape, found)
     index = 1 if channel is None and count == 1 else channel
     if index is None or not 1 <= index <= count:
         raise InputError(
@@ -572,12 +486,46 @@ def open_channel(path, channel=None, configured_axes=None):
     return frames
 
 
-def open_input_stack(snakemake):
-    """The rule's input stack, or its channel ``params.channel`` (see :func:`open_channel`)."""
-    params = snakemake.params
-    channel = params.get("channel") if hasattr(params, "get") else None
-    configured = params.get("axes") if hasattr(params, "get") else None
-    return open_channel(snakemake.input.stack, channel, configured)
+def _channels(shape, found_axes):
+    """Channels of a series of ``shape`` whose resolved axes are ``found_axes``."""
+    from brightflow import axes
+
+    return axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found_axes).shape[1]  # a view: no memory used
+
+
+def channel_count(path, configured_axes=None):
+    """How many channels the stack at ``path`` has (1 for a (t, y, x) stack), from its header.
+
+    Axes are resolved as :func:`open_channel` resolves them (``configured_axes``: ``input.axes``).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a readable TIFF, or its axes cannot be resolved.
+    """
+    path = Path(path)
+    shape, metadata_axes, _ = _series_header(path)
+    if len(shape) < 4:
+        return 1
+    return _channels(shape, stack_axes(path, shape, metadata_axes, configured_axes))
+
+
+def frame_size(path, configured_axes=None):
+    """Pixels in one frame of one channel of the stack at ``path`` (y times x), from its header.
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a readable TIFF, or its axes cannot be resolved.
+    """
+    from brightflow import axes
+
+    path = Path(path)
+    shape, metadata_axes, _ = _series_header(path)
+    if len(shape) < 4:
+        return math.prod(shape[-2:])
+    found = stack_axes(path, shape, metadata_axes, configured_axes)
+    return math.prod(axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[2:])
 
 
 def check_stack_shape(path, shape, axes, dtype):
@@ -596,88 +544,6 @@ def check_stack_shape(path, shape, axes, dtype):
         raise InputError(f"{path}: pixel type {dtype} is not a real number type.")
     if shape[0] < 3:
         raise InputError(f"{path}: has only {shape[0]} frame(s); N&B needs a time series of many frames.")
-
-
-def frame_chunks(frame_count, frame_shape, budget_bytes=64 * 2**20):
-    """Frame ranges ``(start, stop)`` whose float64 copy fits ``budget_bytes``."""
-    per_frame = int(np.prod(frame_shape)) * 8
-    step = max(1, budget_bytes // max(per_frame, 1))
-    return [(start, min(start + step, frame_count)) for start in range(0, frame_count, step)]
-
-
-def row_tiles(frame_count, frame_shape, budget_bytes=256 * 2**20, copies=6):
-    """Row ranges ``slice(start, stop)`` for reading tiles ``stack[:, rows, :]`` across all frames.
-
-    A tile holds ``rows x width x frames`` values; ``copies`` float64 working
-    copies of it (the correction's temporaries) fit ``budget_bytes``. At least
-    one row per tile, so a very long recording of wide frames can exceed the
-    budget by one row's worth.
-    """
-    height, width = int(frame_shape[0]), int(frame_shape[1])
-    per_row = max(int(frame_count) * width * 8 * copies, 1)
-    step = max(1, min(height, budget_bytes // per_row))
-    return [slice(start, min(start + step, height)) for start in range(0, height, step)]
-
-
-def read_correction_model(path, frames, stack_path):
-    """The bleach-correction model (JSON) of a stack of ``frames`` frames, checked to fit it."""
-    model = read_json(path)
-    if model["frames"] != frames:
-        raise InputError(
-            f"{path} covers {model['frames']} frames but {stack_path} has {frames}: "
-            "the stack changed; rerun the workflow."
-        )
-    return model
-
-
-def read_swap_plan(path, shape):
-    """Robin Hood's swap plan (.npy, memory-mapped), checked to fit a stack of ``shape`` (t, y, x)."""
-    plan = read_npy(path, mmap=True)
-    if plan.shape != (shape[1], 2, shape[0]):
-        raise InputError(
-            f"{path}: swap plan of shape {plan.shape} does not fit the stack {tuple(shape)}; rerun the workflow."
-        )
-    return plan
-
-
-def corrected_tiles(snakemake, stack, model, copies=6):
-    """Yield ``(rows, corrected)``: tiles of pixel rows across all frames, bleach-corrected.
-
-    For the detrending methods that need each pixel's whole time series
-    (brightflow.detrend.TILE_METHODS). Robin Hood reads the rule's ``labels`` and
-    ``swaps`` inputs. Tiles are sized by :func:`row_tiles` (``copies`` float64
-    working copies per tile).
-    """
-    from brightflow import detrend
-
-    cells = plan = None
-    if model["method"] == "robinhood":
-        cells = read_image(snakemake.input.labels) > 0
-        plan = read_swap_plan(snakemake.input.swaps, stack.shape)
-    for rows in row_tiles(stack.shape[0], stack.shape[1:], copies=copies):
-        try:
-            yield rows, detrend.correct_tile(model, stack[:, rows, :], rows, cells, plan)
-        except ValueError as error:
-            raise InputError(f"{snakemake.input.stack}: {error}") from error
-
-
-def sha256(path, block=2**22):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-# --- images, masks and maps ---------------------------------------------------------------------
-
-
-def write_tiff(path, array, **kwargs):
-    tifffile.imwrite(path, array, **kwargs)
-
-
-def read_image(path):
-    return tifffile.imread(path)
 
 
 def read_calibration(path):
@@ -714,220 +580,9 @@ def _tag_number(page, name):
     return numerator / denominator if numerator and denominator else None
 
 
-def _imagej_options(calibration, axes, frame_interval=None):
-    """tifffile.imwrite options of an ImageJ TIFF of ``axes`` carrying ``calibration``.
-
-    The pixel size goes into the resolution tags (pixels per unit) and the unit into ImageJ's
-    description, as ImageJ writes them; ``frame_interval`` (seconds from one page to the next of
-    a time series) into ``finterval``. Uncalibrated: no resolution, no unit (ImageJ: pixels).
-    """
-    metadata = {"axes": axes}
-    options = {"imagej": True, "metadata": metadata}
-    if calibration.spatial:
-        options["resolution"] = (1.0 / calibration.pixel_width, 1.0 / calibration.pixel_height)
-        metadata["unit"] = calibration.imagej_unit()
-    if frame_interval:
-        metadata["finterval"] = float(frame_interval)
-    return options
-
-
-def write_image(path, image, calibration=calib.UNCALIBRATED):
-    """A 2D image as a float32 ImageJ TIFF, with the recording's pixel size (e.g. the projection)."""
-    tifffile.imwrite(path, np.asarray(image, dtype=np.float32), **_imagej_options(calibration, "YX"))
-
-
-def write_labels(path, labels, calibration=calib.UNCALIBRATED):
-    """A label mask as an ImageJ TIFF: 16-bit, or 32-bit (float, exact up to 2**24) above 65535 cells.
-
-    ImageJ has no unsigned 32-bit images; its 32-bit type is float, which holds every label up to
-    16,777,216 exactly. The recording's pixel size comes along, so ROIs measure in its unit.
-    """
-    labels = np.asarray(labels)
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"{path}: a label mask cannot hold negative labels")
-    top = int(labels.max()) if labels.size else 0
-    if top > 2**24:
-        raise ValueError(f"{path}: {top} labels do not fit an ImageJ label image (at most {2**24})")
-    dtype = np.uint16 if top <= np.iinfo(np.uint16).max else np.float32
-    tifffile.imwrite(path, labels.astype(dtype), **_imagej_options(calibration, "YX"))
-
-
-def write_map(stem, values, calibration=calib.UNCALIBRATED):
-    """Write one N&B map as ``stem.npy`` (float64) and ``stem.tif`` (float32, opens in Fiji, with the
-    recording's pixel size)."""
-    values = np.asarray(values, dtype=np.float64)
-    np.save(f"{stem}.npy", values)
-    tifffile.imwrite(f"{stem}.tif", values.astype(np.float32), **_imagej_options(calibration, "YX"))
-
-
-class MapSeriesWriter(_OpenFile):
-    """A multi-page float32 TIFF of maps with a leading window axis ``(windows, y, x)`` (ImageJ
-    axes ``TYX``: Fiji opens it as a time series, one frame per window), written one page at a
-    time, so that no more than one window's map is ever in memory.
-
-    The file is created whole at the start (header and ImageJ metadata for every page, pixel
-    data stored contiguously); :meth:`write` puts page ``index`` in place. ``calibration`` gives
-    the pixel size, ``interval`` the seconds from one window to the next (ImageJ's frame interval).
-    """
-
-    def __init__(self, path, count, frame_shape, calibration=calib.UNCALIBRATED, interval=None):
-        self.path = Path(path)
-        self.frame_shape = tuple(int(size) for size in frame_shape)
-        shape = (int(count),) + self.frame_shape
-        tifffile.imwrite(self.path, shape=shape, dtype="float32", byteorder="<",
-                         **_imagej_options(calibration, "TYX", interval))
-        with tifffile.TiffFile(self.path) as tif:
-            self._offset = tif.series[0].dataoffset
-        if self._offset is None:  # tifffile always stores an uncompressed ImageJ series contiguously
-            raise RuntimeError(f"{self.path}: tifffile did not store the series contiguously")
-        self._handle = open(self.path, "r+b")
-
-    def write(self, index, values):
-        page = np.ascontiguousarray(values, dtype="<f4")
-        if page.shape != self.frame_shape:
-            raise ValueError(f"{self.path}: a page is {self.frame_shape}, got {page.shape}")
-        self._handle.seek(self._offset + int(index) * page.nbytes)
-        self._handle.write(memoryview(page).cast("B"))
-
-
-
-
-def read_seg_npy(path):
-    """Load a cellpose ``_seg.npy`` file as a dict."""
-    try:
-        seg = np.load(path, allow_pickle=True).item()
-    except Exception as error:
-        raise InputError(f"{path}: cannot be read as a cellpose _seg.npy file ({error}).") from error
-    if not isinstance(seg, dict) or "masks" not in seg:
-        raise InputError(f"{path}: is not a cellpose _seg.npy file (no 'masks' entry).")
-    return seg
-
-
-def read_seg_masks(path):
-    """The label image (uint16, cells 1..n) of a cellpose ``_seg.npy`` file; errors name the file."""
-    from brightflow import segment
-
-    try:
-        return segment.masks_from_seg_dict(read_seg_npy(path))
-    except ValueError as error:
-        raise InputError(f"{path}: {error}") from error
-
-
-def write_seg_npy(path, seg):
-    np.save(path, seg, allow_pickle=True)
-
-
-def read_label_file(path):
-    """A user's label mask: a label TIFF or a cellpose ``_seg.npy``. Returns the raw labels."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: mask file not found. Check the sample sheet's 'mask' column.")
-    if path.name.endswith(".npy"):
-        labels = np.asarray(read_seg_npy(path)["masks"])
-    else:
-        try:
-            labels = tifffile.imread(path)
-        except Exception as error:
-            raise InputError(f"{path}: cannot be read as a label TIFF ({error}).") from error
-    labels = np.squeeze(labels)
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise InputError(
-            f"{path}: a mask must be a 2D integer label image (0 = background), got shape "
-            f"{labels.shape} of type {labels.dtype}."
-        )
-    return labels
-
-
-def write_npy(path, array):
-    np.save(path, np.asarray(array))
-
-
-def read_npy(path, mmap=False):
-    """Load an .npy array (as a read-only memory map when ``mmap``)."""
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except Exception as error:
-        raise InputError(f"{path}: cannot be read as a NumPy .npy array ({error}); rerun the workflow.") from error
-
-
-def write_imagej_rois(path, polygons):
-    """Write an ImageJ ROI set (.zip, opens in Fiji's ROI Manager) with the ``roifile`` package.
-
-    ``polygons`` maps each cell's label to its boundary loops along pixel edges, as
-    :func:`brightflow.segment.pixel_edge_polygons` traces them ((x, y) pixel corners). Each ROI
-    is named ``cell_<label>`` (the ``Cell ID`` of the tables). A cell of one loop (one part, no
-    hole) is a traced polygon ROI (``Roi.TRACED_ROI``, what ImageJ's wand makes); a cell with a
-    hole or several parts is a composite ROI (ImageJ's ``ShapeRoi``: type rectangle with the
-    shape's path of MOVETO, LINETO, CLOSE operations in absolute coordinates, as ImageJ's
-    ``RoiEncoder`` writes it). Either way ImageJ counts exactly the cell's pixels (a pixel is
-    inside when its centre is).
-    """
-    from roifile import ROI_TYPE, ImagejRoi, roiwrite
-
-    moveto, lineto, close = 0, 1, 4  # java.awt.geom.PathIterator segment types
-    rois = []
-    for label, loops in polygons.items():
-        loops = [np.asarray(loop, dtype=np.int64) for loop in loops]
-        corners = np.concatenate(loops)
-        (left, top), (right, bottom) = corners.min(axis=0).tolist(), corners.max(axis=0).tolist()
-        roi = ImagejRoi(left=left, top=top, right=right, bottom=bottom)
-        if len(loops) == 1:
-            roi.roitype = ROI_TYPE.TRACED
-            roi.integer_coordinates = (loops[0] - [left, top]).astype(np.int32)
-            roi.n_coordinates = len(loops[0])
-        else:
-            shape = []
-            for loop in loops:
-                (x0, y0), *rest = loop.tolist()
-                shape += [moveto, x0, y0] + [v for x, y in rest for v in (lineto, x, y)] + [close]
-            roi.roitype = ROI_TYPE.RECT
-            roi.multi_coordinates = np.array(shape, dtype=np.float32)
-            roi.shape_roi_size = len(shape)
-        roi.name = f"cell_{int(label)}"
-        rois.append(roi)
-    Path(path).unlink(missing_ok=True)  # roiwrite appends to an existing zip
-    if rois:
-        roiwrite(path, rois)
-    else:
-        import zipfile
-
-        zipfile.ZipFile(path, "w").close()  # an empty ROI set
-
-
-# --- small text files ---------------------------------------------------------------------------
-
-
-def write_json(path, data):
-    with open(path, "w") as handle:
-        json.dump(data, handle, indent=2, default=_json_default)
-        handle.write("\n")
-
-
-def read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-#: zlib level of the PNGs: 3 writes a figure in about two thirds of the time of Pillow's default 6,
-#: in files of about the same size (measured: cellmask.png 15% smaller, a map preview 2% smaller; a
-#: figure of pure noise can come out some 10% bigger)
-PNG_COMPRESS_LEVEL = 3
-
-
-def save_figure(figure, path, dpi=None):
-    options = {"pil_kwargs": {"compress_level": PNG_COMPRESS_LEVEL}} if str(path).lower().endswith(".png") else {}
-    figure.savefig(path, dpi=dpi or figure.dpi, **options)
-
-
-def relative_to(path, start):
-    return os.path.relpath(path, start)
+def sha256(path, block=2**22):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,230 @@
+"""A recording, bleach-corrected block by block: the one way every step reads corrected values.
+
+:func:`corrected_blocks` yields the corrected values of a stack in blocks that fit a memory
+budget, for any correction model: chunks of frames for the per-frame corrections (``none``,
+``linear``), tiles of pixel rows across every frame for the per-pixel ones (the smoothing
+methods and Robin Hood, which need each pixel's whole time series). The N&B maps, the
+cross-correlation, the time series and the bleach trace all read the recording through it.
+
+:func:`fit_to_stack` fits the correction model of a stack: the per-frame mean of the cell
+pixels, the method's automatic parameter (Nolan et al. 2017, Bioinformatics 33:3508), Robin
+Hood's swap plan, and the corrected trace.
+
+A "stack" here is anything indexed like a ``(t, y, x)`` array that returns arrays: a NumPy
+array, or a brightflow.io.Stack, which reads only the block asked for from its file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..blocks import frame_chunks, row_tiles
+from .model import (
+    TILE_METHODS,
+    correct_series,
+    correct_tile,
+    corrected_trace,
+    fit_correction,
+    frame_scale,
+    row_sums,
+)
+from .robinhood import robinhood_corrected_sums, robinhood_plan
+from .smoothing import SMOOTHING_METHODS
+
+__all__ = ["Block", "channel_seed", "corrected_blocks", "describe_parameter", "fit_to_stack", "needs_tiles"]
+
+#: Memory for one chunk of frames converted to float64 (the per-frame corrections).
+FRAME_BUDGET_BYTES = 64 * 2**20
+#: Memory for one tile of rows across all frames and its float64 working copies.
+TILE_BUDGET_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Block:
+    """Part of a stack and its corrected values.
+
+    Attributes
+    ----------
+    frames : slice
+        The frames the block covers.
+    rows : slice
+        The pixel rows it covers (``slice(None)``: every row).
+    values : ndarray, shape (frames, rows, x)
+        The corrected values, or, when :attr:`scale` is not None, the values as recorded (in the
+        stack's dtype) that the factors correct: moment sums apply them as they accumulate
+        (brightflow.nb.StreamingMoments.update), so no corrected float64 copy is made.
+    scale : ndarray of float64, shape (frames,), or None
+        Per-frame factors still to apply to :attr:`values`.
+    """
+
+    frames: slice
+    rows: slice
+    values: np.ndarray
+    scale: np.ndarray | None = None
+
+    def corrected(self):
+        """The corrected values (float64 where a scale is applied)."""
+        if self.scale is None:
+            return self.values
+        return self.values * self.scale[:, None, None]
+
+
+def needs_tiles(model):
+    """True when ``model`` corrects each pixel from its whole time series (tiles of rows)."""
+    return model["method"] in TILE_METHODS
+
+
+def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
+                     frame_budget=FRAME_BUDGET_BYTES, tile_budget=TILE_BUDGET_BYTES):
+    """Yield the stack's values corrected by ``model``, one :class:`Block` at a time.
+
+    Parameters
+    ----------
+    stack : array_like, shape (t, y, x)
+        Indexed as ``stack[a:b]`` (frames) and ``stack[:, rows, :]`` (tiles); a brightflow.io.Stack
+        reads only those values from its file.
+    model : dict
+        The correction model (:func:`~brightflow.detrend.fit_correction`, :func:`fit_to_stack`).
+    cells : ndarray of bool, shape (y, x), optional
+        The cell mask (Robin Hood works on the cell pixels only).
+    plan : ndarray, shape (y, 2, t), optional
+        Robin Hood's swap plan.
+    tiles : bool, optional
+        Read tiles of rows even for a per-frame model (to stream two channels side by side when
+        the other one needs tiles). By default, tiles exactly when :func:`needs_tiles`.
+    copies : int
+        float64 working copies of a tile the consumer makes (sizes the tiles).
+    frame_budget, tile_budget : int
+        Bytes for one chunk of frames (float64) and for one tile with its copies.
+
+    Yields
+    ------
+    Block
+        Chunks of frames with their per-frame factors (:attr:`Block.scale`), or tiles of rows
+        holding corrected values. Every pixel and frame is in exactly one block; the values do
+        not depend on the block sizes.
+    """
+    frames = int(stack.shape[0])
+    if frames != model["frames"]:
+        raise ValueError(f"the stack has {frames} frames, the correction model {model['frames']}")
+    tiled = needs_tiles(model) if tiles is None else (tiles or needs_tiles(model))
+    if not tiled:
+        for start, stop in frame_chunks(frames, stack.shape[1:], frame_budget):
+            yield Block(slice(start, stop), slice(None), stack[start:stop], frame_scale(model, start, stop))
+        return
+    if model["method"] == "robinhood" and (cells is None or plan is None):
+        raise ValueError("Robin Hood needs the cell mask and the swap plan")
+    for rows in row_tiles(frames, stack.shape[1:], tile_budget, copies=copies):
+        yield Block(slice(0, frames), rows, correct_tile(model, stack[:, rows, :], rows, cells, plan))
+
+
+def _row_sums(stack, cells):
+    """Per-frame sums of the cell pixels of every pixel row, ``(t, rows)``, read in chunks of frames."""
+    chunks = frame_chunks(stack.shape[0], stack.shape[1:], FRAME_BUDGET_BYTES)
+    return np.concatenate([row_sums(stack[start:stop], cells) for start, stop in chunks])
+
+
+def _smoothed_trace(stack, model, cells):
+    """Exact per-frame mean of the corrected cell pixels for a smoothing model, one pass over tiles.
+
+    The smoothing corrections work pixel by pixel, so only the cell pixels of each tile (and
+    only tiles of rows holding cells) are corrected.
+    """
+    total = np.zeros(stack.shape[0])
+    for rows in row_tiles(stack.shape[0], stack.shape[1:], TILE_BUDGET_BYTES):
+        inside = cells[rows]
+        if inside.any():
+            total += correct_series(model, stack[:, rows, :][:, inside]).sum(axis=1)
+    return total / cells.sum()
+
+
+def channel_seed(seed, channel=None):
+    """The seed of a channel's random steps: ``seed + channel - 1`` (channels count from 1), so that the
+    channels of a multi-channel stack never share random swaps (the same draws in two channels would
+    move counts of the same pixels in the same frames and add a spurious cross-variance to
+    cross-correlated N&B); ``seed`` for a single-channel stack (``channel`` None)."""
+    return int(seed) + (int(channel) - 1 if channel else 0)
+
+
+def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channel=None):
+    """Fit the bleach-correction model of a stack on its cell pixels.
+
+    Parameters
+    ----------
+    stack : array_like, shape (t, y, x)
+    cells : ndarray of bool, shape (y, x)
+        The cell pixels (an empty mask takes the whole image).
+    method : str
+        One of brightflow.detrend.METHODS.
+    parameter : 'auto' or number
+    seed : int
+        ``bleach_correction.seed``: the seed of every random step (the automatic parameter's
+        simulations, Robin Hood's swaps).
+    channel : int, optional
+        The channel (from 1) of a multi-channel stack: its random steps use :func:`channel_seed`.
+
+    Returns
+    -------
+    model : dict
+        :func:`~brightflow.detrend.fit_correction`'s model, with ``applied_to`` and
+        ``corrected_trace`` (the per-frame mean of the corrected cell pixels).
+    plan : ndarray of int32, shape (y, 2, t)
+        Robin Hood's swap plan; empty, shape (0, 2, t), for the other methods.
+
+    Raises
+    ------
+    ValueError
+        The stack does not suit the method (Robin Hood needs integer counts >= 0) or the model
+        cannot be fitted; the message says why and what to use instead.
+    """
+    cells = np.asarray(cells, dtype=bool)
+    if not cells.any():
+        cells = np.ones(cells.shape, dtype=bool)
+    seed = channel_seed(seed, channel)
+    if method == "robinhood" and not np.issubdtype(np.dtype(stack.dtype), np.integer):
+        raise ValueError(
+            f"Robin Hood detrending moves whole photon counts and needs an integer stack, but its pixels "
+            f"are {stack.dtype}. Set bleach_correction.method to boxcar, exponential or polynomial."
+        )
+    sums = _row_sums(stack, cells)
+    if method == "robinhood" and (sums < 0).any():
+        raise ValueError(
+            "has negative pixel values; Robin Hood detrending needs counts >= 0. Use boxcar, exponential or "
+            "polynomial."
+        )
+    cell_pixels = int(cells.sum())
+    trace = sums.sum(axis=1) / cell_pixels
+    model = fit_correction(trace, method, parameter, seed, cell_pixels)
+    plan = np.zeros((0, 2, stack.shape[0]), dtype=np.int32)
+    if model["method"] == "robinhood":
+        plan, info = robinhood_plan(sums, model["parameter"], seed)
+        model.update(info)
+        model["applied_to"] = "cell pixels (other pixels as recorded)"
+        corrected = robinhood_corrected_sums(sums, plan) / cell_pixels
+    elif model["method"] in SMOOTHING_METHODS:
+        model["applied_to"] = "every pixel"
+        corrected = _smoothed_trace(stack, model, cells)
+    else:
+        model["applied_to"] = "every pixel"
+        corrected = corrected_trace(model)
+    model["corrected_trace"] = np.asarray(corrected).tolist()
+    return model, plan
+
+
+#: The symbol of each method's parameter, for titles and logs.
+_PARAMETER_NAMES = {"boxcar": "l", "exponential": "tau", "polynomial": "degree", "robinhood": "swaps"}
+
+
+def describe_parameter(model):
+    """The model's parameter in words, e.g. ``"l = 12 (auto)"`` or ``"boxcar auto: no detrending needed"``."""
+    if model["parameter"] is None:
+        if model["method_requested"] != model["method"]:
+            return f"{model['method_requested']} auto: no detrending needed"
+        return "no parameter"
+    value = model["parameter"]
+    value = f"{value:.4g}" if isinstance(value, float) else str(value)
+    source = "auto" if model["parameter_source"].startswith("auto") else "set"
+    return f"{_PARAMETER_NAMES[model['method']]} = {value} ({source})"
+

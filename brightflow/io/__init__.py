@@ -1,0 +1,87 @@
+"""File input and output of brightflow: the only part of the package that reads or writes files.
+
+- :mod:`~brightflow.io.stacks`: recordings read block by block (:class:`Stack`), their axes,
+  channels, calibration and checksum;
+- :mod:`~brightflow.io.stores`: temporary frame stores and page-by-page TIFF writers;
+- :mod:`~brightflow.io.files`: maps, images and label masks as TIFF, ``_seg.npy``, ImageJ ROI
+  sets, ``.npy``, JSON and figures;
+- :mod:`~brightflow.io.job`: running a step as a workflow job (log, threads, clear errors);
+- :class:`InputError`: a file or setting a user can fix; its message names the file, the
+  problem and what to do.
+
+The science modules never read or write files; the steps (brightflow.steps) use these.
+"""
+
+from .errors import InputError
+from .files import (
+    PNG_COMPRESS_LEVEL,
+    imagej_options,
+    read_correction_model,
+    read_image,
+    read_json,
+    read_label_file,
+    read_npy,
+    read_seg_masks,
+    read_seg_npy,
+    read_swap_plan,
+    save_figure,
+    write_image,
+    write_imagej_rois,
+    write_json,
+    write_labels,
+    write_map,
+    write_npy,
+    write_seg_npy,
+    write_stack,
+)
+from .job import run
+from .stacks import (
+    Stack,
+    channel_count,
+    check_stack_shape,
+    frame_size,
+    open_channel,
+    open_stack,
+    read_calibration,
+    sha256,
+    stack_axes,
+    whole_stack_megabytes,
+)
+from .stores import FrameStore, MapSeriesWriter, temporary_file_error
+
+__all__ = [
+    "PNG_COMPRESS_LEVEL",
+    "FrameStore",
+    "InputError",
+    "MapSeriesWriter",
+    "Stack",
+    "channel_count",
+    "check_stack_shape",
+    "frame_size",
+    "imagej_options",
+    "open_channel",
+    "open_stack",
+    "read_calibration",
+    "read_correction_model",
+    "read_image",
+    "read_json",
+    "read_label_file",
+    "read_npy",
+    "read_seg_masks",
+    "read_seg_npy",
+    "read_swap_plan",
+    "run",
+    "save_figure",
+    "sha256",
+    "stack_axes",
+    "temporary_file_error",
+    "whole_stack_megabytes",
+    "write_image",
+    "write_imagej_rois",
+    "write_json",
+    "write_labels",
+    "write_map",
+    "write_npy",
+    "write_seg_npy",
+    "write_stack",
+]

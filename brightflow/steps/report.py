@@ -1,0 +1,137 @@
+"""Rules figures, tables and settings: the previews, the per-pixel and per-cell tables, and the
+record of every setting used."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+
+import numpy as np
+
+from .. import __version__, figures, io, nb, segment, stats
+from ..nb import MAP_NAMES
+
+__all__ = ["cell_tables", "map_figures", "settings_record"]
+
+#: The packages whose versions settings.json records.
+PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch")
+
+
+def _read_maps(paths):
+    """The six maps from their .npy files, given in the order of brightflow.nb.MAP_NAMES."""
+    return {name: io.read_npy(path) for name, path in zip(MAP_NAMES, paths, strict=True)}
+
+
+def map_figures(maps, labels, image, previews, scatter, detector=None):
+    """A preview PNG per map (brightflow.figures.map_preview) and the brightness-intensity plot.
+
+    Parameters
+    ----------
+    maps, previews : sequence of str
+        The maps' .npy files and their PNGs, in the order of brightflow.nb.MAP_NAMES.
+    labels : str
+        The analysis mask: the cell pixels set each map's colour range and the plot's points.
+    image : str
+        The projection, which carries the recording's pixel size (axes and scale bars).
+    scatter : str
+        ``brightness_x_intensity.png``.
+    detector : dict
+        ``nb.detector``: the reference line of immobile molecules is at B = s_factor.
+    """
+    values = _read_maps(maps)
+    cells = io.read_image(labels) > 0
+    calibration = io.read_calibration(image)
+    for name, path in zip(MAP_NAMES, previews, strict=True):
+        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.MAP_LABELS[name], cells,
+                                      calibration)
+        io.save_figure(preview, path)
+    reference = nb.DetectorModel(**(detector or {})).s_factor
+    drawing = figures.brightness_intensity_figure(values["intensity"][cells], values["apparent_brightness"][cells],
+                                                  reference=reference)
+    io.save_figure(drawing, scatter)
+
+
+def cell_tables(maps, labels, seg, pixels, cells, detector=None, gamma=1.0, monomer_brightness=None):
+    """The per-pixel table of the cell pixels and the per-cell table (brightflow.stats.cell_table).
+
+    The per-cell CSV keeps the replaced app's columns first (pixel means of each map) and adds the
+    ratio-of-means estimators, medians and SDs after them. Every segmented cell gets a row, also one
+    that erosion removed (``Pixels`` 0, empty values). A numeric ``monomer_brightness`` adds the
+    oligomeric state.
+    """
+    values = _read_maps(maps)
+    analysed = io.read_image(labels)
+    segmented = io.read_seg_masks(seg)
+    cell_ids = np.unique(segmented[segmented > 0])
+    model = nb.DetectorModel(**(detector or {}))
+    stats.cell_pixel_table(values, analysed).to_csv(pixels, index=False)
+    table = stats.cell_table(values, analysed, cell_ids, model, gamma)
+    if monomer_brightness is not None:
+        table = stats.add_oligomeric_state(table, monomer_brightness)
+    table.to_csv(cells, index=False)
+
+
+def _version(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def settings_record(stack, model, seg, seg_record, threshold_record, output, config, sample, channel=None,
+                    axes=None):
+    """``settings.json``: every parameter used, the software versions and the input's identity.
+
+    Parameters
+    ----------
+    stack : str
+        The recording (its size, checksum, shape, type and calibration are recorded).
+    model, seg_record, threshold_record : str
+        The bleach-correction model, ``segmentation.json`` and ``nb_threshold.json``.
+    seg : str
+        The ``_seg.npy`` as it is now: its checksum against the record says whether the masks were
+        edited after segmentation (the cellpose GUI rewrites the file without brightflow's keys).
+    config : dict
+        The configuration to record.
+    sample : dict
+        The experiment's row of the sample table (experiment, path, mask).
+    """
+    frames = io.open_channel(stack, channel, axes)
+    fitted = io.read_json(model)
+    record = io.read_json(seg_record)
+    masks = io.read_seg_masks(seg)
+    edited = segment.masks_checksum(masks) != record.get("masks_sha256")
+    settings = {
+        "experiment": sample["experiment"],
+        # the channel analysed (from 1) of a multi-channel stack; null for a single-channel stack
+        "channel": channel,
+        "input": {
+            "path": os.path.abspath(stack),
+            "size_bytes": os.path.getsize(stack),
+            "sha256": io.sha256(stack),
+            "shape_tyx": list(frames.shape),
+            "dtype": str(frames.dtype),
+            "mask": sample.get("mask"),
+            # pixel size and frame interval from the file's ImageJ or OME metadata (written into every
+            # output TIFF); "pixel" / "frame" when the file has none
+            "calibration": frames.calibration.record(),
+        },
+        "parameters": config,
+        "segmentation_used": {key: value for key, value in record.items() if key not in ("masks_sha256", "cells")}
+        | {
+            "cells_segmented": record.get("cells"),
+            "cells": int(masks.max()),
+            "edited_after_segmentation": edited,
+        },
+        "bleach_correction_used": {key: fitted.get(key) for key in ("method", "parameter", "parameter_source")},
+        "nb_threshold_used": io.read_json(threshold_record),
+        "versions": {"brightflow": __version__, "python": platform.python_version()}
+        | {package: _version(package) for package in PACKAGES},
+        "platform": platform.platform(),
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv[:1]),
+    }
+    io.write_json(output, settings)
