@@ -1,80 +1,41 @@
-"""Shared test helpers: run the brightflow workflow with the snakemake command line, as a user would."""
+"""Shared fixtures: the workflow runner, the real recordings, ImageJ and the cellpose GUI."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-import tifffile
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from helpers import REPO, SHARED_DATA, run_snakemake
 
 
-def run_workflow(workdir, *args, config=None, check=True, cores=2, timeout=900):
-    """Run ``snakemake`` on the repository's Snakefile in ``workdir``.
-
-    ``config`` is a dict of ``--config`` overrides (nested keys as ``a.b``-free dicts are
-    not supported by --config; pass a config file in ``args`` for those). Returns the
-    CompletedProcess with text stdout/stderr.
-    """
-    command = SNAKEMAKE + [
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--cores", str(cores),
-    ]
-    if config:
-        command += ["--config"] + [f"{key}={value}" for key, value in config.items()]
-    command += [str(a) for a in args]
-    env = dict(os.environ)
-    env.setdefault("MPLBACKEND", "Agg")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({result.returncode}): {' '.join(command)}\n"
-            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-12000:]}"
-        )
-    return result
-
-
-def jobs_run(result):
-    """Names of the rules snakemake ran (from its job-statistics table), as a dict rule -> count."""
-    counts = {}
-    lines = (result.stdout + result.stderr).splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("Job stats:"))
-    except StopIteration:
-        return counts
-    for line in lines[start + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        if parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def write_config(path, **sections):
-    """Write a YAML config file with the given top-level keys (applied over the defaults)."""
-    import yaml
-
-    Path(path).write_text(yaml.safe_dump(sections, sort_keys=False))
-    return path
-
-
-def write_stack(path, stack):
-    tifffile.imwrite(path, np.asarray(stack), imagej=True, metadata={"axes": "TYX"})
-    return path
+@pytest.fixture(scope="session")
+def run_workflow():
+    """Run ``snakemake`` on the repository's Snakefile in a folder, as a user does (helpers.run_snakemake):
+    ``run_workflow(workdir, *args, config=None, check=True, cores=2, timeout=900)``."""
+    return run_snakemake
 
 
 @pytest.fixture
 def repo():
     return REPO
+
+
+@pytest.fixture
+def shared_data():
+    """../shared/data beside the checkout (real recordings); the test skips where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is not beside this checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def imagej():
+    """Run ImageJ macros (imagej_helpers.run_imagej_macro); skips where ImageJ cannot run here, and
+    BRIGHTFLOW_REQUIRE_IMAGEJ=1 (set by .ci/run) makes that a failure."""
+    import imagej_helpers
+
+    imagej_helpers.imagej_or_skip()
+    return imagej_helpers.run_imagej_macro
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import run_workflow, write_config
-from imagej_helpers import imagej_or_skip, run_imagej_macro
+from helpers import write_config
 
 from brightflow import calibration, figures, simulate
 from brightflow import io as bio
@@ -156,7 +155,7 @@ def _tiff_calibration(path):
 
 
 @pytest.fixture(scope="module")
-def calibrated_run(tmp_path_factory):
+def calibrated_run(run_workflow, tmp_path_factory):
     """A calibrated stack (ImageJ: 0.1 µm pixels, 0.5 s frames) and an uncalibrated one, analysed
     once with the time series on (windows of 20 frames starting every 10)."""
     workdir = tmp_path_factory.mktemp("calibration")
@@ -227,16 +226,15 @@ for (k = 0; k < roiManager("count"); k++) {
 
 
 @pytest.mark.workflow
-def test_imagej_reads_the_calibration_of_every_output_tiff(calibrated_run, tmp_path):
+def test_imagej_reads_the_calibration_of_every_output_tiff(calibrated_run, tmp_path, imagej):
     """The real ImageJ sees 0.1 µm pixels in every output TIFF of the calibrated stack, the window
     interval (5 s) in the time series, 16-bit label images, and ROI areas in µm² (Pixels x 0.01);
     the uncalibrated stack's TIFFs stay in pixels."""
-    imagej_or_skip()
     folder, plain = calibrated_run / "calibrated", calibrated_run / "plain"
     tiffs = _output_tiffs(folder) + [plain / "intensity.tif", plain / "segmentation_labels.tif"]
     listing = tmp_path / "images.txt"
     listing.write_text("\n".join([str(folder / "cell_rois.zip")] + [str(path) for path in tiffs]))
-    printed = run_imagej_macro(CALIBRATION_MACRO, tmp_path, argument=listing)
+    printed = imagej(CALIBRATION_MACRO, tmp_path, argument=listing)
     seen = {}
     areas = {}
     for line in printed.splitlines():

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import jobs_run, run_workflow, write_config, write_stack
+from helpers import jobs_run, write_config, write_stack
 
 from brightflow import cellpose_adapter, segment, simulate
 
@@ -147,7 +147,7 @@ def _cellpose_config(tmp_path, model, **extra):
 
 
 @pytest.fixture(scope="module")
-def cellpose_run(tiny_model, tmp_path_factory):
+def cellpose_run(run_workflow, tiny_model, tmp_path_factory):
     """One cellpose workflow run shared by this module's tests of its results.
 
     The GUI test corrects these masks and reruns the workflow, so it comes after the tests
@@ -192,7 +192,7 @@ def test_cellpose_workflow_writes_cellposes_seg_npy(cellpose_run, tiny_model):
 
 
 @pytest.mark.workflow
-def test_cellpose_masks_corrected_in_the_cellpose_gui(cellpose_run, cellpose_gui):
+def test_cellpose_masks_corrected_in_the_cellpose_gui(run_workflow, cellpose_run, cellpose_gui):
     """The README's correction loop on cellpose's masks, with the real GUI and the mouse."""
     workdir, config, folder = cellpose_run.workdir, cellpose_run.config, cellpose_run.folder
     seg_path = folder / "segmentation_image_seg.npy"
@@ -245,7 +245,7 @@ def test_cellpose_masks_corrected_in_the_cellpose_gui(cellpose_run, cellpose_gui
 
 
 @pytest.mark.workflow
-def test_missing_builtin_weights_stop_the_workflow_with_a_clear_message(models_dir, tmp_path):
+def test_missing_builtin_weights_stop_the_workflow_with_a_clear_message(run_workflow, models_dir, tmp_path):
     truth, rng = _field(8, shape=(48, 48), cells=2, touching_pairs=0)
     (tmp_path / "stacks").mkdir()
     write_stack(tmp_path / "stacks" / "cells.tif", simulate.cell_field_stack(truth, 10, rng))
@@ -258,7 +258,7 @@ def test_missing_builtin_weights_stop_the_workflow_with_a_clear_message(models_d
 
 
 @pytest.mark.workflow
-def test_segmentation_declares_a_gpu_only_when_it_uses_one(tmp_path, models_dir):
+def test_segmentation_declares_a_gpu_only_when_it_uses_one(run_workflow, tmp_path, models_dir):
     (tmp_path / "stacks").mkdir()
     write_stack(tmp_path / "stacks" / "cells.tif", np.ones((5, 16, 16), np.uint16))
     expected = {"true": 1, "false": 0, "auto": int(cellpose_adapter.cuda_available())}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import run_workflow, write_config, write_stack
+from helpers import write_config, write_stack
 from imagej_helpers import ImageJError, imagej_or_skip, run_imagej_macro
 
 from brightflow import io as bio
@@ -95,7 +95,7 @@ def _measure_in_imagej(image, rois, folder):
 
 
 @pytest.mark.workflow
-def test_imagej_measures_every_roi_of_the_workflow_like_the_csv(tmp_path):
+def test_imagej_measures_every_roi_of_the_workflow_like_the_csv(run_workflow, tmp_path):
     imagej_or_skip()
     labels, where = _cells()
     write_stack(tmp_path / "cells.tif", _stack(labels, np.random.default_rng(11)))

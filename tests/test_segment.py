@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import jobs_run, run_workflow, write_config, write_stack
+from helpers import jobs_run, write_config, write_stack
 from scipy import ndimage as ndi
 from skimage import measure
 
@@ -213,7 +213,7 @@ def test_seg_npy_of_threshold_masks_opens_in_the_cellpose_gui(tmp_path, cellpose
 
 
 @pytest.mark.workflow
-def test_existing_masks_and_erosion_in_the_workflow(tmp_path):
+def test_existing_masks_and_erosion_in_the_workflow(run_workflow, tmp_path):
     """method existing with a label TIFF and with a _seg.npy; erosion keeps eroded-away cells."""
     rng = np.random.default_rng(3)
     labels = _disk_cells()
@@ -277,7 +277,7 @@ AFTER_THE_MASKS = (
 
 
 @pytest.mark.workflow
-def test_existing_masks_corrected_in_the_cellpose_gui(tmp_path, cellpose_gui):
+def test_existing_masks_corrected_in_the_cellpose_gui(run_workflow, tmp_path, cellpose_gui):
     """method existing: the _seg.npy made from a label TIFF (a) and from a user's _seg.npy (b)
     opens in the cellpose GUI, and corrections saved there are used by the next run."""
     rng = np.random.default_rng(4)
@@ -342,7 +342,7 @@ def _background_centre(labels, radius, margin=3):
 
 
 @pytest.mark.workflow
-def test_threshold_masks_corrected_in_the_cellpose_gui(tmp_path, cellpose_gui):
+def test_threshold_masks_corrected_in_the_cellpose_gui(run_workflow, tmp_path, cellpose_gui):
     """The README's correction loop with the real cellpose GUI: delete a cell, then draw one.
 
     Each edit is saved with the GUI's own Ctrl+S over ``segmentation_image_seg.npy``; the next

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slurm
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brightflow import figures, stats
+from brightflow import figures, nb, simulate, stats
 from brightflow.nb import MAP_NAMES
 
 
@@ -132,3 +132,48 @@ def test_cell_ids_are_outlined_to_read_on_any_background():
         assert text.get_color() == "white"
         (stroke,) = text.get_path_effects()
         assert isinstance(stroke, patheffects.withStroke)
+
+
+def test_ratio_of_means_number_is_unbiased_where_the_pixel_mean_is_biased_high():
+    rng = np.random.default_rng(21)
+    labels = np.zeros((70, 35), dtype=int)
+    labels[3:33, 3:33] = 1
+    labels[36:66, 3:33] = 2
+    truth = {1: (1.0, 3.0), 2: (1.0, 6.0)}  # cell: (epsilon, n)
+    number_map = np.zeros(labels.shape)
+    brightness_map = np.zeros(labels.shape)
+    for cell, (epsilon, n) in truth.items():
+        number_map[labels == cell] = n
+        brightness_map[labels == cell] = epsilon
+    stack = simulate.mobile_stack(number_map, brightness_map, 100, rng)
+    maps = nb.number_and_brightness(*nb.pixel_mean_variance(stack))
+    table = stats.cell_table(maps, labels, gamma=0.5).set_index("Cell ID")
+    for cell, (epsilon, n) in truth.items():
+        row = table.loc[cell]
+        assert row["Number"] > 1.05 * n, "the pixel mean of n is biased high (the replaced app's value)"
+        assert row["Number (ratio of means)"] == pytest.approx(n, rel=0.03)
+        assert row["Brightness (ratio of means)"] == pytest.approx(epsilon, rel=0.03)
+        assert row["Number (ratio of means) / gamma"] == pytest.approx(row["Number (ratio of means)"] / 0.5)
+        pixels = maps["brightness"][labels == cell]
+        assert row["Brightness median"] == pytest.approx(np.median(pixels))
+        assert row["Brightness SD"] == pytest.approx(np.std(pixels, ddof=1))
+    # the replaced app's columns come first, unchanged
+    assert list(table.reset_index().columns[:8]) == ["Cell ID", "Pixels"] + list(stats.MAP_COLUMNS.values())
+    expected = stats.cell_averages(maps, labels)
+    pd.testing.assert_frame_equal(table.reset_index()[expected.columns], expected)
+
+
+def test_thresholded_pixels_are_left_out_of_the_per_cell_values():
+    labels = np.ones((2, 2), dtype=int)
+    maps = {
+        "intensity": np.array([[4.0, 4.0], [4.0, np.nan]]),
+        "variance": np.array([[8.0, 8.0], [8.0, np.nan]]),
+        "brightness": np.array([[1.0, 1.0], [1.0, np.nan]]),
+        "number": np.array([[4.0, 4.0], [4.0, np.nan]]),
+    }
+    row = stats.cell_estimators(maps, labels).iloc[0]
+    assert row["Pixels analysed"] == 3
+    assert row["Brightness (ratio of means)"] == pytest.approx(1.0)
+    assert row["Number (ratio of means)"] == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="gamma"):
+        stats.cell_estimators(maps, labels, gamma=0)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import REPO, SHARED_DATA, jobs_run, run_workflow, write_config, write_stack
+from helpers import REPO, SHARED_DATA, jobs_run, write_config, write_stack
 
 from brightflow import simulate
 from brightflow.nb import MAP_NAMES
@@ -46,7 +46,7 @@ def test_contract_list_matches_the_seed_document():
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(run_workflow, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     result = run_workflow(workdir, config={"input_dir": "demo"})
     return workdir, result
@@ -178,7 +178,7 @@ def test_demo_tables_and_settings(demo_run):
     assert Path(seg["filename"]).name == "segmentation_image.tif" and Path(seg["filename"]).is_file()
 
 
-def test_second_run_has_nothing_to_do(demo_run):
+def test_second_run_has_nothing_to_do(run_workflow, demo_run):
     workdir, _ = demo_run
     result = run_workflow(workdir, "--dry-run", config={"input_dir": "demo"})
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -200,7 +200,7 @@ def stacks_folder(tmp_path):
     return folder
 
 
-def test_parameter_change_reruns_only_what_depends_on_it(tmp_path, stacks_folder):
+def test_parameter_change_reruns_only_what_depends_on_it(run_workflow, tmp_path, stacks_folder):
     config = {"input_dir": stacks_folder}
     run_workflow(tmp_path, config=config)
     seg_file = tmp_path / "results" / "cells_a" / "segmentation_image_seg.npy"
@@ -216,7 +216,7 @@ def test_parameter_change_reruns_only_what_depends_on_it(tmp_path, stacks_folder
     assert model["method"] == "linear"
 
 
-def test_adding_a_stack_runs_only_its_jobs_and_the_aggregate(tmp_path, stacks_folder):
+def test_adding_a_stack_runs_only_its_jobs_and_the_aggregate(run_workflow, tmp_path, stacks_folder):
     config = {"input_dir": stacks_folder}
     run_workflow(tmp_path, config=config)
     write_stack(stacks_folder / "cells_c.TIFF", _small_experiment(9)[0])
@@ -229,7 +229,7 @@ def test_adding_a_stack_runs_only_its_jobs_and_the_aggregate(tmp_path, stacks_fo
     assert sorted(folder.Experiment.unique()) == ["cells_a", "cells_b", "cells_c"]
 
 
-def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(tmp_path):
+def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(run_workflow, tmp_path):
     """A zlib-compressed stack with the default smoothing correction (tiles of rows read from a
     decoded copy in the job's tmpdir) gives exactly the maps of the same stack uncompressed,
     asks no more memory, and leaves nothing in the tmpdir."""
@@ -262,7 +262,7 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(tmp_path):
     assert not list(scratch.rglob("brightflow-decoded-*"))
 
 
-def test_a_layout_read_whole_asks_memory_for_the_whole_stack(tmp_path):
+def test_a_layout_read_whole_asks_memory_for_the_whole_stack(run_workflow, tmp_path):
     """Time not the first axis (CTYX): stackio.Stack decodes such a file whole, and the stack
     rules ask 500 MB plus its size; the same pixels as TCYX are streamed and ask 500 MB."""
     folder = tmp_path / "stacks"
@@ -276,7 +276,7 @@ def test_a_layout_read_whole_asks_memory_for_the_whole_stack(tmp_path):
     assert requests == {("channels_first", "502"), ("time_first", "500")}
 
 
-def test_bad_inputs_stop_only_their_experiment(tmp_path, stacks_folder):
+def test_bad_inputs_stop_only_their_experiment(run_workflow, tmp_path, stacks_folder):
     tifffile.imwrite(stacks_folder / "flat.tif", np.ones((32, 32), dtype=np.uint16))
     (stacks_folder / "broken.tif").write_bytes(b"this is not a tiff file at all")
     result = run_workflow(tmp_path, "--keep-going", config={"input_dir": stacks_folder}, check=False)
@@ -291,7 +291,7 @@ def test_bad_inputs_stop_only_their_experiment(tmp_path, stacks_folder):
     assert "single 2D image" in log
 
 
-def test_duplicate_experiment_names_are_a_start_up_error(tmp_path, stacks_folder):
+def test_duplicate_experiment_names_are_a_start_up_error(run_workflow, tmp_path, stacks_folder):
     shutil.copy(stacks_folder / "cells_a.tif", stacks_folder / "cells_a.TIFF")
     result = run_workflow(tmp_path, "--dry-run", config={"input_dir": stacks_folder}, check=False)
     assert result.returncode != 0
@@ -307,14 +307,14 @@ def test_duplicate_experiment_names_are_a_start_up_error(tmp_path, stacks_folder
         ({"bleach_correction": {"method": "magic"}}, "magic"),
     ],
 )
-def test_config_errors_name_the_key(tmp_path, override, message):
+def test_config_errors_name_the_key(run_workflow, tmp_path, override, message):
     config_file = write_config(tmp_path / "bad.yaml", **override)
     result = run_workflow(tmp_path, "--dry-run", "--configfile", config_file, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
 
 
-def test_sample_sheet_with_existing_masks(tmp_path):
+def test_sample_sheet_with_existing_masks(run_workflow, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     stack, truth = _small_experiment(3)
@@ -329,7 +329,7 @@ def test_sample_sheet_with_existing_masks(tmp_path):
     assert table["Brightness"].tolist() == pytest.approx([2.0, 1.0], rel=0.08)
 
 
-def test_existing_method_without_mask_column_is_a_start_up_error(tmp_path, stacks_folder):
+def test_existing_method_without_mask_column_is_a_start_up_error(run_workflow, tmp_path, stacks_folder):
     config_file = write_config(tmp_path / "c.yaml", input_dir=str(stacks_folder), segmentation={"method": "existing"})
     result = run_workflow(tmp_path, "--dry-run", "--configfile", config_file, check=False)
     assert result.returncode != 0 and "have no mask" in result.stdout + result.stderr

@@ -1,6 +1,6 @@
-"""Multi-channel stacks in the workflow: per-channel outputs in {experiment}/ch{c}/, one segmentation
-per experiment on segmentation.channel, the Channel column of the folder CSV, and cross-correlated
-N&B (nb.cross_channels) on a simulation of known complex fractions and on ../shared/data/two_ch.tif."""
+"""Multi-channel stacks: axes and channels, per-channel outputs in {experiment}/ch{c}/ with one
+segmentation per experiment, the folder CSV's Channel column, and cross-correlated N&B (Digman et al.
+2009) against ground truth and in the workflow."""
 
 from __future__ import annotations
 
@@ -10,14 +10,119 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import SHARED_DATA, run_workflow, write_config, write_stack
+from helpers import SHARED_DATA, write_config, write_stack
 
-from brightflow import simulate
+from brightflow import axes, cross, nb, simulate
 
-pytestmark = pytest.mark.workflow
+
+def _two_channels(fraction, rng, total=10.0, e1=1.0, e2=2.0, frames=200, shape=(40, 40)):
+    """Channel 1 sees A and the complexes AB, channel 2 sees B and AB; ``fraction`` of each
+    channel's molecules are complexes. All mobile: a fresh Poisson number in every frame."""
+    complexes = rng.poisson(fraction * total, size=(frames,) + shape)
+    only_a = rng.poisson((1 - fraction) * total, size=(frames,) + shape)
+    only_b = rng.poisson((1 - fraction) * total, size=(frames,) + shape)
+    k1 = rng.poisson(e1 * (complexes + only_a))
+    k2 = rng.poisson(e2 * (complexes + only_b))
+    return k1, k2
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 1.0])
+def test_cross_brightness_is_proportional_to_the_fraction_of_complexes(fraction):
+    rng = np.random.default_rng(int(fraction * 100) + 7)
+    k1, k2 = _two_channels(fraction, rng)
+    moments = cross.StreamingCrossMoments(k1.shape[1:])
+    for start in range(0, k1.shape[0], 64):  # streamed in chunks
+        moments.update(k1[start : start + 64], k2[start : start + 64])
+    maps = cross.cross_maps(moments.first.mean(), moments.second.mean(), moments.covariance(ddof=1))
+    expected = fraction * np.sqrt(1.0 * 2.0)  # B_cc = f sqrt(e1 e2)
+    measured = np.nanmean(maps["cross_brightness"])
+    if fraction == 0:
+        assert abs(measured) < 0.02 * np.sqrt(2.0)  # below 2% of the B_cc of full complexes
+    else:
+        assert measured == pytest.approx(expected, rel=0.03)
+        # cross number: n1 n2 / n_c = total / f, from the image-wide means (ratio of means)
+        n_cc = np.mean(moments.first.mean()) * np.mean(moments.second.mean()) / np.mean(moments.covariance())
+        assert n_cc == pytest.approx(10.0 / fraction, rel=0.05)
+
+
+def test_cross_variance_normalisation_follows_ddof():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(30, 4, 5))
+    b = a + rng.normal(size=(30, 4, 5))
+    products = ((a - a.mean(0)) * (b - b.mean(0))).sum(0)
+    assert np.allclose(cross.cross_variance(a, b, ddof=1), products / 29)
+    assert np.allclose(cross.cross_variance(a, b, ddof=0), products / 30)
+    # a channel with itself: its variance
+    assert np.allclose(cross.cross_variance(a, a, ddof=1), a.var(axis=0, ddof=1))
+
+
+def test_cross_brightness_with_analog_offsets():
+    rng = np.random.default_rng(4)
+    k1, k2 = _two_channels(0.5, rng, frames=100, shape=(20, 20))
+    plain = cross.cross_maps(k1.mean(0), k2.mean(0), cross.cross_variance(k1, k2))
+    shifted1, shifted2 = k1 + 100.0, k2 + 250.0
+    detector1, detector2 = nb.DetectorModel(offset=100.0), nb.DetectorModel(offset=250.0)
+    offset = cross.cross_maps(shifted1.mean(0), shifted2.mean(0), cross.cross_variance(shifted1, shifted2),
+                              detector1, detector2)
+    assert np.allclose(offset["cross_brightness"], plain["cross_brightness"])
+    assert np.allclose(offset["cross_number"], plain["cross_number"])
+
+
+def test_axes_from_metadata_configuration_or_shape():
+    assert axes.resolve_axes((50, 50, 50), "IYX", None) == "TYX"
+    assert axes.resolve_axes((50, 50, 50), "ZYX", None) == "TYX"  # Fiji's default "slices"
+    assert axes.resolve_axes((5, 2, 8, 9), "TCYX", None) == "TCYX"
+    assert axes.resolve_axes((5, 2, 8, 9), "TCYX", "TCYX") == "TCYX"
+    assert axes.resolve_axes((100, 30, 28, 2), "IYXS", "TYXS") == "TYXS"
+    assert axes.resolve_axes((5, 1, 2, 8, 9), "TZCYX", None) == "TZCYX"
+    with pytest.raises(axes.AxesError, match="set input.axes"):
+        axes.resolve_axes((100, 30, 28, 2), "IYXS", None)
+    with pytest.raises(axes.AxesError, match="make it agree"):
+        axes.resolve_axes((5, 2, 8, 9), "TCYX", "CTYX")
+    with pytest.raises(axes.AxesError, match="4 letters"):
+        axes.resolve_axes((5, 8, 9), None, "TCYX")
+    with pytest.raises(axes.AxesError, match="Z axis"):
+        axes.resolve_axes((5, 3, 8, 9), "TZYX", None)
+    with pytest.raises(axes.AxesError, match="more than one channel"):
+        axes.resolve_axes((5, 2, 8, 9, 3), None, "TCYXS")
+    with pytest.raises(axes.AxesError, match="no time axis"):
+        axes.resolve_axes((2, 8, 9), None, "CYX")
+
+
+def test_to_tcyx_puts_every_layout_in_one_order():
+    rng = np.random.default_rng(0)
+    tcyx = rng.integers(0, 100, size=(6, 2, 4, 5))
+    assert np.array_equal(axes.to_tcyx(tcyx, "TCYX"), tcyx)
+    assert np.array_equal(axes.to_tcyx(tcyx.transpose(0, 2, 3, 1), "TYXS"), tcyx)
+    assert np.array_equal(axes.to_tcyx(tcyx[:, None], "TZCYX"), tcyx)
+    single = axes.to_tcyx(tcyx[:, 0], "TYX")
+    assert single.shape == (6, 1, 4, 5) and np.array_equal(single[:, 0], tcyx[:, 0])
+
+
+def test_two_channel_recording_reads_as_tcyx():
+    path = SHARED_DATA / "two_ch.tif"
+    if not path.is_file():
+        pytest.skip("../shared/data/two_ch.tif is not beside this checkout")
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        found = axes.resolve_axes(series.shape, series.axes, "TYXS")
+        data = series.asarray()
+    stack = axes.to_tcyx(data, found)
+    assert stack.shape == (100, 2, 30, 28)
+    assert np.array_equal(stack[:, 1], data[..., 1])
+    moments = cross.StreamingCrossMoments(stack.shape[2:])
+    moments.update(stack[:, 0], stack[:, 1])
+    assert np.isfinite(moments.covariance()).all()
+
 
 TWO_CH = SHARED_DATA / "two_ch.tif"
+
+
 NO_CORRECTION = {"method": "none"}
+
+
 #: true per-cell fraction of complexes (cell 1, cell 2); e1 = 1, e2 = 2
 FRACTIONS = (0.5, 0.0)
 
@@ -42,7 +147,7 @@ def _two_channel_cells(seed=3, frames=100, shape=(48, 64), total=8.0, e1=1.0, e2
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
+def simulated(run_workflow, tmp_path_factory):
     """A two-channel ImageJ hyperstack (axes TCYX in its metadata) beside a single-channel stack."""
     workdir = tmp_path_factory.mktemp("channels")
     stacks = workdir / "stacks"
@@ -64,6 +169,7 @@ def simulated(tmp_path_factory):
     return workdir, hyperstack, labels
 
 
+@pytest.mark.workflow
 def test_each_channel_has_its_own_folder_and_single_channel_stacks_keep_theirs(simulated):
     workdir, hyperstack, _ = simulated
     results = workdir / "results"
@@ -86,6 +192,7 @@ def test_each_channel_has_its_own_folder_and_single_channel_stacks_keep_theirs(s
     assert (results / "single" / "intensity.npy").is_file() and not (results / "single" / "ch1").exists()
 
 
+@pytest.mark.workflow
 def test_per_channel_brightness_and_the_folder_channel_column(simulated):
     workdir, _, _ = simulated
     folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
@@ -100,6 +207,7 @@ def test_per_channel_brightness_and_the_folder_channel_column(simulated):
     assert single["Brightness (ratio of means)"].to_numpy() == pytest.approx([2.0], rel=0.1)
 
 
+@pytest.mark.workflow
 def test_cross_brightness_measures_the_fraction_of_complexes(simulated):
     workdir, hyperstack, labels = simulated
     folder = workdir / "results" / "pair" / "cross_ch1_ch2"
@@ -117,8 +225,9 @@ def test_cross_brightness_measures_the_fraction_of_complexes(simulated):
         assert (folder / f"{name}.tif").is_file() and (folder / f"{name}.png").stat().st_size > 5_000
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(not TWO_CH.is_file(), reason="../shared/data/two_ch.tif is not beside this checkout")
-def test_two_ch_tif_with_input_axes(tmp_path):
+def test_two_ch_tif_with_input_axes(run_workflow, tmp_path):
     stacks = tmp_path / "stacks"
     stacks.mkdir()
     (stacks / "two_ch.tif").symlink_to(TWO_CH)
@@ -141,8 +250,9 @@ def test_two_ch_tif_with_input_axes(tmp_path):
     assert sorted(folder["Channel"].unique()) == [1, 2]
 
 
+@pytest.mark.workflow
 @pytest.mark.skipif(not TWO_CH.is_file(), reason="../shared/data/two_ch.tif is not beside this checkout")
-def test_input_channels_selects_and_unknown_axes_are_a_clear_error(tmp_path):
+def test_input_channels_selects_and_unknown_axes_are_a_clear_error(run_workflow, tmp_path):
     stacks = tmp_path / "stacks"
     stacks.mkdir()
     (stacks / "two_ch.tif").symlink_to(TWO_CH)
