@@ -472,8 +472,10 @@ def open_channel(path, channel=None, configured_axes=None):
         frames = Stack(path, shape, dtype, "TYX")
         frames.calibration = read_calibration(path)
         return frames
+    from brightflow import axes
+
     found = stack_axes(path, shape, metadata_axes, configured_axes)
-    count = _channels(shape, found)
+    count = axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[1]  # a view: no memory used
     index = 1 if channel is None and count == 1 else channel
     if index is None or not 1 <= index <= count:
         raise InputError(
@@ -486,28 +488,28 @@ def open_channel(path, channel=None, configured_axes=None):
     return frames
 
 
-def _channels(shape, found_axes):
-    """Channels of a series of ``shape`` whose resolved axes are ``found_axes``."""
+def _tcyx_shape(path, configured_axes=None):
+    """The stack's shape as ``(t, c, y, x)``, from its header: axes resolved as :func:`open_channel`
+    resolves them (``configured_axes``: ``input.axes``); one channel for a (t, y, x) stack."""
     from brightflow import axes
 
-    return axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found_axes).shape[1]  # a view: no memory used
+    path = Path(path)
+    shape, metadata_axes, _ = _series_header(path)
+    if len(shape) < 4:
+        return (shape[0], 1) + tuple(shape[1:]) if len(shape) == 3 else (1, 1) + tuple(shape[-2:])
+    found = stack_axes(path, shape, metadata_axes, configured_axes)
+    return axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape  # a view: no memory used
 
 
 def channel_count(path, configured_axes=None):
     """How many channels the stack at ``path`` has (1 for a (t, y, x) stack), from its header.
-
-    Axes are resolved as :func:`open_channel` resolves them (``configured_axes``: ``input.axes``).
 
     Raises
     ------
     InputError
         The file is missing, not a readable TIFF, or its axes cannot be resolved.
     """
-    path = Path(path)
-    shape, metadata_axes, _ = _series_header(path)
-    if len(shape) < 4:
-        return 1
-    return _channels(shape, stack_axes(path, shape, metadata_axes, configured_axes))
+    return _tcyx_shape(path, configured_axes)[1]
 
 
 def frame_size(path, configured_axes=None):
@@ -518,14 +520,7 @@ def frame_size(path, configured_axes=None):
     InputError
         The file is missing, not a readable TIFF, or its axes cannot be resolved.
     """
-    from brightflow import axes
-
-    path = Path(path)
-    shape, metadata_axes, _ = _series_header(path)
-    if len(shape) < 4:
-        return math.prod(shape[-2:])
-    found = stack_axes(path, shape, metadata_axes, configured_axes)
-    return math.prod(axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape[2:])
+    return math.prod(_tcyx_shape(path, configured_axes)[2:])
 
 
 def check_stack_shape(path, shape, axes, dtype):
