@@ -30,6 +30,7 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/resources.smk"
+include: "workflow/rules/inputs.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/projection.smk"
 include: "workflow/rules/segmentation.smk"
@@ -44,6 +45,7 @@ include: "workflow/rules/aggregate.smk"
 localrules:
     all,
     aggregate,
+    missing_input,
     simulate_demo,
 
 
@@ -51,3 +53,7 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+
+
+onerror:
+    print_failure_summary()

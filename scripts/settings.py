@@ -16,4 +16,5 @@ run(
     sample=snakemake.params.sample,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
+    input_sha256=snakemake.params.input_sha256,
 )

@@ -119,7 +119,7 @@ def test_moving_the_reference_mark_reruns_only_the_aggregate(run_workflow, sheet
         ({"mono": "true", "tetra": "1"}, None, "the 'reference' column marks 2 experiments (mono, tetra)"),
         ({"mono": "true", "tetra": ""}, "tetra", "nb.monomer_brightness is 'tetra' but the sample sheet"),
         ({"mono": "true", "tetra": ""}, 0.9, "nb.monomer_brightness is 0.9 but the sample sheet"),
-        ({"mono": "maybe", "tetra": ""}, None, "the 'reference' column of experiment 'mono' is 'maybe'"),
+        ({"mono": "maybe", "tetra": ""}, None, "samples.tsv, row 2, column 'reference': 'maybe' is neither true nor false"),
     ],
 )
 def test_conflicting_reference_settings_are_start_up_errors(run_workflow, sheet_reference, tmp_path, marks, monomer, message):

@@ -6,13 +6,17 @@
 - :mod:`~brightflow.io.files`: maps, images and label masks as TIFF, ``_seg.npy``, ImageJ ROI
   sets, ``.npy``, JSON and figures;
 - :mod:`~brightflow.io.job`: running a step as a workflow job (log, threads, clear errors);
+- :mod:`~brightflow.io.digests`: input files' SHA-256, computed once per content (content-aware reruns);
+- :mod:`~brightflow.io.failures`: which experiments of a run failed, and why (from the logs);
 - :class:`InputError`: a file or setting a user can fix; its message names the file, the
   problem and what to do.
 
 The science modules never read or write files; the steps (brightflow.steps) use these.
 """
 
+from .digests import content_digest
 from .errors import InputError
+from .failures import failure_summary
 from .files import (
     PNG_COMPRESS_LEVEL,
     imagej_options,
@@ -84,4 +88,6 @@ __all__ = [
     "write_npy",
     "write_seg_npy",
     "write_stack",
+    "content_digest",
+    "failure_summary",
 ]

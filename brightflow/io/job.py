@@ -48,3 +48,8 @@ def run(step, log_path=None, threads=1, /, **arguments):
     except InputError as error:
         log.error("brightflow: %s", error)
         sys.exit(1)
+    except Exception:
+        # a bug or an unforeseen input: the traceback goes to the job's log too, where the failure
+        # summary at the end of the run finds it
+        log.exception("brightflow: the step failed unexpectedly")
+        raise

@@ -82,7 +82,7 @@ def _version(package):
 
 
 def settings_record(stack, model, seg, seg_record, threshold_record, output, config, sample, channel=None,
-                    axes=None):
+                    axes=None, input_sha256=None):
     """``settings.json``: every parameter used, the software versions and the input's identity.
 
     Parameters
@@ -98,6 +98,9 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
         The configuration to record.
     sample : dict
         The experiment's row of the sample table (experiment, path, mask).
+    input_sha256 : str, optional
+        The stack's SHA-256 as the workflow computed it (once per content, brightflow.io.content_digest);
+        computed here when not given.
     """
     frames = io.open_channel(stack, channel, axes)
     fitted = io.read_json(model)
@@ -111,7 +114,7 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
         "input": {
             "path": os.path.abspath(stack),
             "size_bytes": os.path.getsize(stack),
-            "sha256": io.sha256(stack),
+            "sha256": input_sha256 or io.sha256(stack),
             "shape_tyx": list(frames.shape),
             "dtype": str(frames.dtype),
             "mask": sample.get("mask"),

@@ -24,6 +24,8 @@ rule bleach_correction:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
+        # the stack's content: a new content reruns this step, a new modification time alone does not
+        input_sha256=input_digest("path"),
         method=config["bleach_correction"]["method"],
         parameter=config["bleach_correction"]["parameter"],
         seed=config["bleach_correction"]["seed"],

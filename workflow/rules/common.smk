@@ -1,10 +1,14 @@
 # The sample table, the units of analysis (an experiment, or a channel of a multi-channel stack),
 # the input functions of the rules and the list of everything the workflow makes.
 
+import csv
+import difflib
 import os
 from pathlib import Path
 
+import jsonschema
 import pandas as pd
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -14,7 +18,84 @@ from brightflow.nb import MAP_NAMES
 from brightflow.simulate import DEMO_EXPERIMENTS
 from brightflow.timeseries import TIMESERIES_MAP_NAMES
 
-validate(config, schema="../schemas/config.schema.yaml")
+# --- the config -----------------------------------------------------------------------------------
+
+
+def _schema(name):
+    with open(os.path.join(workflow.basedir, "workflow", "schemas", name)) as handle:
+        return yaml.safe_load(handle)
+
+
+CONFIG_SCHEMA = _schema("config.schema.yaml")
+
+
+def _typed(value, schema):
+    """``value`` with the types ``schema`` asks for: snakemake's ``--config key='{a: 2}'`` delivers the
+    values of a nested override as strings ('2', 'true', '0.5'); each string that does not fit its
+    key's schema but whose YAML reading does is replaced by that reading."""
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {key: _typed(item, properties.get(key, {})) for key, item in value.items()}
+    if isinstance(value, str) and schema and not jsonschema.Draft202012Validator(schema).is_valid(value):
+        try:
+            read = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if jsonschema.Draft202012Validator(schema).is_valid(read):
+            return read
+    return value
+
+
+def _unknown_keys(values, schema, prefix=""):
+    """WorkflowError for the first key the schema does not know, naming the nearest valid one."""
+    properties = schema.get("properties", {})
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in properties:
+            if schema.get("additionalProperties") is False:
+                near = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
+                hint = f" Did you mean {prefix}{near[0]}?" if near else ""
+                raise WorkflowError(
+                    f"config: unknown key {name!r}.{hint} Valid keys here: {', '.join(properties)} "
+                    "(config/README.md describes each)."
+                )
+            continue
+        if isinstance(value, dict) and "properties" in properties[key]:
+            _unknown_keys(value, properties[key], f"{name}.")
+
+
+def _config_error(error):
+    """A schema violation as one sentence naming the key, the value and what it may be."""
+    key = ".".join(str(part) for part in error.absolute_path) or "(the config)"
+    what = error.schema.get("description", "")
+    allowed = error.schema.get("enum")
+    if allowed is None and error.validator == "oneOf":
+        allowed = [item for option in error.schema["oneOf"] for item in option.get("enum", [])]
+    hint = ""
+    if allowed and isinstance(error.instance, str):
+        near = difflib.get_close_matches(error.instance, [str(item) for item in allowed], n=1, cutoff=0.5)
+        hint = f" Did you mean {near[0]!r}?" if near else ""
+    detail = f" ({what})" if what else ""
+    return WorkflowError(
+        f"config key {key} is {error.instance!r}: {error.message}{detail}.{hint} See config/README.md."
+    )
+
+
+def _checked_config():
+    """Apply the config's types, then check every key and value against the schema (with its defaults)."""
+    typed = _typed(config, CONFIG_SCHEMA)
+    config.clear()
+    config.update(typed)
+    _unknown_keys(config, CONFIG_SCHEMA)
+    errors = sorted(
+        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(config), key=lambda e: [str(p) for p in e.path]
+    )
+    if errors:
+        raise _config_error(errors[0])
+    validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+
+
+_checked_config()
 
 OUT = os.path.normpath(config["output_dir"])
 DEMO_DIR = f"{OUT}/demo_input"
@@ -22,7 +103,9 @@ LOG_DIR = f"{OUT}/logs"
 #: Each job's wall time, CPU time and memory (snakemake's benchmark directive), one TSV per job.
 BENCH_DIR = f"{OUT}/benchmarks"
 #: Folders of brightflow's own under {OUT}/: no experiment may take their names.
-RESERVED_NAMES = {"logs", "demo_input", "benchmarks"}
+RESERVED_NAMES = {"logs", "demo_input", "benchmarks", ".brightflow"}
+#: The input files' SHA-256 digests, kept by fingerprint (brightflow.io.content_digest).
+DIGEST_CACHE = f"{OUT}/.brightflow/input_digests.json"
 STACK_SUFFIXES = {".tif", ".tiff"}
 
 #: The sample sheet's `reference` column: these values mark the monomer reference (case-insensitive);
@@ -34,7 +117,38 @@ REFERENCE_FALSE = {"false", "no", "n", "0", ""}
 # --- the sample table -----------------------------------------------------------------------------
 
 
+def name_problem(name):
+    """Why ``name`` cannot name an experiment (a folder under output_dir), or None.
+
+    Not empty, no path separator, not ``.`` or ``..``, no control character, no leading ``-`` (it
+    would read as an option) and no space at either end. Spaces inside, any other punctuation and
+    any other unicode are fine: names only ever reach the file system as one folder name."""
+    if not name or not name.strip():
+        return "is empty"
+    if name in (".", ".."):
+        return f"is {name!r}, which names a folder that is not the experiment's own"
+    if Path(name).name != name or "\\" in name:
+        return f"{name!r} holds a path separator (a slash or a backslash)"
+    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+        return f"{name!r} holds a control character"
+    if name.startswith("-"):
+        return f"{name!r} starts with '-', which commands read as an option"
+    if name != name.strip():
+        return f"{name!r} starts or ends with a space"
+    if name in RESERVED_NAMES:
+        return f"{name!r} is reserved for brightflow's own folder {OUT}/{name}/"
+    return None
+
+
 def _check_names(table, source):
+    """Names a folder of its own under output_dir, and unique; the error names where each came from."""
+    for row in table.itertuples():
+        problem = name_problem(row.experiment)
+        if problem:
+            raise WorkflowError(
+                f"{row.path} ({row.origin}): the experiment name {problem}. Rename the file (or, in a sample "
+                "sheet, the experiment) so that the name is one folder name."
+            )
     duplicated = table["experiment"][table["experiment"].duplicated(keep=False)]
     if len(duplicated):
         clashes = table[table["experiment"].isin(duplicated)]
@@ -42,12 +156,6 @@ def _check_names(table, source):
         raise WorkflowError(
             f"{source}: two or more inputs have the same experiment name ({listing}). "
             "The experiment name is the file name without its suffix and must be unique: rename one."
-        )
-    reserved = set(table["experiment"]) & RESERVED_NAMES
-    if reserved:
-        raise WorkflowError(
-            f"{source}: experiment name(s) {sorted(reserved)} are reserved for brightflow's own "
-            f"folders under {OUT}/: rename the file(s)."
         )
 
 
@@ -62,52 +170,97 @@ def _table_from_folder(folder):
     if not paths:
         raise WorkflowError(f"input_dir {str(folder)!r} holds no .tif or .tiff files.")
     return pd.DataFrame(
-        {"experiment": [p.stem for p in paths], "path": [str(p) for p in paths], "mask": None, "reference": False}
+        {
+            "experiment": [p.stem for p in paths],
+            "path": [str(p) for p in paths],
+            "mask": None,
+            "reference": False,
+            "origin": [f"input_dir {folder}" for p in paths],
+        }
     )
 
 
-def _reference_flag(value, sheet, experiment):
+def _reference_flag(value, where):
     text = "" if value is None else str(value).strip().lower()
     if text in REFERENCE_TRUE:
         return True
     if text in REFERENCE_FALSE:
         return False
     raise WorkflowError(
-        f"{sheet}: the 'reference' column of experiment {experiment!r} is {value!r}; write true (or yes, x, 1) "
-        "for the monomer reference experiment and leave it empty (or false) for the others."
+        f"{where}, column 'reference': {value!r} is neither true nor false; write true (or yes, x, 1) for the "
+        "monomer reference experiment and leave it empty (or false) for the others."
     )
+
+
+SAMPLE_COLUMNS = ("experiment", "path", "mask", "reference")
+
+
+def _sheet_rows(sheet):
+    """(line number, {column: text}) of every row of a tab-separated sheet; comments (#) and blank
+    lines skipped, cells stripped, missing trailing cells empty."""
+    with open(sheet, newline="", encoding="utf-8-sig") as handle:
+        lines = [(number, line) for number, line in enumerate(handle, 1) if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise WorkflowError(f"{sheet}: the sample sheet is empty; it needs a header line 'experiment<TAB>path'.")
+    header = [cell.strip() for cell in next(csv.reader([lines[0][1]], delimiter="\t"))]
+    missing = [column for column in ("experiment", "path") if column not in header]
+    if missing:
+        raise WorkflowError(
+            f"{sheet}, line {lines[0][0]} (the header): the sample sheet lacks column(s) {missing}; its columns are "
+            f"{header}. Separate the columns with tabs."
+        )
+    rows = []
+    for number, line in lines[1:]:
+        cells = [cell.strip() for cell in next(csv.reader([line], delimiter="\t"))]
+        if len(cells) > len(header):
+            raise WorkflowError(
+                f"{sheet}, row {number}: {len(cells)} cells but the header names {len(header)} columns; check the tabs."
+            )
+        rows.append((number, dict(zip(header, cells + [""] * (len(header) - len(cells))))))
+    return rows
+
+
+SAMPLE_SCHEMA = jsonschema.Draft202012Validator(_schema("samples.schema.yaml"))
 
 
 def _table_from_sheet(sheet):
     sheet = Path(sheet)
     if not sheet.is_file():
         raise WorkflowError(f"samples: sample sheet {str(sheet)!r} not found.")
-    table = pd.read_csv(sheet, sep="\t", dtype=str, comment="#").dropna(how="all")
-    table.columns = [c.strip() for c in table.columns]
-    missing = {"experiment", "path"} - set(table.columns)
-    if missing:
-        raise WorkflowError(f"{sheet}: the sample sheet lacks column(s) {sorted(missing)}.")
-    if "mask" not in table.columns:
-        table["mask"] = None
-    table = table.astype(object).where(table.notna(), None)
-    for row in table.to_dict("records"):
-        validate(row, schema="../schemas/samples.schema.yaml")
 
     def resolve(value):
-        if value is None or str(value).strip() == "":
+        if not value:
             return None
-        value = Path(str(value).strip()).expanduser()
+        value = Path(value).expanduser()
         return str(value if value.is_absolute() else sheet.parent / value)
 
-    table["path"] = table["path"].map(resolve)
-    table["mask"] = table["mask"].map(resolve)
-    if "reference" in table.columns:
-        table["reference"] = [
-            _reference_flag(value, sheet, name) for value, name in zip(table["reference"], table["experiment"])
-        ]
-    else:
-        table["reference"] = False
-    return table[["experiment", "path", "mask", "reference"]]
+    records = []
+    for number, row in _sheet_rows(sheet):
+        where = f"{sheet}, row {number}"
+        for column in ("experiment", "path"):
+            if not row.get(column):
+                raise WorkflowError(f"{where}, column {column!r}: is empty; give each experiment a name and a stack.")
+        problem = name_problem(row["experiment"])
+        if problem:
+            raise WorkflowError(
+                f"{where}, column 'experiment': the name {problem}. Choose a name that is one folder name."
+            )
+        values = {column: row.get(column) or None for column in SAMPLE_COLUMNS}
+        for error in SAMPLE_SCHEMA.iter_errors(values):
+            column = error.path[0] if error.path else "?"
+            raise WorkflowError(f"{where}, column {column!r}: {error.message}.")
+        records.append(
+            {
+                "experiment": row["experiment"],
+                "path": resolve(row["path"]),
+                "mask": resolve(row.get("mask")),
+                "reference": _reference_flag(row.get("reference"), where),
+                "origin": where,
+            }
+        )
+    if not records:
+        raise WorkflowError(f"{sheet}: the sample sheet lists no experiment.")
+    return pd.DataFrame(records)
 
 
 def _sample_table():
@@ -121,6 +274,7 @@ def _sample_table():
                 "path": [f"{DEMO_DIR}/{name}.tif" for name in names],
                 "mask": None,
                 "reference": False,
+                "origin": "the demo",
             }
         )
         source = "demo"
@@ -210,8 +364,42 @@ def segmentation_channel(wildcards):
     return SEGMENTATION_CHANNELS.get(wildcards.experiment)
 
 
+def _made_by_the_workflow(experiment):
+    return SAMPLES.loc[experiment, "origin"] == "the demo"
+
+
+def _input_file(experiment, column):
+    """The experiment's stack or mask, for the rules that read it.
+
+    Marked ancient: its modification time alone reruns nothing; its content does, through the
+    digest the same rules take as a parameter (input_digest). A file that is not there (a typo in
+    a sample sheet, a file moved away) becomes the output of rule missing_input instead, which
+    fails with the path and where it was named, so that only this experiment fails (with
+    --keep-going the others finish). The demo's stacks are made by the workflow: followed by time."""
+    path = SAMPLES.loc[experiment, column]
+    if _made_by_the_workflow(experiment):
+        return path
+    if not os.path.exists(path):
+        return f"{LOG_DIR}/{experiment}/missing_{column}"
+    return ancient(path)
+
+
+def input_digest(column):
+    """Params function: the SHA-256 of the experiment's stack ('path') or mask ('mask'), computed once per
+    content (brightflow.io.content_digest); None for a file made by the workflow, missing or not named."""
+
+    def digest(wildcards):
+        experiment = experiment_of(wildcards.experiment)
+        path = SAMPLES.loc[experiment, column]
+        if not path or _made_by_the_workflow(experiment):
+            return None
+        return bio.content_digest(path, DIGEST_CACHE)
+
+    return digest
+
+
 def stack_path(wildcards):
-    return SAMPLES.loc[experiment_of(wildcards.experiment), "path"]
+    return _input_file(experiment_of(wildcards.experiment), "path")
 
 
 def segmentation_file(name):
@@ -222,7 +410,13 @@ def segmentation_file(name):
 def existing_mask(wildcards):
     if config["segmentation"]["method"] != "existing":
         return []
-    return SAMPLES.loc[experiment_of(wildcards.experiment), "mask"]
+    return _input_file(experiment_of(wildcards.experiment), "mask")
+
+
+def missing_input(wildcards):
+    """The file that rule missing_input reports (named for the experiment) and where it was named."""
+    column = "path" if wildcards.kind == "path" else "mask"
+    return {"path": SAMPLES.loc[wildcards.experiment, column], "origin": SAMPLES.loc[wildcards.experiment, "origin"]}
 
 
 def sample_record(wildcards):
@@ -297,3 +491,20 @@ def experiment_outputs(experiment):
 def all_outputs():
     outputs = [path for name in EXPERIMENTS for path in experiment_outputs(name)]
     return outputs + [f"{OUT}/{name}" for name in FOLDER_OUTPUTS]
+
+
+def print_failure_summary():
+    """At the end of a run with failures: each experiment that did not finish, the cause and its log."""
+    import sys
+
+    outputs, log_dirs = {}, {}
+    for unit, (experiment, _) in UNITS.items():
+        outputs[unit] = [f"{OUT}/{experiment}/{name}" for name in SEGMENTATION_OUTPUTS] + unit_outputs(unit)
+        log_dirs[unit] = sorted({f"{LOG_DIR}/{unit}", f"{LOG_DIR}/{experiment}"})
+    lines = bio.failure_summary(outputs, log_dirs)
+    if lines:
+        lines.append(
+            "The other experiments' results are complete. The folder table waits for every experiment: fix or "
+            "remove the failed ones and run again (only what is missing runs)."
+        )
+        print("\n".join(lines), file=sys.stderr)

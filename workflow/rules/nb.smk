@@ -25,6 +25,8 @@ rule nb_maps:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
+        # the stack's content: a new content reruns this step, a new modification time alone does not
+        input_sha256=input_digest("path"),
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
         threshold=config["nb"]["threshold"],
@@ -64,6 +66,8 @@ if TIMESERIES:
             mem_mb=timeseries_mem_mb,
             runtime=stack_runtime,
         params:
+            # the stack's content: a new content reruns this step, a new modification time alone does not
+            input_sha256=input_digest("path"),
             frames_per_set=TIMESERIES["frames_per_set"],
             overlap=TIMESERIES["overlap"],
             variance_ddof=config["nb"]["variance_ddof"],
@@ -106,6 +110,8 @@ if CROSS_CHANNELS:
             mem_mb=stack_mem_mb,
             runtime=stack_runtime,
         params:
+            # the stack's content: a new content reruns this step, a new modification time alone does not
+            input_sha256=input_digest("path"),
             channels=CROSS_CHANNELS,
             axes=config["input"]["axes"],
             variance_ddof=config["nb"]["variance_ddof"],

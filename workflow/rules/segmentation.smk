@@ -31,6 +31,8 @@ rule segmentation:
         runtime=segmentation_runtime,
     params:
         method=config["segmentation"]["method"],
+        # the content of an existing mask file (segmentation.method existing)
+        mask_sha256=input_digest("mask"),
         # only the chosen method's settings: changing another method's keys reruns nothing
         threshold=SEGMENTATION_THRESHOLD,
         cellpose=SEGMENTATION_CELLPOSE,

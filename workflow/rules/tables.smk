@@ -49,6 +49,8 @@ rule settings:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
+        # the stack's content: a new content reruns this step, a new modification time alone does not
+        input_sha256=input_digest("path"),
         config=SETTINGS_RECORDED,
         sample=sample_record,
         channel=unit_channel,

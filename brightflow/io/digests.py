@@ -1,0 +1,77 @@
+"""The content of an input file, cheaply: SHA-256 digests cached by a fingerprint of the file.
+
+A digest is computed once per content. :func:`content_digest` keeps, in a small JSON cache, each
+file's digest beside its fingerprint (size, modification time, inode, device); while the
+fingerprint stays the digest is taken from the cache, and when it moves (the file was replaced,
+renamed over, edited, touched or copied) the file is read and hashed again. The workflow passes
+the digest to the rules that read the file as a parameter, and marks the file itself ``ancient``:
+a rule then reruns when the content changes (whatever the modification time says) and not when
+only the modification time does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .stacks import sha256
+
+__all__ = ["content_digest"]
+
+
+def _fingerprint(stat):
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
+
+
+def _read_cache(cache):
+    try:
+        with open(cache) as handle:
+            entries = json.load(handle)
+        return entries if isinstance(entries, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(cache, entries):
+    """Write the cache whole, atomically (a run of its own, or a job reading it, never sees half a file)."""
+    cache = Path(cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".digests-", dir=cache.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(entries, stream, indent=1, sort_keys=True)
+        os.replace(temporary, cache)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)  # a read-only folder: the digests are computed again next time
+
+
+def content_digest(path, cache):
+    """SHA-256 of the file at ``path``, from ``cache`` when the file's fingerprint is unchanged.
+
+    Parameters
+    ----------
+    path : str
+    cache : str
+        The JSON cache (created when missing; an unreadable cache is started anew).
+
+    Returns
+    -------
+    str or None
+        The hex digest; None when the file does not exist.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    key = os.path.abspath(path)
+    entries = _read_cache(cache)
+    entry = entries.get(key)
+    if entry and entry.get("fingerprint") == _fingerprint(stat):
+        return entry["sha256"]
+    digest = sha256(path)
+    entries = _read_cache(cache)  # another job may have written meanwhile
+    entries[key] = {"fingerprint": _fingerprint(stat), "sha256": digest}
+    _write_cache(cache, entries)
+    return digest
