@@ -55,5 +55,14 @@ rule all:
         all_outputs(),
 
 
+onstart:
+    take_output_folder()
+
+
+onsuccess:
+    give_back_output_folder()
+
+
 onerror:
+    give_back_output_folder()
     print_failure_summary()

@@ -175,7 +175,8 @@ def test_demo_tables_and_settings(demo_run):
 
     seg = np.load(results / "demo_mixed" / "segmentation_image_seg.npy", allow_pickle=True).item()
     assert {"masks", "outlines", "filename"} <= set(seg)
-    assert Path(seg["filename"]).name == "segmentation_image.tif" and Path(seg["filename"]).is_file()
+    # the image relative to the output folder (the GUI also finds it beside the _seg.npy)
+    assert seg["filename"] == "demo_mixed/segmentation_image.tif" and (results / seg["filename"]).is_file()
 
 
 def test_second_run_has_nothing_to_do(run_workflow, demo_run):

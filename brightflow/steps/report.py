@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from datetime import UTC, datetime
 from importlib import metadata
 
@@ -135,6 +134,5 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
         | {package: _version(package) for package in PACKAGES},
         "platform": platform.platform(),
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv[:1]),
     }
     io.write_json(output, settings)

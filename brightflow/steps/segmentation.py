@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -77,6 +78,15 @@ def _cellpose(image, image_path, seg_path, cellpose, threads, **_):
     return seg, result.device, record
 
 
+def _image_name(image):
+    """The image's name as the ``_seg.npy`` records it: ``<experiment folder>/<file>``, the same in every
+    output folder (so results are byte-identical wherever they are written). The cellpose GUI opens it
+    relative to its working directory when it is found there (started in the output folder), else
+    the file of that name beside the ``_seg.npy``: the right projection either way."""
+    image = Path(image)
+    return f"{image.parent.name}/{image.name}"
+
+
 #: segmentation.method -> how it labels the cells (a label image and its record).
 _LABELLERS = {"threshold": _threshold, "existing": _existing}
 
@@ -108,10 +118,10 @@ def segment_cells(image, seg, record, method, mask=None, threshold=None, cellpos
         data, device, details = _cellpose(projection, image, seg, cellpose, threads)
     elif method in _LABELLERS:
         labels, details = _LABELLERS[method](projection, mask=mask, threshold=threshold)
-        # the GUI resolves the image path relative to the seg file's folder when it is not absolute
-        data = segment.seg_npy_dict(projection, labels, os.path.abspath(image), method)
+        data = segment.seg_npy_dict(projection, labels, _image_name(image), method)
     else:
         raise io.InputError(f"segmentation.method {method!r} is unknown; use 'threshold', 'cellpose' or 'existing'.")
+    data["filename"] = _image_name(image)
     # brightflow's own keys (the GUI ignores them, and drops them when it saves)
     data["brightflow_method"] = method
     data["brightflow_device"] = device

@@ -41,7 +41,8 @@ def _typed(value, schema):
             read = yaml.safe_load(value)
         except yaml.YAMLError:
             return value
-        if jsonschema.Draft202012Validator(schema).is_valid(read):
+        # a reading that fits, or that at least is not text (its own error, e.g. a minimum, is the clearer)
+        if jsonschema.Draft202012Validator(schema).is_valid(read) or not isinstance(read, str):
             return read
     return value
 
@@ -107,6 +108,18 @@ RESERVED_NAMES = {"logs", "demo_input", "benchmarks", ".brightflow"}
 #: The input files' SHA-256 digests, kept by fingerprint (brightflow.io.content_digest).
 DIGEST_CACHE = f"{OUT}/.brightflow/input_digests.json"
 STACK_SUFFIXES = {".tif", ".tiff"}
+
+
+def _check_output_folder_free():
+    """Refuse at start, before snakemake looks at any file, while another live brightflow run writes
+    this output folder (brightflow.io.lock), from this working directory or another."""
+    if workflow.is_main_process:
+        other = bio.lock.holder(OUT)
+        if other is not None:
+            raise WorkflowError(bio.lock.busy_message(OUT, other))
+
+
+_check_output_folder_free()
 
 #: The sample sheet's `reference` column: these values mark the monomer reference (case-insensitive);
 #: false, no, n, 0 or an empty cell do not.
@@ -508,3 +521,16 @@ def print_failure_summary():
             "remove the failed ones and run again (only what is missing runs)."
         )
         print("\n".join(lines), file=sys.stderr)
+
+
+def take_output_folder():
+    """onstart: hold the output folder's lock while this run's jobs run."""
+    try:
+        bio.lock.acquire(OUT)
+    except bio.InputError as error:
+        raise WorkflowError(str(error)) from error
+
+
+def give_back_output_folder():
+    """onsuccess, onerror: release the output folder's lock."""
+    bio.lock.release(OUT)

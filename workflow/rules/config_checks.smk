@@ -71,10 +71,11 @@ def _monomer_setting():
 
 def _settings_recorded():
     """The config an experiment's settings.json records. Left out: the sample sheet (each
-    settings.json records its own row), where the jobs ran (slurm), and a reference experiment as
+    settings.json records its own row), where the results go (output_dir: where the file is) and
+    where the jobs ran (slurm), which change no result, and a reference experiment as
     the monomer brightness, a folder-level choice recorded in the folder CSV, so that changing
     it reruns only the aggregate."""
-    recorded = {key: value for key, value in config.items() if key not in ("samples", "slurm")}
+    recorded = {key: value for key, value in config.items() if key not in ("samples", "output_dir", "slurm")}
     if isinstance(config["nb"]["monomer_brightness"], str):
         recorded["nb"] = {k: v for k, v in config["nb"].items() if k != "monomer_brightness"}
     return recorded

@@ -1,0 +1,256 @@
+"""Reliability: results always belong to the current inputs, one bad input never blocks the others,
+names and settings are checked with messages that say where and what, one run at a time per output
+folder, and outputs are byte-identical wherever and however often they are made."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+from helpers import REPO, jobs_run, write_stack
+
+from brightflow import simulate
+
+pytestmark = pytest.mark.workflow
+
+
+def _stack(seed, brightness=1.0, frames=30):
+    stack, _ = simulate.demo_experiment([(brightness, 6.0)], seed=seed, shape=(32, 32), frames=frames)
+    return stack
+
+
+@pytest.fixture
+def two_stacks(tmp_path):
+    """A folder with two experiments of different brightness (so swapping them changes results)."""
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    write_stack(folder / "a.tif", _stack(1, 1.0))
+    write_stack(folder / "b.tif", _stack(2, 4.0))
+    return folder
+
+
+def _brightness(results, experiment):
+    return json.loads((results / experiment / "settings.json").read_text())["input"]["sha256"], np.load(
+        results / experiment / "brightness.npy"
+    )
+
+
+# --- content-aware reruns ---------------------------------------------------------------------------
+
+
+def test_reruns_follow_the_content_of_the_inputs_not_their_times(run_workflow, tmp_path, two_stacks):
+    config = {"input_dir": two_stacks}
+    run_workflow(tmp_path, config=config)
+    results = tmp_path / "results"
+    before = {name: _brightness(results, name) for name in "ab"}
+
+    # touching a stack (a new modification time, the same bytes) reruns nothing
+    os.utime(two_stacks / "a.tif")
+    assert "Nothing to be done" in run_workflow(tmp_path, "--dry-run", config=config).stdout
+    # nor does a copy of the same bytes (another inode, another time)
+    shutil.copy(two_stacks / "b.tif", two_stacks / "b.copy")
+    os.replace(two_stacks / "b.copy", two_stacks / "b.tif")
+    assert "Nothing to be done" in run_workflow(tmp_path, "--dry-run", config=config).stdout
+
+    # swapping two stacks' names (mv keeps the times) reruns both, and each result follows its file
+    os.replace(two_stacks / "a.tif", two_stacks / "swap.tif")
+    os.replace(two_stacks / "b.tif", two_stacks / "a.tif")
+    os.replace(two_stacks / "swap.tif", two_stacks / "b.tif")
+    ran = jobs_run(run_workflow(tmp_path, config=config))
+    assert ran["projection"] == 2 and ran["nb_maps"] == 2 and ran["settings"] == 2
+    after = {name: _brightness(results, name) for name in "ab"}
+    assert after["a"][0] == before["b"][0] and after["b"][0] == before["a"][0]
+    np.testing.assert_array_equal(after["a"][1], before["b"][1])
+
+    # a different file with an older modification time (cp -p, rsync -a) reruns its experiment
+    write_stack(tmp_path / "new.tif", _stack(7, 2.0))
+    os.utime(tmp_path / "new.tif", (1_000_000_000, 1_000_000_000))
+    shutil.copy2(tmp_path / "new.tif", two_stacks / "a.tif")
+    result = run_workflow(tmp_path, config=config)
+    ran = jobs_run(result)
+    assert ran["projection"] == 1 and ran["settings"] == 1, ran
+    recorded = json.loads((results / "a" / "settings.json").read_text())["input"]["sha256"]
+    import hashlib
+
+    assert recorded == hashlib.sha256((two_stacks / "a.tif").read_bytes()).hexdigest()
+
+
+def test_a_config_change_does_not_hash_the_stacks_again(run_workflow, tmp_path, two_stacks):
+    config = {"input_dir": two_stacks}
+    run_workflow(tmp_path, config=config)
+    cache = tmp_path / "results" / ".brightflow" / "input_digests.json"
+    entries = json.loads(cache.read_text())
+    assert len(entries) == 2
+    stamp = cache.stat().st_mtime_ns
+    ran = jobs_run(run_workflow(tmp_path, config=config | {"nb": "{gamma: 0.5}"}))
+    assert "settings" in ran and "projection" not in ran
+    assert cache.stat().st_mtime_ns == stamp  # every digest came from the cache
+
+
+# --- names, the sample sheet and the config ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("..", "the name is '..', which names a folder"),
+        (".", "the name is '.', which names a folder"),
+        ("a/b", "holds a path separator"),
+        ("-rf", "starts with '-'"),
+        ("bell\x07", "holds a control character"),
+        ("logs", "is reserved for brightflow's own folder"),
+    ],
+)
+def test_unsafe_experiment_names_are_refused_naming_the_sheet_row_and_column(run_workflow, tmp_path, two_stacks,
+                                                                             name, message):
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text(f"experiment\tpath\ngood\tstacks/a.tif\n{name}\tstacks/b.tif\n")
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": two_stacks, "samples": sheet}, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert f"{sheet}, row 3, column 'experiment'" in output and message in output, output[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_empty_cells_of_a_sheet_name_the_row_and_column(run_workflow, tmp_path, two_stacks):
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("experiment\tpath\n\tstacks/a.tif\n")
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": two_stacks, "samples": sheet}, check=False)
+    assert result.returncode != 0 and f"{sheet}, row 2, column 'experiment': is empty" in result.stdout + result.stderr
+
+
+def test_names_with_spaces_unicode_and_shell_characters_work(run_workflow, tmp_path):
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    names = ["cell line 2", "Zellen_µ-β", "x$(touch pwned);y", "quote'and\"more"]
+    for index, name in enumerate(names):
+        write_stack(folder / f"{name}.tif", _stack(index))
+    run_workflow(tmp_path, config={"input_dir": folder})
+    for name in names:
+        assert (tmp_path / "results" / name / "average_values_in_roi.csv").is_file(), name
+    assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("bleach_correction={methd: boxcar}", "unknown key 'bleach_correction.methd'. Did you mean bleach_correction.method?"),
+        ("bleach_correction={method: boxcr}", "config key bleach_correction.method is 'boxcr'"),
+        ("nb={threshold: hung}", "Did you mean 'huang'?"),
+        ("segmentation={erode_pixels: -2}", "config key segmentation.erode_pixels is -2"),
+        ("outputdir=x", "unknown key 'outputdir'. Did you mean output_dir?"),
+    ],
+)
+def test_config_mistakes_name_the_key_and_the_nearest_valid_one(run_workflow, tmp_path, two_stacks, override, message):
+    key, value = override.split("=", 1)
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": two_stacks, key: value}, check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr, (result.stdout + result.stderr)[-2000:]
+
+
+def test_nested_overrides_arrive_with_their_types(run_workflow, tmp_path, two_stacks):
+    """--config's nested form (the one snakemake accepts: key='{subkey: value}') keeps the other keys of
+    the section and gives each value the type its key needs."""
+    config = {"input_dir": two_stacks, "segmentation": "{erode_pixels: 2}", "nb": "{threshold: 1.5, gamma: 0.5}"}
+    run_workflow(tmp_path, config=config)
+    settings = json.loads((tmp_path / "results" / "a" / "settings.json").read_text())["parameters"]
+    assert settings["segmentation"]["erode_pixels"] == 2 and settings["segmentation"]["method"] == "threshold"
+    assert settings["nb"]["threshold"] == 1.5 and settings["nb"]["gamma"] == 0.5 and settings["nb"]["variance_ddof"] == 1
+
+
+# --- one bad input never blocks the others -------------------------------------------------------------
+
+
+def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_names_it(run_workflow, tmp_path,
+                                                                                    two_stacks):
+    tifffile.imwrite(two_stacks / "flat.tif", np.ones((32, 32), dtype=np.uint16))
+    sheet = tmp_path / "sheet.tsv"
+    sheet.write_text("experiment\tpath\na\tstacks/a.tif\ngone\tstacks/not_there.tif\nflat\tstacks/flat.tif\n"
+                     "b\tstacks/b.tif\n")
+    result = run_workflow(tmp_path, "--keep-going", config={"input_dir": two_stacks, "samples": sheet}, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    summary = output[output.index("brightflow: 2 of 4 experiment(s) did not finish"):]
+    assert f"gone: {two_stacks}/not_there.tif: stack file not found (named in {sheet}, row 3)" in summary
+    assert "(log: results/logs/gone/missing_path.log)" in summary
+    assert f"flat: {two_stacks}/flat.tif: is a single 2D image" in summary and "results/logs/flat/projection.log" in summary
+    for good in "ab":
+        assert (tmp_path / "results" / good / "average_values_in_roi.csv").is_file()
+    assert not (tmp_path / "results" / "gone").exists()
+
+
+# --- one run at a time per output folder ----------------------------------------------------------------
+
+
+def test_a_second_run_on_the_same_output_folder_refuses_while_the_first_runs(run_workflow, tmp_path, two_stacks):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    config = {"input_dir": two_stacks, "output_dir": tmp_path / "shared_results"}
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--cores", "1", "--config"] + [f"{k}={v}" for k, v in config.items()]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock = tmp_path / "shared_results" / ".brightflow" / "run.lock"
+    try:
+        for _ in range(300):
+            if lock.exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert lock.exists(), "the first run never took the lock"
+        for workdir, where in ((other, f"from the working directory {tmp_path}"), (tmp_path, "from this same working")):
+            result = run_workflow(workdir, config=config, check=False)
+            output = result.stdout + result.stderr
+            assert result.returncode != 0
+            assert "another brightflow run is writing this output folder" in output and where in output, output[-1500:]
+            assert f"process {first.pid}" in output
+    finally:
+        assert first.wait(timeout=300) == 0
+    assert not lock.exists()  # given back at the end
+    run_workflow(other, config=config)  # and the folder is free again
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(run_workflow, tmp_path, two_stacks):
+    results = tmp_path / "results"
+    (results / ".brightflow").mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    record = {"pid": dead.pid, "host": socket.gethostname(), "directory": "/nowhere", "started": "yesterday"}
+    (results / ".brightflow" / "run.lock").write_text(json.dumps(record))
+    run_workflow(tmp_path, config={"input_dir": two_stacks})
+    assert not (results / ".brightflow" / "run.lock").exists()
+
+
+# --- determinism ---------------------------------------------------------------------------------------
+
+
+def _files(folder):
+    skipped = {"logs", "benchmarks"}  # run records: each job's log and timings
+    return sorted(
+        str(path.relative_to(folder)) for path in folder.rglob("*")
+        if path.is_file() and not skipped & set(path.relative_to(folder).parts)
+    )
+
+
+def test_outputs_are_byte_identical_across_reruns_cores_and_output_folders(run_workflow, tmp_path, two_stacks):
+    """Everything but settings.json's "written" time stamp (logs and benchmark timings aside)."""
+    run_workflow(tmp_path, config={"input_dir": two_stacks, "output_dir": "one"}, cores=1)
+    run_workflow(tmp_path, config={"input_dir": two_stacks, "output_dir": "two"}, cores=2)
+    first = {name: (tmp_path / "one" / name).read_bytes() for name in _files(tmp_path / "one")}
+    run_workflow(tmp_path, "--forceall", config={"input_dir": two_stacks, "output_dir": "one"}, cores=2)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") == sorted(first)
+    assert len(first) > 70
+    for name in first:
+        again, other = (tmp_path / "one" / name).read_bytes(), (tmp_path / "two" / name).read_bytes()
+        if name.endswith("settings.json"):
+            first_record, again, other = (
+                {k: v for k, v in json.loads(text).items() if k != "written"} for text in (first[name], again, other)
+            )
+            assert first_record == again == other, name
+        else:
+            assert first[name] == again == other, name
