@@ -15,7 +15,7 @@ The page is a Bokeh standalone document (:func:`bokeh.embed.file_html` with
 The linking is Bokeh ``CustomJS`` callbacks, written out below.
 
 Scale: the page holds every cell pixel's values (about 75 bytes each, plus about 27 bytes per
-image pixel for the maps it can show and the overlay, and 1.9 MB of Bokeh's JavaScript). The
+image pixel for the maps it can show and the overlay, and 1.7 MB of Bokeh's JavaScript). The
 plot draws at most :data:`MAX_SCATTER_POINTS` of them
 (a seeded random subsample beyond that, which the page states); a region drawn on the plot
 always selects among **all** cell pixels (the region's shape is tested against every pixel's
@@ -327,7 +327,7 @@ p { font-size: 14px; }
 
 
 def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorModel(), title="",
-                    file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS):
+                    file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS, cell_values=None):
     """The explorer as a Bokeh layout: image and B x I plot, linked, with a readout.
 
     Parameters
@@ -348,6 +348,9 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
         Name offered for the downloaded selection.
     max_scatter_points : int
         Most points the plot draws (:data:`MAX_SCATTER_POINTS`).
+    cell_values : dict of int -> (float, float), optional
+        Each cell's brightness and number by the ratio of means (the per-cell CSV's values to
+        quote), shown beside the cell in the list of cells.
 
     Raises
     ------
@@ -385,8 +388,10 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     scatter_plot, region = _scatter_plot(source, drawn, total, density, float(detector.s_factor), shown)
 
     cells, counts = np.unique(pixels["cell"], return_counts=True)
-    cell_select = Select(name="cell_select", title="Cell", value="", width=220, options=[("", "none")] + [
-        (str(cell), f"cell {cell} ({count:,} pixels)") for cell, count in zip(cells, counts)])
+    cell_select = Select(name="cell_select", title="Cell (ratio-of-means ε and n of average_values_in_roi.csv)",
+                         value="", width=400, options=[("", "none")] + [
+                             (str(cell), _cell_label(cell, count, (cell_values or {}).get(int(cell))))
+                             for cell, count in zip(cells, counts)])
     clear = Button(name="clear", label="Clear selection", width=140)
     download = Button(name="download", label="Download selection (CSV)", button_type="primary", width=220)
     map_switch = RadioButtonGroup(name="map_switch", labels=["intensity", "B", "ε", "n"], active=0)
@@ -416,6 +421,14 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     controls = row(column(Div(text="Image shows"), map_switch), cell_select, column(Div(text="&nbsp;"), clear),
                    column(Div(text="&nbsp;"), download))
     return column(heading, row(image_plot, scatter_plot), controls, readout, notice)
+
+
+def _cell_label(cell, pixels, values):
+    """A cell's entry in the list: its ID, pixel count and, when given, its (ε, n)."""
+    label = f"cell {cell}: {pixels:,} pixels"
+    if values is not None:
+        label += f", ε {values[0]:.3g}, n {values[1]:.3g}"
+    return label
 
 
 def _image_plot(maps, labels, pixels, calibration, pixel_size):
@@ -535,7 +548,7 @@ def _notice(total, plottable, drawn, max_points, reference):
 
 
 def explorer_html(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorModel(), title="",
-                  file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS):
+                  file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS, cell_values=None):
     """The explorer as one self-contained HTML page (all JavaScript inline, no network).
 
     Parameters are those of :func:`explorer_layout`.
@@ -545,10 +558,10 @@ def explorer_html(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorMo
     str
         The page, to be written to ``brightness_explorer.html``.
     """
-    layout = explorer_layout(maps, labels, calibration, detector, title, file_name, max_scatter_points)
-    # the arrays go into the page as they are (base64), not gzip-compressed: maps of noisy data
-    # shrink by only about 10%, and compressing them took a quarter of the time to build the page
-    # (measured on 512 x 512 maps with 76,107 cell pixels)
+    layout = explorer_layout(maps, labels, calibration, detector, title, file_name, max_scatter_points, cell_values)
+    # the arrays go into the page as they are (base64), not gzip-compressed (Bokeh's default): on
+    # 512 x 512 maps with 76,107 cell pixels gzip made the page 10.6 instead of 14.4 MB but took a
+    # third more time (0.11 s) to build it, as the maps are noise, which compresses poorly
     settings.compression_level.set_value(0)
     try:
         return file_html(layout, INLINE, title=f"brightflow brightness explorer: {title}" if title else

@@ -82,7 +82,11 @@ def test_page_is_self_contained_and_holds_every_cell_pixel():
     assert scatter.renderers[0].view.filter.__class__.__name__ == "AllIndices"
     assert "all 588 cell pixels" in scatter.title.text
     assert "Subsampled" not in _model(layout, "notice").text
-    assert [o[0] for o in _model(layout, "cell_select").options] == ["", "1", "2"]
+    assert _model(layout, "cell_select").options == [("", "none"), ("1", "cell 1: 300 pixels"),
+                                                     ("2", "cell 2: 288 pixels")]
+    # the list shows each cell's ratio-of-means values, when given (the per-cell CSV's)
+    listed = explorer.explorer_layout(maps, labels, cell_values={2: (3.14159, 12.5)})
+    assert _model(listed, "cell_select").options[2] == ("2", "cell 2: 288 pixels, ε 3.14, n 12.5")
 
 
 def test_past_the_limit_the_plot_is_subsampled_and_says_so():
@@ -380,10 +384,12 @@ def test_box_lasso_cell_and_click_select_exactly_the_csv_pixels(explorer_run, tm
 
         # a cell chosen in the list: its pixels in the plot, and the CSV's per-cell values
         rows = unit.pixels[unit.pixels["Cell ID"] == bright_cell]
-        page.locator("select").select_option(label=f"cell {bright_cell} ({len(rows):,} pixels)")
+        cell = unit.cells.loc[bright_cell]
+        page.locator("select").select_option(label=(
+            f"cell {bright_cell}: {len(rows):,} pixels, ε {cell['Brightness (ratio of means)']:.3g}, "
+            f"n {cell['Number (ratio of means)']:.3g}"))
         assert _highlighted(page) == unit.flat(rows) == _selected(page, unit)
         assert page.evaluate(_model_js("region", "m.data.x.length")) == 0
-        cell = unit.cells.loc[bright_cell]
         expected = {
             "pixels": cell["Pixels"], "mean_intensity": cell["Intensity"],
             "mean_apparent_brightness": cell["Apparent brightness"], "mean_brightness": cell["Brightness"],

@@ -7,15 +7,16 @@ rule brightness_explorer:
         labels=segmentation_file("analysis_labels.tif"),
         # the projection carries the recording's pixel size (the image's axes)
         image=segmentation_file("segmentation_image.tif"),
+        # each cell's ratio-of-means brightness and number, shown in the page's list of cells
+        cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
     output:
         f"{OUT}/{{experiment}}/brightness_explorer.html",
     params:
         # the ratio-of-means readout and the reference line B = S
         detector=config["nb"]["detector"],
-    # last among the jobs ready at once (figures, tables, settings): snakemake's scheduler otherwise
-    # left the figures, the longest of them, to run alone at the end (README, "Exploring brightness
-    # and intensity"); when nothing else is ready it runs at once
-    priority: -1
+    # started as soon as it can (after tables), beside the figures or the aggregate (README,
+    # "Exploring brightness and intensity": cost)
+    priority: 1
     resources:
         mem_mb=light_mem_mb,
         runtime=light_runtime,
