@@ -129,6 +129,14 @@ def test_reference_line_axes_and_calibration():
     assert _model(plain, "image_plot").xaxis[0].axis_label == "x (pixels; the file has no pixel size)"
 
 
+def test_a_recording_without_cells_still_gets_its_page():
+    maps, labels = _maps_and_labels()
+    layout = explorer.explorer_layout(maps, np.zeros_like(labels))
+    assert len(_model(layout, "pixels").data["cell"]) == 0
+    assert "all 0 cell pixels" in _model(layout, "scatter_plot").title.text
+    assert _model(layout, "cell_select").options == [("", "none")]
+
+
 def test_maps_of_another_shape_are_an_error():
     maps, labels = _maps_and_labels()
     with pytest.raises(ValueError, match="same shape"):
