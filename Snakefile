@@ -38,6 +38,7 @@ include: "workflow/rules/bleach_correction.smk"
 include: "workflow/rules/nb.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/explorer.smk"
 include: "workflow/rules/aggregate.smk"
 
 

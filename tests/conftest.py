@@ -1,4 +1,4 @@
-"""Shared fixtures: the workflow runner, the real recordings, ImageJ and the cellpose GUI."""
+"""Shared fixtures: the workflow runner, the real recordings, ImageJ, Chromium and the cellpose GUI."""
 
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ def imagej():
 
     imagej_helpers.imagej_or_skip()
     return imagej_helpers.run_imagej_macro
+
+
+@pytest.fixture
+def browser():
+    """Open pages in Debian's Chromium, headless (browser_helpers.open_page); skips where Chromium cannot
+    run here, and BRIGHTFLOW_REQUIRE_BROWSER=1 (set by .ci/run) makes that a failure."""
+    import browser_helpers
+
+    browser_helpers.browser_or_skip()
+    return browser_helpers.open_page
 
 
 @pytest.fixture(scope="session")

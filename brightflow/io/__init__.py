@@ -39,6 +39,7 @@ from .files import (
     write_npy,
     write_seg_npy,
     write_stack,
+    write_text,
 )
 from .job import run
 from .stacks import (
@@ -93,4 +94,5 @@ __all__ = [
     "content_digest",
     "failure_summary",
     "lock",
+    "write_text",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "write_image",
     "write_imagej_rois",
     "write_json",
+    "write_text",
     "write_labels",
     "write_map",
     "write_npy",
@@ -193,6 +194,11 @@ def write_imagej_rois(path, polygons):
         import zipfile
 
         zipfile.ZipFile(path, "w").close()  # an empty ROI set
+
+
+def write_text(path, text):
+    """A text file (e.g. an HTML page), UTF-8."""
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def write_json(path, data):

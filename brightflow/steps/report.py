@@ -73,6 +73,44 @@ def cell_tables(maps, labels, seg, pixels, cells, detector=None, gamma=1.0, mono
     table.to_csv(cells, index=False)
 
 
+#: The per-cell values the explorer's list of cells shows (from average_values_in_roi.csv).
+EXPLORER_CELL_COLUMNS = (stats.BRIGHTNESS, "Number (ratio of means)")
+
+
+def explorer_page(maps, labels, image, cells, output, unit, detector=None):
+    """``brightness_explorer.html``: the interactive brightness-intensity page (brightflow.explorer).
+
+    Parameters
+    ----------
+    maps : sequence of str
+        The maps' .npy files, in the order of brightflow.nb.MAP_NAMES.
+    labels, image : str
+        The analysis mask and the projection (whose calibration gives the image's axes).
+    cells : str
+        ``average_values_in_roi.csv``: each cell's ratio-of-means brightness and number for the page's
+        list of cells (cells without a value are left out of the list).
+    unit : str
+        The experiment (or ``experiment/ch<c>``): the page's title and the download's file name.
+    """
+    import pandas as pd
+
+    from .. import explorer
+
+    table = pd.read_csv(cells).dropna(subset=list(EXPLORER_CELL_COLUMNS))
+    cell_values = {int(row["Cell ID"]): tuple(float(row[column]) for column in EXPLORER_CELL_COLUMNS)
+                   for _, row in table.iterrows()}
+    page = explorer.explorer_html(
+        _read_maps(maps),
+        io.read_image(labels),
+        calibration=io.read_calibration(image),
+        detector=nb.DetectorModel(**(detector or {})),
+        title=unit,
+        file_name=f"brightness_selection_{unit.replace('/', '_')}.csv",
+        cell_values=cell_values,
+    )
+    io.write_text(output, page)
+
+
 def _version(package):
     try:
         return metadata.version(package)

@@ -460,6 +460,7 @@ UNIT_OUTPUTS = (
     "average_values_in_roi.csv",
     "settings.json",
     "nb_threshold.json",
+    "brightness_explorer.html",
 )
 
 #: The folder-level outputs, in {OUT}/.

@@ -1,0 +1,16 @@
+"""Rule brightness_explorer: the interactive brightness-intensity page (brightflow.steps.report)."""
+
+from brightflow.io import run
+from brightflow.steps import report
+
+run(
+    report.explorer_page,
+    snakemake.log,
+    maps=snakemake.input.maps,
+    labels=snakemake.input.labels,
+    image=snakemake.input.image,
+    cells=snakemake.input.cells,
+    output=snakemake.output.page,
+    unit=snakemake.wildcards.experiment,
+    detector=snakemake.params.detector,
+)
