@@ -27,6 +27,7 @@ Nothing here reads or writes files.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 from bokeh.embed import file_html
@@ -564,7 +565,24 @@ def explorer_html(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorMo
     # third more time (0.11 s) to build it, as the maps are noise, which compresses poorly
     settings.compression_level.set_value(0)
     try:
-        return file_html(layout, INLINE, title=f"brightflow brightness explorer: {title}" if title else
+        page = file_html(layout, INLINE, title=f"brightflow brightness explorer: {title}" if title else
                          "brightflow brightness explorer")
     finally:
         settings.compression_level.unset_value()
+    return _stable_ids(page)
+
+
+#: A UUID, as Bokeh names the page's document, its root element and its data script (uuid4).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _stable_ids(page):
+    """The page with Bokeh's random element ids (uuid4, in the body only: the document, its root element
+    and its data script) replaced by fixed ones, numbered in order, so the same data give the same bytes."""
+    body = page.find("<body")
+    numbering = {}
+
+    def stable(match):
+        return numbering.setdefault(match.group(0), f"00000000-0000-4000-8000-{len(numbering) + 1:012d}")
+
+    return page[:body] + _UUID.sub(stable, page[body:])
