@@ -336,7 +336,7 @@ def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
     return fig
 
 
-def folder_brightness_figure(experiments, values, ylabel, title, reference_lines=()):
+def folder_brightness_figure(experiments, values, ylabel, title, reference_lines=(), flagged=None, empty=()):
     """Per-cell values per experiment: a box per experiment with one point per cell on top.
 
     Parameters
@@ -349,28 +349,45 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     ylabel, title : str
     reference_lines : sequence of float
         Horizontal guide lines (e.g. oligomeric states 1, 2, 4).
+    flagged : sequence of bool, optional
+        The cells with a warning (the folder table's ``Warnings``): drawn as red crosses.
+    empty : sequence of str
+        Experiments without any cell: a tick of their own saying so.
     """
     experiments = np.asarray(experiments, dtype=object)
     values = np.asarray(values, dtype=np.float64)
+    flagged = np.zeros(values.shape, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool)
     names = list(dict.fromkeys(experiments.tolist()))
+    names += [name for name in empty if name not in names]
     fig = Figure(figsize=(max(5.5, 1.1 * len(names) + 2.0), 4.8), dpi=100)
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
-    groups, labels = [], []
+    groups, crosses, labels = [], [], []
     for name in names:
-        cell_values = values[experiments == name]
-        finite = cell_values[np.isfinite(cell_values)]
-        groups.append(finite)
-        missing = cell_values.size - finite.size
-        labels.append(f"{name}\n{finite.size} cell(s)" + (f", {missing} undefined" if missing else ""))
+        cell_values, cell_flags = values[experiments == name], flagged[experiments == name]
+        finite = np.isfinite(cell_values)
+        groups.append(cell_values[finite])
+        crosses.append(cell_flags[finite])
+        missing = cell_values.size - int(finite.sum())
+        if name in empty:
+            labels.append(f"{name}\nno cells")
+        else:
+            labels.append(f"{name}\n{int(finite.sum())} cell(s)" + (f", {missing} undefined" if missing else ""))
     positions = np.arange(1, len(names) + 1)
     drawable = [index for index, group in enumerate(groups) if group.size]
     if drawable:
         ax.boxplot([groups[i] for i in drawable], positions=positions[drawable], widths=0.5,
                    showfliers=False, medianprops={"color": "tab:red"})
-    for position, group in zip(positions, groups):
+    for position, group, cross in zip(positions, groups, crosses):
         jitter = rng.uniform(-0.15, 0.15, size=group.size)
-        ax.scatter(position + jitter, group, s=14, color="tab:blue", alpha=0.8, zorder=3)
+        ax.scatter(position + jitter[~cross], group[~cross], s=14, color="tab:blue", alpha=0.8, zorder=3)
+        if cross.any():
+            ax.scatter(position + jitter[cross], group[cross], s=30, color="tab:red", marker="x", zorder=4,
+                       label="cell with a warning (Warnings column)")
+    if flagged.any():
+        handles, texts = ax.get_legend_handles_labels()
+        ax.legend(handles[:1], texts[:1], fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28 if len(names) > 4
+                  else -0.16), frameon=False)
     for level in reference_lines:
         ax.axhline(level, color="0.7", linewidth=0.8, linestyle="--", zorder=0)
     ax.set_xticks(positions)

@@ -316,16 +316,27 @@ def folder_table(tables):
     Returns
     -------
     pandas.DataFrame
-        Sorted by experiment, then cell.
+        Sorted by experiment, then cell. An experiment whose table is empty (no cells) keeps one
+        row: its name, empty values and ``Warnings`` "no cells".
     """
+    if not tables:
+        raise ValueError("no experiments to aggregate")
+    kinds = next((table.dtypes for table in tables.values() if len(table)), None)
     frames = []
     for experiment, table in tables.items():
         table = table.copy()
+        if not len(table):
+            # an experiment without cells keeps a row: its name, empty values, "no cells"
+            table = pd.DataFrame({column: [None] for column in table.columns} | {"Warnings": ["no cells"]})
         table.insert(0, "Experiment", experiment)
-        frames.append(table)
-    if not frames:
-        raise ValueError("no experiments to aggregate")
+        frames.append(table.astype(object))
     folder = pd.concat(frames, ignore_index=True)
+    if kinds is not None:  # the per-experiment tables' types, integers nullable (a "no cells" row has none)
+        for column, kind in kinds.items():
+            if pd.api.types.is_integer_dtype(kind):
+                folder[column] = folder[column].astype("Int64")
+            elif pd.api.types.is_float_dtype(kind):
+                folder[column] = pd.to_numeric(folder[column], errors="coerce").astype(kind)
     return folder.sort_values(["Experiment", "Cell ID"], kind="stable").reset_index(drop=True)
 
 

@@ -12,9 +12,11 @@ run(
     model=snakemake.output.model,
     swaps=snakemake.output.swaps,
     figure=snakemake.output.figure,
+    samples=snakemake.output.samples,
     method=snakemake.params.method,
     parameter=snakemake.params.parameter,
     seed=snakemake.params.seed,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
+    saturation_level=snakemake.params.saturation_level,
 )

@@ -11,6 +11,7 @@ run(
     model=snakemake.input.model,
     swaps=snakemake.input.swaps,
     labels=snakemake.input.labels,
+    samples=snakemake.input.samples,
     npy=snakemake.output.npy,
     tif=snakemake.output.tif,
     threshold_record=snakemake.output.threshold,

@@ -9,9 +9,13 @@ run(
     maps=snakemake.input.maps,
     labels=snakemake.input.labels,
     seg=snakemake.input.seg,
+    samples=snakemake.input.samples,
+    model=snakemake.input.model,
     pixels=snakemake.output.pixels,
     cells=snakemake.output.cells,
     detector=snakemake.params.detector,
     gamma=snakemake.params.gamma,
     monomer_brightness=snakemake.params.monomer_brightness,
+    min_frames=snakemake.params.min_frames,
+    low_signal_sigmas=snakemake.params.low_signal_sigmas,
 )

@@ -177,3 +177,70 @@ def test_thresholded_pixels_are_left_out_of_the_per_cell_values():
     assert row["Number (ratio of means)"] == pytest.approx(4.0)
     with pytest.raises(ValueError, match="gamma"):
         stats.cell_estimators(maps, labels, gamma=0)
+
+
+# --- quality flags ----------------------------------------------------------------------------------
+
+
+def test_sample_counts_find_saturated_negative_and_non_finite_samples():
+    from brightflow import quality
+
+    frames = np.full((5, 2, 3), 10.0)
+    frames[0, 0, 0] = 255
+    frames[1:3, 0, 1] = -1
+    frames[4, 1, 2] = np.nan
+    frames[3, 1, 2] = np.inf
+    counts = quality.SampleCounts((2, 3), quality.saturation_level(np.uint8))
+    counts.update(frames[:2])
+    counts.update(frames[2:])
+    saturated, negative, non_finite = counts.array()
+    assert saturated.tolist() == [[1, 0, 0], [0, 0, 0]]
+    assert negative.tolist() == [[0, 2, 0], [0, 0, 0]]
+    assert non_finite.tolist() == [[0, 0, 0], [0, 0, 2]]
+    assert quality.saturation_level(np.uint16) == 65535 and quality.saturation_level(np.float32) is None
+    assert quality.saturation_level(np.uint16, 4095) == 4095
+
+
+def test_cell_warnings_from_the_shot_noise_of_the_background():
+    """A cell 3 shot-noise SDs of a background pixel's mean above the background is fine; one at the
+    background's level is 'low signal'; per-cell counts of doubtful samples are reported."""
+    from brightflow import quality
+
+    labels = np.zeros((20, 20), int)
+    labels[2:8, 2:8] = 1
+    labels[12:18, 12:18] = 2
+    intensity = np.full((20, 20), 4.0)  # background: 4 counts per frame, T = 100: SD of a mean 0.2
+    intensity[labels == 1] = 4.0 + 3.5 * 0.2
+    intensity[labels == 2] = 4.0 + 1.0 * 0.2
+    counts = np.zeros((3, 20, 20), int)
+    counts[0, 3, 3] = 2  # saturated
+    counts[2, 13, 13] = 5  # NaN samples
+    warnings = quality.cell_warnings(labels, labels, [1, 2], counts, intensity, frames=100)
+    assert warnings == {1: "saturated (1 px)", 2: "non-finite samples (5); low signal"}
+    # an analog detector: S = 4 quadruples the shot-noise variance, so cell 1 is now within 3 SDs
+    analog = quality.cell_warnings(labels, labels, [1], counts, intensity, 100, nb.DetectorModel(s_factor=4.0))
+    assert "low signal" in analog[1]
+    few = quality.cell_warnings(labels, labels, [1], np.zeros_like(counts), intensity, frames=30)
+    assert few[1].endswith("few frames (30)")  # (and, with fewer frames, more shot noise: low signal too)
+
+
+def test_folder_table_keeps_a_row_for_an_experiment_without_cells():
+    cells = pd.DataFrame({"Cell ID": [1, 2], "Pixels": [10, 12], "Brightness": [0.5, 0.7], "Warnings": ["", "low signal"]})
+    empty = cells.iloc[:0]
+    folder = stats.folder_table({"b_empty": empty, "a": cells})
+    assert folder["Experiment"].tolist() == ["a", "a", "b_empty"]
+    assert folder["Warnings"].tolist() == ["", "low signal", "no cells"]
+    assert str(folder["Cell ID"].dtype) == "Int64" and folder["Cell ID"].isna().tolist() == [False, False, True]
+    text = folder.to_csv(index=False).splitlines()
+    assert text[1] == "a,1,10,0.5," and text[3] == "b_empty,,,,no cells"
+
+
+def test_folder_figure_marks_flagged_cells_and_names_empty_experiments():
+    figure = figures.folder_brightness_figure(["a", "a", "b"], [1.0, 2.0, 3.0], "epsilon", "title",
+                                              flagged=[False, True, False], empty=["c"])
+    ax = figure.axes[0]
+    labels = [text.get_text() for text in ax.get_xticklabels()]
+    assert labels[-1] == "c\nno cells" and len(labels) == 3
+    crosses = [collection for collection in ax.collections if collection.get_label().startswith("cell with a warning")]
+    assert len(crosses) == 1 and crosses[0].get_offsets().shape == (1, 2)
+    assert crosses[0].get_offsets()[0][1] == 2.0

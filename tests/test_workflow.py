@@ -53,7 +53,9 @@ def demo_run(run_workflow, tmp_path_factory):
 
 
 #: SHA-256 of every .npy and .csv the demo writes (tests/data/demo_outputs.sha256), recorded before
-#: the I/O layer moved into the package (2026-11-30): the refactoring changed no number. A cellpose
+#: the I/O layer moved into the package (2026-11-30): the refactoring changed no number. Updated once
+#: since, for an intended change: the per-cell CSVs' Warnings column and sample_quality.npy (the maps'
+#: records unchanged). A cellpose
 #: _seg.npy holds the absolute path of its image, which differs from folder to folder: its record
 #: ("<file>#cells") is of its cells (masks, outlines, diameters, channels).
 DEMO_CHECKSUMS = REPO / "tests" / "data" / "demo_outputs.sha256"

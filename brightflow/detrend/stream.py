@@ -196,7 +196,25 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
         )
     cell_pixels = int(cells.sum())
     trace = sums.sum(axis=1) / cell_pixels
-    model = fit_correction(trace, method, parameter, seed, cell_pixels)
+    if method in TILE_METHODS and not (trace > 0).all():
+        frame = int(np.argmin(trace))
+        raise ValueError(
+            f"the cells' mean intensity falls to {trace[frame]:.4g} counts per frame (frame {frame}), at or below 0: "
+            "detrending, and N&B itself, need positive photon counts. Values at or below 0 come from signed or "
+            "background-subtracted data: analyse the raw recording, or set bleach_correction.method: none (the "
+            "per-cell Warnings then say 'negative values')."
+        )
+    try:
+        model = fit_correction(trace, method, parameter, seed, cell_pixels)
+    except ValueError as error:
+        if "most severe" not in str(error):
+            raise
+        raise ValueError(
+            f"{error}. The cells' mean is {trace.mean():.4g} counts per frame; far above photon counts the bleaching "
+            "trend outweighs the shot noise that the automatic parameter compares it with. If these are not photon "
+            "counts, describe the detector (nb.detector: offset, s_factor, readout_variance; Dalal et al. 2008), or "
+            "set bleach_correction.parameter to a number, or use bleach_correction.method: polynomial or none."
+        ) from error
     plan = np.zeros((0, 2, stack.shape[0]), dtype=np.int32)
     if model["method"] == "robinhood":
         plan, info = robinhood_plan(sums, model["parameter"], seed)

@@ -402,6 +402,10 @@ def _series_header(path):
                 for meta in (tif.shaped_metadata or ())
                 if meta.get("shape")
             ]
+            # a plain multi-page TIFF whose pages differ in shape: tifffile splits it into series
+            mixed = None
+            if len(tif.series) > 1 and not (tif.is_ome or tif.is_imagej):
+                mixed = [(tuple(other.keyframe.shape), len(other.pages)) for other in tif.series]
     except Exception as error:  # tifffile raises several types for damaged files
         raise InputError(
             f"{path}: cannot be read as a TIFF ({type(error).__name__}: {error}). "
@@ -409,6 +413,21 @@ def _series_header(path):
         ) from error
     finally:
         tifffile_log.removeHandler(problems)
+    if mixed:
+        shapes = {}
+        for shape, count in mixed:
+            shapes[shape] = shapes.get(shape, 0) + count
+        if len(shapes) > 1:
+            listing = ", ".join(f"{count} page(s) of {shape}" for shape, count in shapes.items())
+            raise InputError(
+                f"{path}: its pages do not all have the same shape ({listing}): a recording is frames of one size. "
+                "Export all frames of the recording, at one size, into one multi-page TIFF."
+            )
+        raise InputError(
+            f"{path}: holds {len(mixed)} separate images of {next(iter(shapes))} rather than one stack of frames. "
+            "Save the recording as one multi-page stack (Fiji: File > Save As > Tiff; tifffile: "
+            "imwrite(path, frames))."
+        )
     if problems.messages or max(described) > planes:
         detail = "; ".join(problems.messages) or f"its metadata describes {max(described)} images, it holds {planes}"
         raise InputError(

@@ -7,7 +7,7 @@ import logging
 
 import pandas as pd
 
-from .. import figures, io, stats
+from .. import figures, io, quality, stats
 
 log = logging.getLogger("brightflow")
 
@@ -61,5 +61,21 @@ def aggregate(cells, experiments, table, figure, channels=None, monomer_brightne
     else:
         column, ylabel, lines = stats.BRIGHTNESS, "brightness epsilon (photons per molecule per frame)", ()
         title = "Brightness per cell (ratio of means)\nset nb.monomer_brightness for the oligomeric state"
+    warnings = folder.pop("Warnings").fillna("").astype(str)
+    folder["Warnings"] = warnings  # always the last column
+    _log_warnings(groups, warnings)
     folder.to_csv(table, index=False)
-    io.save_figure(figures.folder_brightness_figure(groups, folder[column], ylabel, title, lines), figure)
+    empty = warnings == quality.NO_CELLS
+    drawing = figures.folder_brightness_figure(groups[~empty], folder.loc[~empty, column], ylabel, title, lines,
+                                               flagged=warnings[~empty] != "", empty=groups[empty].tolist())
+    io.save_figure(drawing, figure)
+
+
+def _log_warnings(units, warnings):
+    """One log line per warning code: how many cells of which experiments carry it."""
+    for code in quality.CODES:
+        hit = warnings.map(lambda text: any(quality.code_of(part) == code for part in text.split("; ") if part))
+        if hit.any():
+            where = ", ".join(f"{unit} ({count})" for unit, count in units[hit].value_counts(sort=False).items())
+            noun = "experiment(s)" if code == quality.NO_CELLS else "cell(s)"
+            log.warning("%s: %d %s: %s", code, int(hit.sum()), noun, where)

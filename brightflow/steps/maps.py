@@ -48,7 +48,7 @@ def _blocks(stack_path, *args, **kwargs):
         raise io.InputError(f"{stack_path}: {error}") from error
 
 
-def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, variance_ddof=1, detector=None,
+def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, samples=None, variance_ddof=1, detector=None,
             threshold_setting="none", filter_method="none", channel=None, axes=None):
     """The six N&B maps of a (channel of a) stack, bleach-corrected while streamed.
 
@@ -60,6 +60,9 @@ def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, variance_dd
         Where each map of brightflow.nb.MAP_NAMES goes, in that order (.npy float64, .tif float32).
     threshold_record : str
         ``nb_threshold.json``.
+    samples : str, optional
+        ``sample_quality.npy`` (brightflow.quality.SampleCounts): pixels with NaN or Inf samples are NaN in
+        every map, as if excluded by a threshold.
     variance_ddof : int
     detector : dict
         ``nb.detector`` (offset, s_factor, readout_variance).
@@ -75,6 +78,10 @@ def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, variance_dd
         moments.update(block.values, rows=block.rows, scale=block.scale)
     maps = nb.number_and_brightness(moments.mean(), moments.variance(variance_ddof),
                                     nb.DetectorModel(**(detector or {})))
+    if samples is not None:
+        finite = io.read_npy(samples)[2] == 0
+        if not finite.all():
+            maps = threshold.apply_threshold(maps, finite)
     try:
         maps, record = threshold.threshold_and_filter(maps, threshold_setting, filter_method)
     except ValueError as error:

@@ -15,6 +15,8 @@ log = logging.getLogger("brightflow")
 def mean_projection(stack, output, channel=None, axes=None):
     """Write the mean of every frame (float32 TIFF with the recording's calibration).
 
+    A pixel's NaN or Inf samples are left out of its mean (NaN when it has no finite sample).
+
     Parameters
     ----------
     stack : str
@@ -28,8 +30,19 @@ def mean_projection(stack, output, channel=None, axes=None):
     """
     frames = io.open_channel(stack, channel, axes)
     total = np.zeros(frames.shape[1:], dtype=np.float64)
+    count = frames.shape[0]
+    floating = np.issubdtype(frames.dtype, np.floating)
+    if floating:  # NaN or Inf samples are left out of their pixel's mean, so they do not spread in segmentation
+        count = np.zeros(frames.shape[1:], dtype=np.int64)
     for start, stop in frame_chunks(frames.shape[0], frames.shape[1:]):
-        total += np.asarray(frames[start:stop]).sum(axis=0, dtype=np.float64)
-    projection = (total / frames.shape[0]).astype(np.float32)
+        values = np.asarray(frames[start:stop])
+        if floating:
+            finite = np.isfinite(values)
+            total += np.where(finite, values, 0).sum(axis=0, dtype=np.float64)
+            count += finite.sum(axis=0)
+        else:
+            total += values.sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        projection = (total / count).astype(np.float32)
     io.write_image(output, projection, frames.calibration)
     log.info("%s: %d frames of %d x %d, %s", stack, *frames.shape, frames.dtype)

@@ -3,6 +3,7 @@ record of every setting used."""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 from datetime import UTC, datetime
@@ -10,10 +11,12 @@ from importlib import metadata
 
 import numpy as np
 
-from .. import __version__, figures, io, nb, segment, stats
+from .. import __version__, figures, io, nb, quality, segment, stats
 from ..nb import MAP_NAMES
 
-__all__ = ["cell_tables", "map_figures", "settings_record"]
+log = logging.getLogger("brightflow")
+
+__all__ = ["cell_tables", "explorer_page", "map_figures", "settings_record"]
 
 #: The packages whose versions settings.json records.
 PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch")
@@ -53,23 +56,41 @@ def map_figures(maps, labels, image, previews, scatter, detector=None):
     io.save_figure(drawing, scatter)
 
 
-def cell_tables(maps, labels, seg, pixels, cells, detector=None, gamma=1.0, monomer_brightness=None):
+def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector=None, gamma=1.0, monomer_brightness=None,
+                min_frames=quality.MIN_FRAMES, low_signal_sigmas=quality.LOW_SIGNAL_SIGMAS):
     """The per-pixel table of the cell pixels and the per-cell table (brightflow.stats.cell_table).
 
     The per-cell CSV keeps the replaced app's columns first (pixel means of each map) and adds the
-    ratio-of-means estimators, medians and SDs after them. Every segmented cell gets a row, also one
-    that erosion removed (``Pixels`` 0, empty values). A numeric ``monomer_brightness`` adds the
-    oligomeric state.
+    ratio-of-means estimators, medians and SDs after them, and last ``Warnings``
+    (brightflow.quality.cell_warnings: saturated, negative values, non-finite samples, low signal,
+    few frames; empty when all is well). Every segmented cell gets a row, also one that erosion
+    removed (``Pixels`` 0, empty values). A numeric ``monomer_brightness`` adds the oligomeric state.
+
+    Parameters
+    ----------
+    samples, model : str
+        ``sample_quality.npy`` and the bleach-correction model (its ``frames``).
+    min_frames, low_signal_sigmas
+        ``quality.min_frames``, ``quality.low_signal_sigmas``.
     """
     values = _read_maps(maps)
     analysed = io.read_image(labels)
     segmented = io.read_seg_masks(seg)
     cell_ids = np.unique(segmented[segmented > 0])
-    model = nb.DetectorModel(**(detector or {}))
+    detector_model = nb.DetectorModel(**(detector or {}))
     stats.cell_pixel_table(values, analysed).to_csv(pixels, index=False)
-    table = stats.cell_table(values, analysed, cell_ids, model, gamma)
+    table = stats.cell_table(values, analysed, cell_ids, detector_model, gamma)
     if monomer_brightness is not None:
         table = stats.add_oligomeric_state(table, monomer_brightness)
+    frames = io.read_json(model)["frames"]
+    warnings = quality.cell_warnings(analysed, segmented, cell_ids, io.read_npy(samples), values["intensity"], frames,
+                                     detector_model, min_frames, low_signal_sigmas)
+    table["Warnings"] = [warnings[int(cell)] for cell in table["Cell ID"]]
+    for cell, text in warnings.items():
+        if text:
+            log.warning("cell %d: %s", cell, text)
+    if not len(table):
+        log.warning("%s: no cell: the table is empty (the folder table keeps a 'no cells' row)", seg)
     table.to_csv(cells, index=False)
 
 

@@ -11,6 +11,8 @@ rule bleach_correction:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
+        # per pixel: samples at the saturation level, below 0, and NaN or Inf (brightflow.quality)
+        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
     log:
         f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
     benchmark:
@@ -29,6 +31,7 @@ rule bleach_correction:
         method=config["bleach_correction"]["method"],
         parameter=config["bleach_correction"]["parameter"],
         seed=config["bleach_correction"]["seed"],
+        saturation_level=config["quality"]["saturation_level"],
         channel=unit_channel,
         axes=config["input"]["axes"],
     script:

@@ -111,12 +111,24 @@ STACK_SUFFIXES = {".tif", ".tiff"}
 
 
 def _check_output_folder_free():
-    """Refuse at start, before snakemake looks at any file, while another live brightflow run writes
-    this output folder (brightflow.io.lock), from this working directory or another."""
-    if workflow.is_main_process:
-        other = bio.lock.holder(OUT)
-        if other is not None:
-            raise WorkflowError(bio.lock.busy_message(OUT, other))
+    """Refuse at start, before snakemake looks at any file: an output_dir that is a file or cannot be
+    written, or that another live brightflow run writes (brightflow.io.lock), from this working
+    directory or another."""
+    if not workflow.is_main_process:
+        return
+    if os.path.exists(OUT) and not os.path.isdir(OUT):
+        raise WorkflowError(f"output_dir {OUT!r} is a file, not a folder: give output_dir a folder's path.")
+    existing = Path(OUT).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WorkflowError(
+            f"output_dir {OUT!r}: {existing} cannot be written (permissions, or a read-only file system); give "
+            "output_dir a folder you can write."
+        )
+    other = bio.lock.holder(OUT)
+    if other is not None:
+        raise WorkflowError(bio.lock.busy_message(OUT, other))
 
 
 _check_output_folder_free()
@@ -460,6 +472,7 @@ UNIT_OUTPUTS = (
     "average_values_in_roi.csv",
     "settings.json",
     "nb_threshold.json",
+    "sample_quality.npy",
     "brightness_explorer.html",
 )
 

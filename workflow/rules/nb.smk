@@ -8,6 +8,8 @@ rule nb_maps:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
         labels=segmentation_file("analysis_labels.tif"),
+        # pixels with NaN or Inf samples are left out of the maps
+        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
     output:
         npy=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
         tif=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.tif", name=MAP_NAMES),

@@ -6,6 +6,9 @@ rule tables:
         maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
         labels=segmentation_file("analysis_labels.tif"),
         seg=segmentation_file("segmentation_image_seg.npy"),
+        # the Warnings column: doubtful samples per pixel, and the number of frames
+        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
+        model=f"{OUT}/{{experiment}}/bleach_correction.json",
     output:
         pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
         cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
@@ -25,6 +28,8 @@ rule tables:
         # a numeric monomer brightness gives the per-cell CSV its oligomeric state; a reference
         # experiment is resolved by the aggregate rule alone (changing it reruns only that rule)
         monomer_brightness=NUMERIC_MONOMER_BRIGHTNESS,
+        min_frames=config["quality"]["min_frames"],
+        low_signal_sigmas=config["quality"]["low_signal_sigmas"],
     script:
         "../../scripts/tables.py"
 
