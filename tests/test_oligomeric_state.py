@@ -168,7 +168,7 @@ def _config(workdir, name, monomer_brightness):
 def test_per_cell_csv_keeps_the_app_columns_and_adds_the_estimators(reference_run):
     workdir, _, _ = reference_run
     table = pd.read_csv(workdir / "results" / "cells" / "average_values_in_roi.csv")
-    assert list(table.columns) == CELL_COLUMNS + list(stats.ESTIMATOR_COLUMNS)
+    assert list(table.columns) == CELL_COLUMNS + list(stats.ESTIMATOR_COLUMNS) + ["Warnings"]
     assert table["Number (ratio of means) / gamma"].to_numpy() == pytest.approx(
         2.0 * table["Number (ratio of means)"].to_numpy()
     )
@@ -184,8 +184,9 @@ def test_folder_csv_has_the_oligomeric_state_from_the_reference(reference_run):
     workdir, _, _ = reference_run
     folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
     assert list(folder.columns[:9]) == ["Experiment"] + CELL_COLUMNS
-    assert list(folder.columns[-4:]) == [
+    assert list(folder.columns[-5:]) == [
         "Monomer brightness", "Monomer brightness spread (MAD)", "Monomer reference cells", "Oligomeric state",
+        "Warnings",
     ]
     reference = pd.read_csv(workdir / "results" / "monomer_ref" / "average_values_in_roi.csv")
     monomer = float(np.median(reference["Brightness (ratio of means)"]))
@@ -228,8 +229,9 @@ def test_a_numeric_monomer_brightness_reaches_the_per_cell_csv(run_workflow, ref
     numeric = _config(workdir, "numeric.yaml", 1.0)
     result = run_workflow(workdir, "--configfile", numeric)
     ran = jobs_run(result)
-    # the numeric value is recorded in settings.json and used by the per-cell tables
-    assert set(ran) - {"all"} == {"tables", "settings", "aggregate"}, ran
+    # the numeric value is recorded in settings.json and used by the per-cell tables (which the
+    # explorer's list of cells shows)
+    assert set(ran) - {"all"} == {"tables", "settings", "aggregate", "brightness_explorer"}, ran
     table = pd.read_csv(workdir / "results" / "cells" / "average_values_in_roi.csv")
     assert table["Oligomeric state"].to_numpy() == pytest.approx(table["Brightness (ratio of means)"].to_numpy())
     folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
