@@ -2,13 +2,17 @@
 #   make demo   creates .venv (pinned), then runs the workflow on the simulated demo data
 #   make test   creates .venv (pinned), checks the code (make lint), then runs the test suite
 #   make lint   ruff on the Python, snakefmt on the Snakefile and rules, snakemake --lint
+#   make report after a run (make demo, or your own: pass its options in RUN_ARGS), Snakemake's
+#               report of it: results/report.html, or REPORT=path.zip for a zipped folder
 PYTHON ?= python3.11
 VENV   ?= .venv
 CORES  ?= 2
 BIN     = $(VENV)/bin
 PIP_FLAGS ?= --disable-pip-version-check --no-input
+REPORT ?= results/report.html
+RUN_ARGS ?=
 
-.PHONY: venv demo lint test clean-demo
+.PHONY: venv demo report lint test clean-demo
 
 venv: $(VENV)/.brightflow-installed
 
@@ -21,6 +25,9 @@ $(VENV)/.brightflow-installed: requirements.txt requirements-nodeps.txt constrai
 
 demo: venv
 	$(BIN)/snakemake --cores $(CORES) --config input_dir=demo
+
+report: venv
+	$(BIN)/snakemake --report $(REPORT) $(RUN_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

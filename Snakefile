@@ -27,9 +27,15 @@ os.environ.update(BRIGHTFLOW_ROOT=workflow.basedir)
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# `snakemake --report report.html`, after the run: this summary, then every figure, table and
+# explorer page marked with reported() (workflow/rules/report.smk) with its caption.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/resources.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/projection.smk"

@@ -7,8 +7,18 @@ rule aggregate:
     input:
         cells=expand(f"{OUT}/{{experiment}}/average_values_in_roi.csv", experiment=list(UNITS)),
     output:
-        table=f"{OUT}/Folder_average_values_in_roi.csv",
-        figure=f"{OUT}/Folder_brightness_summary.png",
+        table=reported(
+            f"{OUT}/Folder_average_values_in_roi.csv",
+            "folder_table",
+            "every cell of every experiment (Folder_average_values_in_roi.csv)",
+            folder=True,
+        ),
+        figure=reported(
+            f"{OUT}/Folder_brightness_summary.png",
+            "folder_summary",
+            "per-cell values per experiment (Folder_brightness_summary.png)",
+            folder=True,
+        ),
     log:
         f"{LOG_DIR}/aggregate.log",
     benchmark:

@@ -10,7 +10,11 @@ rule bleach_correction:
     output:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
-        figure=f"{OUT}/{{experiment}}/Bleach_correction.png",
+        figure=reported(
+            f"{OUT}/{{experiment}}/Bleach_correction.png",
+            "bleach_correction",
+            "mean intensity per frame, before and after correction (Bleach_correction.png)",
+        ),
         # per pixel: samples at the saturation level, below 0, and NaN or Inf (brightflow.quality)
         samples=f"{OUT}/{{experiment}}/sample_quality.npy",
     log:

@@ -10,7 +10,11 @@ rule brightness_explorer:
         # each cell's ratio-of-means brightness and number, shown in the page's list of cells
         cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
     output:
-        page=f"{OUT}/{{experiment}}/brightness_explorer.html",
+        page=reported(
+            f"{OUT}/{{experiment}}/brightness_explorer.html",
+            "explorer",
+            "brightness explorer (brightness_explorer.html)",
+        ),
     log:
         f"{LOG_DIR}/{{experiment}}/brightness_explorer.log",
     benchmark:

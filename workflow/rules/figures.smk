@@ -8,8 +8,12 @@ rule figures:
         # the projection carries the recording's pixel size (axes and scale bars)
         image=segmentation_file("segmentation_image.tif"),
     output:
-        previews=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.png", name=MAP_NAMES),
-        scatter=f"{OUT}/{{experiment}}/brightness_x_intensity.png",
+        previews=[reported(f"{OUT}/{{experiment}}/{name}.png", "maps", map_label(name)) for name in MAP_NAMES],
+        scatter=reported(
+            f"{OUT}/{{experiment}}/brightness_x_intensity.png",
+            "brightness_x_intensity",
+            "apparent brightness vs intensity (brightness_x_intensity.png)",
+        ),
     log:
         f"{LOG_DIR}/{{experiment}}/figures.log",
     benchmark:

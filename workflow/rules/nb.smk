@@ -53,8 +53,16 @@ if TIMESERIES:
             intensity=f"{OUT}/{{experiment}}/intensity.npy",
         output:
             maps=expand(f"{OUT}/{{{{experiment}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
-            cells=f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
-            figure=f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+            cells=reported(
+                f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
+                "timeseries_table",
+                "per window and cell (timeseries_values_in_roi.csv)",
+            ),
+            figure=reported(
+                f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+                "timeseries_figure",
+                "brightness per cell over time (Brightness_timeseries.png)",
+            ),
         log:
             f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
         benchmark:
@@ -97,8 +105,15 @@ if CROSS_CHANNELS:
         output:
             npy=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.npy", name=CROSS_MAP_NAMES),
             tif=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.tif", name=CROSS_MAP_NAMES),
-            png=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.png", name=CROSS_MAP_NAMES),
-            table=f"{OUT}/{{experiment}}/{CROSS_FOLDER}/cross_values_in_roi.csv",
+            png=[
+                reported(f"{OUT}/{{experiment}}/{CROSS_FOLDER}/{name}.png", "cross_maps", map_label(name))
+                for name in CROSS_MAP_NAMES
+            ],
+            table=reported(
+                f"{OUT}/{{experiment}}/{CROSS_FOLDER}/cross_values_in_roi.csv",
+                "cross_table",
+                "per cell (cross_values_in_roi.csv)",
+            ),
         log:
             f"{LOG_DIR}/{{experiment}}/nb_cross.log",
         benchmark:

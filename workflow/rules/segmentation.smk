@@ -69,8 +69,8 @@ rule analysis_mask:
         image=f"{OUT}/{{experiment}}/segmentation_image.tif",
     output:
         labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
-        cellmask=f"{OUT}/{{experiment}}/cellmask.png",
-        eroded=f"{OUT}/{{experiment}}/eroded_mask.png",
+        cellmask=reported(f"{OUT}/{{experiment}}/cellmask.png", "segmentation", "cell outlines and IDs (cellmask.png)"),
+        eroded=reported(f"{OUT}/{{experiment}}/eroded_mask.png", "segmentation", "eroded outlines (eroded_mask.png)"),
     log:
         f"{LOG_DIR}/{{experiment}}/analysis_mask.log",
     benchmark:

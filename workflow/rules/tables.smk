@@ -11,7 +11,9 @@ rule tables:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
     output:
         pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
-        cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
+        cells=reported(
+            f"{OUT}/{{experiment}}/average_values_in_roi.csv", "cells", "per cell (average_values_in_roi.csv)"
+        ),
     log:
         f"{LOG_DIR}/{{experiment}}/tables.log",
     benchmark:

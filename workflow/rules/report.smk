@@ -1,0 +1,92 @@
+# What `snakemake --report report.html` shows (run it after the workflow): every figure, the key
+# tables and the brightness explorer, each with its caption (workflow/report/*.rst), grouped by unit
+# of analysis (category: the experiment, or experiment/ch<c> for a channel of a multi-channel stack;
+# "Folder" for the folder-level outputs) and by kind of output (subcategory). The rules mark their
+# outputs with reported(); the Snakefile's `report:` directive names the run's summary,
+# workflow/report/workflow.rst.
+
+import platform
+
+from snakemake import __version__ as SNAKEMAKE_VERSION
+
+from brightflow import __version__ as BRIGHTFLOW_VERSION
+
+REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
+
+#: kind of output: (its caption file in workflow/report/, its subcategory in the report)
+REPORT_KINDS = {
+    "maps": ("maps.rst", "N&B maps"),
+    "brightness_x_intensity": ("brightness_x_intensity.rst", "N&B maps"),
+    "segmentation": ("segmentation.rst", "Segmentation"),
+    "bleach_correction": ("bleach_correction.rst", "Bleach correction"),
+    "cells": ("average_values_in_roi.rst", "Tables"),
+    "explorer": ("brightness_explorer.rst", "Explorer"),
+    "timeseries_figure": ("brightness_timeseries.rst", "Time series"),
+    "timeseries_table": ("timeseries_values_in_roi.rst", "Time series"),
+    "cross_maps": ("cross_maps.rst", "Cross-correlation"),
+    "cross_table": ("cross_values_in_roi.rst", "Cross-correlation"),
+    "folder_table": ("folder_average_values_in_roi.rst", "Tables"),
+    "folder_summary": ("folder_brightness_summary.rst", "Summary"),
+}
+
+#: The category of the folder-level outputs: "Folder", unless an experiment has that name.
+FOLDER_CATEGORY = "Folder" if "Folder" not in UNITS else "Folder (all experiments)"
+
+
+def reported(path, kind, shows, folder=False):
+    """``path`` marked for the report: the caption and subcategory of ``kind`` (REPORT_KINDS), the
+    unit's category (its {experiment} wildcard) or, with ``folder``, FOLDER_CATEGORY, and the label
+    "Shows" (the report lists each subcategory's results by it)."""
+    caption, subcategory = REPORT_KINDS[kind]
+    return report(
+        path,
+        caption=os.path.join(REPORT_DIR, caption),
+        category=FOLDER_CATEGORY if folder else "{experiment}",
+        subcategory=subcategory,
+        labels={"Shows": shows},
+    )
+
+
+def map_label(name):
+    """A map's label in the report: its name in words and its preview's file name."""
+    return f"{name.replace('_', ' ')} map ({name}.png)"
+
+
+def _report_summary():
+    """What workflow/report/workflow.rst states beyond the config: where the stacks came from, the
+    experiments and their units, the settings resolved at start-up and the software versions."""
+    if config["samples"]:
+        source = f"sample sheet {config['samples']}"
+    elif config["input_dir"] == "demo":
+        source = "the demo (simulated recordings with known ground truth)"
+    else:
+        source = f"input_dir {config['input_dir']}"
+    experiments = [
+        {
+            "name": name,
+            "path": str(SAMPLES.loc[name, "path"]),
+            "units": [unit for unit, (owner, _) in UNITS.items() if owner == name],
+        }
+        for name in EXPERIMENTS
+    ]
+    return {
+        "source": source,
+        "experiments": experiments,
+        "units": list(UNITS),
+        "segmentation_channels": SEGMENTATION_CHANNELS,
+        "timeseries": TIMESERIES,
+        "cross_channels": CROSS_CHANNELS,
+        "monomer_brightness": MONOMER_BRIGHTNESS,
+        "folder_category": FOLDER_CATEGORY,
+        "versions": {
+            "brightflow": BRIGHTFLOW_VERSION,
+            "snakemake": SNAKEMAKE_VERSION,
+            "python": platform.python_version(),
+        },
+    }
+
+
+# Snakemake renders workflow.rst with the config alone (`snakemake.config`), so the summary goes
+# there, under a key no config file may set (the schema refuses unknown keys). It is added after
+# every check and after SETTINGS_RECORDED was taken: no rule and no settings.json sees it.
+config["_report"] = _report_summary()
