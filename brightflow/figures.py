@@ -271,7 +271,7 @@ def bleach_correction_figure(trace, corrected, trend, method, parameter_text, fr
     if trend is not None:
         trend_label = f"trend ({method})" if method != "none" else "mean (no trend removed)"
         ax.plot(times, trend, color="tab:red", linewidth=1.5, label=trend_label)
-    label = "after correction" if method != "none" else "after correction (none applied: same as before)"
+    label = "after correction" if method != "none" else "after (no correction: as before)"
     ax.plot(times, corrected, color="tab:blue", linewidth=1, label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean intensity of cell pixels\n(counts per frame)")
