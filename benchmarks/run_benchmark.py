@@ -374,10 +374,13 @@ def compute_only():
 def rule_script():
     out = tempfile.mkdtemp()
     names = nb.MAP_NAMES
+    folder = os.path.dirname(model_path)
     maps.nb_maps(
-        stack=stack_path, model=model_path, swaps=None, labels=None,
+        stack=stack_path, model=model_path, swaps=None, labels=os.path.join(folder, "analysis_labels.tif"),
+        samples=os.path.join(folder, "sample_quality.npy"),
         npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
         threshold_record=os.path.join(out, "nb_threshold.json"),
+        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"),
     )
 
 def best(function):
