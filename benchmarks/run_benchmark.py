@@ -21,10 +21,12 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
    process's own ``VmHWM`` and CPU times when it exits.
 3. Times the N&B map computation alone (the streamed moments with the linear
    model's per-frame factors, and the ``nb_maps`` rule script run in-process on
-   the same stack and bleach model) against reading the stack once (summing it
-   block by block with ``brightflow.io.Stack``), all with the file in the page cache.
+   the same stack and bleach model), and the default configuration's ``bleach_correction``
+   and ``nb_maps`` steps in-process (the fit with its automatic parameter, then the maps),
+   against reading the stack once (summing it block by block with ``brightflow.io.Stack``),
+   all with the file in the page cache.
 4. Times a dry run (``snakemake -n``) of ``--dry-run-experiments`` experiments
-   (symlinks to one tiny stack) against the 20 s target.
+   (symlinks to one tiny stack) against the 10 s target.
 5. With ``--with-replaced-app``: runs ``numbers_and_brightness==0.1.14`` in its
    own virtual environment (``benchmarks/.venv-replaced``, made on first use) on
    the same stack and mask, timed the same way.
@@ -34,8 +36,14 @@ What it does (see README.md, section "Benchmarks", for how to run it and what to
    tables of the same cells): the most speed-up over the replaced app this DAG allows.
 7. With ``--batch N``: N experiments (the stack under N names) in one snakemake run,
    ``linear`` and the default method, and with ``--with-replaced-app`` the replaced
-   app on N copies in one process: the cost per experiment of analysing a folder.
-8. Prints a table and writes it as JSON and markdown under ``benchmarks/results/``.
+   app on N copies in one process: the cost per experiment of analysing a folder; and the
+   fixed cost per experiment of a folder of N ``--fixed-cost-frames`` stacks.
+8. Prints a table and the verdict on each of issue 17's targets (:data:`TARGETS`), and
+   writes both as JSON and markdown under ``benchmarks/results/``.
+
+All of issue 17's targets in one command::
+
+    python benchmarks/run_benchmark.py --with-replaced-app --batch 4 --flatness
 
 Options ``--flatness`` (memory of 1000 vs 4000 frames, bleach ``linear`` and the
 default method), ``--memory-rules`` (each
@@ -78,11 +86,18 @@ CELLS = (
 CELL_PHYSICS = ((1.0, 20.0), (2.0, 12.0), (4.0, 6.0))
 BACKGROUND = 2.0
 BLEACH_LOSS = 0.3
+#: Issue 17's targets (2 cores): per experiment in a folder, the default configuration and the linear
+#: correction against the replaced app's own folder mode; the fixed cost (CPU per experiment of a
+#: folder of 10-frame stacks); the default correction's fit plus the maps against one read; memory
+#: per rule, flat in T; a dry run of 500 experiments.
 TARGETS = {
-    "speedup_vs_replaced": 15.0,
-    "peak_rss_mb": 600.0,
+    "folder_speedup_default": 12.0,
+    "folder_speedup_linear": 20.0,
+    "fixed_cost_cpu_s": 2.5,
+    "fit_and_maps_over_read": 4.0,
     "nb_over_read": 3.0,
-    "dry_run_s": 20.0,
+    "peak_rss_mb": 600.0,
+    "dry_run_s": 10.0,
 }
 
 
@@ -257,11 +272,16 @@ def brightflow_env(extra=None):
     return env
 
 
-def default_bleach_method():
+def default_bleach_setting():
+    """``[method, parameter, seed]`` of ``bleach_correction`` in config/config.yaml."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    return config["bleach_correction"]["method"]
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["bleach_correction"]
+    return [config["method"], config["parameter"], config["seed"]]
+
+
+def default_bleach_method():
+    return default_bleach_setting()[0]
 
 
 # --- brightflow through the workflow ------------------------------------------------------------
@@ -355,6 +375,7 @@ from brightflow import detrend, io, nb
 from brightflow.blocks import frame_chunks
 from brightflow.steps import maps
 stack_path, model_path, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
+default_method, default_parameter, default_seed = json.loads(sys.argv[5])
 
 def read_once():
     stack = io.open_stack(stack_path)
@@ -374,10 +395,32 @@ def compute_only():
 def rule_script():
     out = tempfile.mkdtemp()
     names = nb.MAP_NAMES
+    folder = os.path.dirname(model_path)
     maps.nb_maps(
-        stack=stack_path, model=model_path, swaps=None, labels=None,
+        stack=stack_path, model=model_path, swaps=None, labels=os.path.join(folder, "analysis_labels.tif"),
+        samples=os.path.join(folder, "sample_quality.npy"),
         npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
         threshold_record=os.path.join(out, "nb_threshold.json"),
+        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"),
+    )
+
+def default_fit_and_maps():
+    # the default configuration's bleach_correction and nb_maps steps, in-process: the fit (with its
+    # automatic parameter and the doubtful-sample counts) and the maps of the corrected stack
+    from brightflow.steps import bleach
+    out = tempfile.mkdtemp()
+    folder = os.path.dirname(model_path)
+    labels = os.path.join(folder, "analysis_labels.tif")
+    paths = {name: os.path.join(out, name) for name in ("model.json", "swaps.npy", "samples.npy")}
+    bleach.bleach_correction(stack_path, labels, paths["model.json"], paths["swaps.npy"], paths["samples.npy"],
+                             default_method, default_parameter, default_seed)
+    names = nb.MAP_NAMES
+    maps.nb_maps(
+        stack=stack_path, model=paths["model.json"], swaps=paths["swaps.npy"], labels=labels,
+        samples=paths["samples.npy"],
+        npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
+        threshold_record=os.path.join(out, "nb_threshold.json"),
+        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"),
     )
 
 def best(function):
@@ -387,7 +430,8 @@ def best(function):
     return {"best_s": round(min(times), 3), "all_s": [round(t, 3) for t in times]}
 
 read_once()  # page cache warm-up
-result = {"read_once": best(read_once), "nb_compute": best(compute_only), "nb_rule_script": best(rule_script)}
+result = {"read_once": best(read_once), "nb_compute": best(compute_only), "nb_rule_script": best(rule_script),
+          "default_fit_and_maps": best(default_fit_and_maps)}
 import resource
 result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 print("RESULT " + json.dumps(result))
@@ -397,7 +441,8 @@ print("RESULT " + json.dumps(result))
 def nb_versus_read(stack, model, repeats):
     log("N&B maps alone vs reading the stack once (page cache warm)")
     result = subprocess.run(
-        [sys.executable, "-c", NB_ALONE, str(REPO), str(stack), str(model), str(repeats)],
+        [sys.executable, "-c", NB_ALONE, str(REPO), str(stack), str(model), str(repeats),
+         json.dumps(default_bleach_setting())],
         env=brightflow_env(), capture_output=True, text=True, timeout=900,
     )
     if result.returncode != 0:
@@ -406,10 +451,14 @@ def nb_versus_read(stack, model, repeats):
     data = json.loads(line[len("RESULT "):])
     data["nb_compute_over_read"] = round(data["nb_compute"]["best_s"] / data["read_once"]["best_s"], 2)
     data["nb_rule_script_over_read"] = round(data["nb_rule_script"]["best_s"] / data["read_once"]["best_s"], 2)
+    data["default_fit_and_maps_over_read"] = round(
+        data["default_fit_and_maps"]["best_s"] / data["read_once"]["best_s"], 2
+    )
     log(
         f"  read once {data['read_once']['best_s']:.2f} s, N&B compute {data['nb_compute']['best_s']:.2f} s "
         f"({data['nb_compute_over_read']}x), nb_maps script {data['nb_rule_script']['best_s']:.2f} s "
-        f"({data['nb_rule_script_over_read']}x)"
+        f"({data['nb_rule_script_over_read']}x), default fit + maps {data['default_fit_and_maps']['best_s']:.2f} s "
+        f"({data['default_fit_and_maps_over_read']}x)"
     )
     return data
 
@@ -559,6 +608,12 @@ def table_rows(report):
             rows.append([f"replaced app, {count} experiments in one process: per experiment", f"{each['wall']:.1f}",
                          f"{each['cpu']:.1f}", f"{batch['replaced_app']['peak_rss_mb']:.0f}", "-", "-", "-",
                          f"whole run {batch['replaced_app']['wall_s']:.1f} s"])
+        floor = batch.get("fixed_cost")
+        if floor:
+            each = per_experiment(floor)
+            rows.append([f"fixed cost: {count} experiments of {floor['frames']} frames in one run, bleach linear: "
+                         "per experiment", f"{each['wall']:.1f}", f"{each['cpu']:.1f}", f"{floor['peak_rss_mb']:.0f}",
+                         "-", "-", "-", f"whole run {floor['wall_s']:.1f} s"])
         for name, run in batch["workflow"].items():
             each = per_experiment(run)
             speed = cpu_speed = "-"
@@ -577,6 +632,10 @@ def table_rows(report):
                      f"{nb['nb_compute_over_read']}x read (target <= {TARGETS['nb_over_read']:.0f}x)"])
         rows.append(["nb_maps rule script (compute + write maps)", f"{nb['nb_rule_script']['best_s']:.2f}", *dash,
                      f"{nb['nb_rule_script_over_read']}x read"])
+        if "default_fit_and_maps" in nb:
+            rows.append(["default correction's fit + N&B maps (bleach_correction and nb_maps steps, in-process)",
+                         f"{nb['default_fit_and_maps']['best_s']:.2f}", *dash,
+                         f"{nb['default_fit_and_maps_over_read']}x read"])
     dry = report.get("dry_run")
     if dry:
         rows.append([f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)", f"{dry['wall_s']:.1f}",
@@ -604,6 +663,52 @@ def format_table(rows):
     return "\n".join(out)
 
 
+def target_verdicts(report):
+    """One line per target of :data:`TARGETS` the report measured: the value, met or missed, by how much."""
+    verdicts = []
+
+    def verdict(name, value, target, unit, higher_is_better):
+        met = value >= target if higher_is_better else value <= target
+        factor = (target / value if higher_is_better else value / target) if value else float("inf")
+        miss = "" if met else f", missed by {factor:.1f}x"
+        relation = ">=" if higher_is_better else "<="
+        verdicts.append(f"{name}: {value:.2f}{unit} (target {relation} {target:g}{unit}): "
+                        f"{'met' if met else 'MISSED'}{miss}")
+
+    def cpu(run):
+        return run["user_s"] + run["system_s"]
+
+    batch = report.get("batch") or {}
+    reference = batch.get("replaced_app")
+    if reference:
+        per_app = reference["wall_s"] / reference["experiments"]
+        default = default_bleach_method()
+        for method, key in ((default, "folder_speedup_default"), ("linear", "folder_speedup_linear")):
+            run = batch["workflow"].get(method)
+            if run:
+                verdict(f"folder of {batch['experiments']}, bleach {method}: speed-up per experiment",
+                        per_app / (run["wall_s"] / batch["experiments"]), TARGETS[key], "x", True)
+    if batch.get("fixed_cost"):
+        verdict(f"fixed cost ({batch['fixed_cost']['frames']}-frame stacks, folder of {batch['experiments']}): "
+                "CPU per experiment", cpu(batch["fixed_cost"]) / batch["experiments"], TARGETS["fixed_cost_cpu_s"],
+                " s", False)
+    nb = report.get("nb_alone") or {}
+    if "default_fit_and_maps_over_read" in nb:
+        verdict("default correction's fit + maps, in reads of the stack", nb["default_fit_and_maps_over_read"],
+                TARGETS["fit_and_maps_over_read"], "x", False)
+    if "nb_compute_over_read" in nb:
+        verdict("N&B maps compute alone, in reads of the stack", nb["nb_compute_over_read"],
+                TARGETS["nb_over_read"], "x", False)
+    runs = list(report.get("workflow", {}).values()) + list(report.get("flatness", {}).values())
+    if runs:
+        verdict("largest rule's peak memory", max(run["rules_max_rss_mb"] for run in runs),
+                TARGETS["peak_rss_mb"], " MB", False)
+    dry = report.get("dry_run")
+    if dry:
+        verdict(f"dry run of {dry['experiments']} experiments", dry["wall_s"], TARGETS["dry_run_s"], " s", False)
+    return verdicts
+
+
 def markdown(report, rows):
     lines = [
         f"# brightflow benchmark, {report['started']}",
@@ -621,6 +726,9 @@ def markdown(report, rows):
         "|" + "---|" * len(HEADER),
     ]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    verdicts = target_verdicts(report)
+    if verdicts:
+        lines += ["", "Targets (issue 17, 2 cores):", ""] + [f"- {line}" for line in verdicts]
     runs = list(report.get("workflow", {}).items())
     if report.get("fixed_cost"):
         runs.append((f"fixed cost, {report['fixed_cost']['frames']} frames", report["fixed_cost"]))
@@ -684,6 +792,8 @@ def main(argv=None):
         report = json.loads(args.from_json.read_text())
         rows = table_rows(report)
         print(format_table(rows))
+        for line in target_verdicts(report):
+            print(line)
         args.from_json.with_suffix(".md").write_text(markdown(report, rows))
         return
 
@@ -736,6 +846,13 @@ def main(argv=None):
                 args.workdir, f"batch{args.batch}_{method}", stack, mask, method, args.cores,
                 experiments=args.batch,
             )
+        if args.fixed_cost_frames:
+            short_stack, short_mask = prepare_data(args.workdir, args.fixed_cost_frames, args.seed)
+            report["batch"]["fixed_cost"] = run_workflow(
+                args.workdir, f"batch{args.batch}_fixed_cost", short_stack, short_mask, "linear", args.cores,
+                experiments=args.batch,
+            )
+            report["batch"]["fixed_cost"]["frames"] = args.fixed_cost_frames
         if args.with_replaced_app:
             report["batch"]["replaced_app"] = run_replaced_app(args.workdir, stack, mask, args.batch,
                                                                f"replaced_batch{args.batch}")
@@ -759,12 +876,15 @@ def main(argv=None):
     report["load_after"] = load_average()
     log(f"load average after: {report['load_after']}")
 
+    args.results.mkdir(parents=True, exist_ok=True)
+    stem = f"benchmark-T{args.frames}" + (f"-{args.tag}" if args.tag else "")
+    # the measurements first: the table can be made again from them with --from-json
+    (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     rows = table_rows(report)
     print()
     print(format_table(rows))
-    args.results.mkdir(parents=True, exist_ok=True)
-    stem = f"benchmark-T{args.frames}" + (f"-{args.tag}" if args.tag else "")
-    (args.results / f"{stem}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    for line in target_verdicts(report):
+        print(line)
     (args.results / f"{stem}.md").write_text(markdown(report, rows))
     print(f"\nwritten {args.results / (stem + '.json')} and .md")
 

@@ -189,28 +189,49 @@ _ID_STYLE = {
 }  # fmt: skip
 
 
-def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibration=UNCALIBRATED):
-    from skimage import measure
+def _cell_outlines(labels):
+    """Each cell's outlines (marching squares at 0.5 on its padded mask, as ``(row, col)`` arrays of
+    pixel-centre coordinates) and centroid ``(row, col)``, by label in increasing order.
 
+    Bounding boxes and centroids come from one pass of numpy over the labelled pixels and the
+    contours from contourpy (matplotlib's own contouring), which keeps scikit-image out of the
+    rules that only draw.
+    """
+    import contourpy
+
+    labels = np.asarray(labels, dtype=np.int64)
+    width = labels.shape[1]
+    flat = labels.ravel()
+    pixels = np.flatnonzero(flat > 0)
+    if not pixels.size:
+        return []
+    order = np.argsort(flat[pixels], kind="stable")
+    pixels, owners = pixels[order], flat[pixels][order]
+    rows, cols = np.divmod(pixels, width)
+    ids, starts, counts = np.unique(owners, return_index=True, return_counts=True)
+    cells = []
+    for label, start, count in zip(ids, starts, counts, strict=True):
+        r, c = rows[start : start + count], cols[start : start + count]
+        top, left = r.min(), c.min()
+        image = np.zeros((r.max() - top + 3, c.max() - left + 3))
+        image[r - top + 1, c - left + 1] = 1.0
+        lines = contourpy.contour_generator(z=image, line_type="Separate").lines(0.5)
+        outlines = [np.column_stack((line[:, 1] + top - 1, line[:, 0] + left - 1)) for line in lines]
+        cells.append((int(label), outlines, (r.mean(), c.mean())))
+    return cells
+
+
+def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibration=UNCALIBRATED):
     # pixel (row, col) to the drawing's coordinates: pixel centres at integers, or in the unit
     if calibration.spatial:
         sx, sy, shift = calibration.pixel_width, calibration.pixel_height, 0.5
     else:
         sx, sy, shift = 1.0, 1.0, 0.0
-    for region in measure.regionprops(np.asarray(labels, dtype=np.int64)):
-        contours = measure.find_contours(
-            np.pad(region.image, 1).astype(float), 0.5
-        )
-        for contour in contours:
-            ax.plot(
-                (contour[:, 1] + region.bbox[1] - 1 + shift) * sx,
-                (contour[:, 0] + region.bbox[0] - 1 + shift) * sy,
-                color=colour,
-                linewidth=linewidth,
-            )
+    for label, outlines, (row, col) in _cell_outlines(labels):
+        for outline in outlines:
+            ax.plot((outline[:, 1] + shift) * sx, (outline[:, 0] + shift) * sy, color=colour, linewidth=linewidth)
         if label_ids:
-            row, col = region.centroid
-            ax.text((col + shift) * sx, (row + shift) * sy, str(region.label), **_ID_STYLE)
+            ax.text((col + shift) * sx, (row + shift) * sy, str(label), **_ID_STYLE)
 
 
 def cellmask_figure(projection, labels, title="Cell mask", calibration=UNCALIBRATED):

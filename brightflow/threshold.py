@@ -53,7 +53,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from skimage import filters
+
+# scikit-image is imported by the two methods that use it: the N&B maps import this module, and most
+# runs use no automatic threshold
 
 __all__ = [
     "BINS",
@@ -216,7 +218,9 @@ def otsu_bin(counts):
 def yen_bin(counts):
     """Yen et al. (1995) maximum correlation criterion (scikit-image)."""
     h = _check_histogram(counts)
-    return int(round(filters.threshold_yen(hist=(h, np.arange(h.size, dtype=np.float64)))))
+    from skimage import filters as skimage_filters
+
+    return int(round(skimage_filters.threshold_yen(hist=(h, np.arange(h.size, dtype=np.float64)))))
 
 
 _HISTOGRAM_METHODS = {
@@ -261,7 +265,9 @@ def auto_threshold(mean_image, method):
             raise ValueError("no finite pixel value to threshold")
         if finite.min() == finite.max():
             return float(finite.min())
-        return float(filters.threshold_li(finite))
+        from skimage import filters as skimage_filters
+
+        return float(skimage_filters.threshold_li(finite))
     counts, low, width = mean_histogram(values)
     if width == 0:
         return low

@@ -11,7 +11,6 @@ run(
     labels=snakemake.input.labels,
     model=snakemake.output.model,
     swaps=snakemake.output.swaps,
-    figure=snakemake.output.figure,
     samples=snakemake.output.samples,
     method=snakemake.params.method,
     parameter=snakemake.params.parameter,

@@ -9,7 +9,10 @@ run(
     maps=snakemake.input.maps,
     labels=snakemake.input.labels,
     image=snakemake.input.image,
+    model=snakemake.input.model,
+    corrected_trace=snakemake.input.corrected_trace,
     previews=snakemake.output.previews,
     scatter=snakemake.output.scatter,
+    bleach=snakemake.output.bleach,
     detector=snakemake.params.detector,
 )

@@ -15,6 +15,7 @@ run(
     npy=snakemake.output.npy,
     tif=snakemake.output.tif,
     threshold_record=snakemake.output.threshold,
+    corrected_trace=snakemake.output.corrected_trace,
     variance_ddof=snakemake.params.variance_ddof,
     detector=snakemake.params.detector,
     threshold_setting=snakemake.params.threshold,

@@ -370,12 +370,30 @@ def test_corrected_blocks_give_the_whole_stack_correction_for_any_method(bleache
     np.testing.assert_allclose(_assembled(stack, forced), expected, rtol=1e-15, atol=0)
 
 
-def test_fit_to_stack_records_the_corrected_trace_and_checks_the_stack(bleached_cells):
+@pytest.mark.parametrize("method", ["boxcar", "linear", "robinhood"])
+def test_the_corrected_trace_is_summed_from_the_blocks_as_they_stream(bleached_cells, method):
+    stack, cells = bleached_cells
+    chunks = []
+    model, plan = detrend.fit_to_stack(stack, cells, method, 3000 if method == "robinhood" else "auto",
+                                       observe=chunks.append)
+    # the fit read every frame once, and showed each chunk to the observer
+    np.testing.assert_array_equal(np.concatenate(chunks), stack)
+    if method == "robinhood":
+        expected = detrend.correct_tile(model, stack, slice(0, stack.shape[1]), cells, plan)
+    elif method == "linear":
+        expected = detrend.correct_frames(model, stack)
+    else:
+        expected = detrend.correct_tile(model, stack, slice(0, stack.shape[1]))
+    trace = detrend.CorrectedTrace(model, cells)
+    for block in detrend.corrected_blocks(stack, model, cells, plan, frame_budget=stack[0].size * 8 * 9):
+        trace.update(block)
+    np.testing.assert_allclose(trace.mean(), expected[:, cells].mean(axis=1), rtol=1e-12)
+
+
+def test_fit_to_stack_checks_the_stack(bleached_cells):
     stack, cells = bleached_cells
     model, plan = detrend.fit_to_stack(stack, cells, "boxcar", 10)
-    corrected = detrend.correct_tile(model, stack, slice(0, stack.shape[1]))
     assert model["applied_to"] == "every pixel" and plan.shape == (0, 2, stack.shape[0])
-    np.testing.assert_allclose(model["corrected_trace"], corrected[:, cells].mean(axis=1), rtol=1e-12)
     # Robin Hood: integer counts >= 0 only, with messages that say what to use instead
     with pytest.raises(ValueError, match="needs an integer stack.*boxcar, exponential or polynomial"):
         detrend.fit_to_stack(stack.astype(np.float32), cells, "robinhood")
@@ -410,7 +428,11 @@ def test_bleach_correction_outputs_and_reruns(run_workflow, tmp_path):
     assert model["method"] == "boxcar"
     assert model["parameter_source"].startswith("auto") and model["parameter"] >= 1
     assert model["seed"] == 1
-    assert len(model["trace"]) == len(model["corrected_trace"]) == len(model["trend"]) == 60
+    corrected = json.loads((folder / "bleach_corrected_trace.json").read_text())["corrected_trace"]
+    assert len(model["trace"]) == len(corrected) == len(model["trend"]) == 60
+    # the correction flattens the cells' bleaching trend, keeping their mean
+    assert np.std(corrected) < 0.3 * np.std(model["trace"]) and np.mean(corrected) == pytest.approx(
+        np.mean(model["trace"]), rel=0.02)
     assert (folder / "Bleach_correction.png").stat().st_size > 0
     brightness = np.load(folder / "apparent_brightness.npy")
     assert abs(np.nanmean(brightness[disc]) - 1.0) < 0.1

@@ -95,6 +95,30 @@ def test_a_config_change_does_not_hash_the_stacks_again(run_workflow, tmp_path, 
     assert cache.stat().st_mtime_ns == stamp  # every digest came from the cache
 
 
+def test_a_digest_follows_the_file_and_the_cache_others_write_within_one_process(tmp_path):
+    """The cache is read once per process (one workflow parse asks for every stack's digest), yet a
+    changed file is hashed again and an entry another process wrote is taken from the cache."""
+    import hashlib
+
+    from brightflow import io as bio
+
+    cache, path = str(tmp_path / "digests.json"), tmp_path / "stack.bin"
+    path.write_bytes(b"first")
+    assert bio.content_digest(str(path), cache) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"other")  # same size, a new modification time
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert bio.content_digest(str(path), cache) == hashlib.sha256(b"other").hexdigest()
+    # another process records a digest for a second file: taken from the cache, not computed
+    second = tmp_path / "second.bin"
+    second.write_bytes(b"second")
+    code = (f"from brightflow import io; io.content_digest({str(second)!r}, {cache!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    entries = json.loads((tmp_path / "digests.json").read_text())
+    entries[str(second)]["sha256"] = "recorded by the other process"
+    (tmp_path / "digests.json").write_text(json.dumps(entries))
+    assert bio.content_digest(str(second), cache) == "recorded by the other process"
+
+
 # --- names, the sample sheet and the config ------------------------------------------------------
 
 

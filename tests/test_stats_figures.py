@@ -134,6 +134,30 @@ def test_cell_ids_are_outlined_to_read_on_any_background():
         assert isinstance(stroke, patheffects.withStroke)
 
 
+def test_cell_outlines_follow_each_cell_with_its_holes_and_separate_parts():
+    """The drawn outlines are the 0.5 iso-lines of each cell's mask (scikit-image's marching squares
+    gives the same points) around every part and hole, and the ID sits at the centroid."""
+    from skimage import measure
+
+    labels = np.zeros((60, 80), int)
+    labels[30:50, 40:70] = 7
+    labels[35:40, 50:55] = 0  # a hole
+    labels[52:55, 2:4] = 7  # a separate part
+    labels[1, 1] = labels[2, 2] = 7  # parts touching at a corner only
+    labels[5:20, 5:30] = 3
+    cells = figures._cell_outlines(labels)
+    assert [label for label, _, _ in cells] == [3, 7]
+    for label, outlines, centroid in cells:
+        (region,) = [r for r in measure.regionprops(labels) if r.label == label]
+        expected = [c + np.array(region.bbox[:2]) - 1
+                    for c in measure.find_contours(np.pad(region.image, 1).astype(float), 0.5)]
+        assert len(outlines) == len(expected)
+        points = {tuple(p) for p in np.round(np.concatenate(outlines), 6)}
+        assert points == {tuple(p) for p in np.round(np.concatenate(expected), 6)}
+        np.testing.assert_allclose(centroid, region.centroid)
+    assert figures._cell_outlines(np.zeros((4, 4), int)) == []
+
+
 def test_ratio_of_means_number_is_unbiased_where_the_pixel_mean_is_biased_high():
     rng = np.random.default_rng(21)
     labels = np.zeros((70, 35), dtype=int)

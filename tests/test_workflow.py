@@ -258,9 +258,10 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(run_workflow, t
     for name in ("intensity", "variance", "brightness", "number"):
         np.testing.assert_array_equal(np.load(results / "packed" / f"{name}.npy"),
                                       np.load(results / "plain" / f"{name}.npy"))
-    assert model["corrected_trace"] == json.loads((results / "plain" / "bleach_correction.json").read_text())[
-        "corrected_trace"]
-    log = (results / "logs" / "packed" / "bleach_correction.log").read_text()
+    assert (results / "packed" / "bleach_corrected_trace.json").read_bytes() == (
+        results / "plain" / "bleach_corrected_trace.json").read_bytes()
+    # the fit reads chunks of frames; the maps read tiles of rows, from the copy decoded once
+    log = (results / "logs" / "packed" / "nb_maps.log").read_text()
     assert f"{folder / 'packed.tif'} is compressed: decoded once into a temporary file (3 MB, in {scratch})" in log
     assert not list(scratch.rglob("brightflow-decoded-*"))
 

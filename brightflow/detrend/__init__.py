@@ -95,7 +95,15 @@ from .model import (
 from .robinhood import robinhood_apply, robinhood_corrected_sums, robinhood_frame_budget, robinhood_plan
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile, stochastic_round
 from .smoothing import EXPONENTIAL_CUTOFF, SMOOTHING_METHODS, detrend_smoothed, exponential_half_width, smooth
-from .stream import Block, channel_seed, corrected_blocks, describe_parameter, fit_to_stack, needs_tiles
+from .stream import (
+    Block,
+    CorrectedTrace,
+    channel_seed,
+    corrected_blocks,
+    describe_parameter,
+    fit_to_stack,
+    needs_tiles,
+)
 
 __all__ = [
     "AUTO_MAX_PIXELS",
@@ -107,6 +115,7 @@ __all__ = [
     "SMOOTHING_METHODS",
     "TILE_METHODS",
     "Block",
+    "CorrectedTrace",
     "auto_parameter",
     "auto_sample_pixels",
     "brightness_standard_error",

@@ -23,17 +23,23 @@ import numpy as np
 from ..blocks import frame_chunks, row_tiles
 from .model import (
     TILE_METHODS,
-    correct_series,
-    correct_tile,
     corrected_trace,
+    correct_tile,
     fit_correction,
     frame_scale,
     row_sums,
 )
-from .robinhood import robinhood_corrected_sums, robinhood_plan
-from .smoothing import SMOOTHING_METHODS
+from .robinhood import robinhood_plan
 
-__all__ = ["Block", "channel_seed", "corrected_blocks", "describe_parameter", "fit_to_stack", "needs_tiles"]
+__all__ = [
+    "Block",
+    "CorrectedTrace",
+    "channel_seed",
+    "corrected_blocks",
+    "describe_parameter",
+    "fit_to_stack",
+    "needs_tiles",
+]
 
 #: Memory for one chunk of frames converted to float64 (the per-frame corrections).
 FRAME_BUDGET_BYTES = 64 * 2**20
@@ -120,24 +126,57 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
         yield Block(slice(0, frames), rows, correct_tile(model, stack[:, rows, :], rows, cells, plan))
 
 
-def _row_sums(stack, cells):
-    """Per-frame sums of the cell pixels of every pixel row, ``(t, rows)``, read in chunks of frames."""
-    chunks = frame_chunks(stack.shape[0], stack.shape[1:], FRAME_BUDGET_BYTES)
-    return np.concatenate([row_sums(stack[start:stop], cells) for start, stop in chunks])
+def _row_sums(stack, cells, observe=None):
+    """Per-frame sums of the cell pixels of every pixel row, ``(t, rows)``, read in chunks of frames;
+    ``observe(chunk)`` sees every chunk read (to count doubtful samples in the same pass)."""
+    sums = []
+    for start, stop in frame_chunks(stack.shape[0], stack.shape[1:], FRAME_BUDGET_BYTES):
+        chunk = stack[start:stop]
+        if observe is not None:
+            observe(chunk)
+        sums.append(row_sums(chunk, cells))
+    return np.concatenate(sums)
 
 
-def _smoothed_trace(stack, model, cells):
-    """Exact per-frame mean of the corrected cell pixels for a smoothing model, one pass over tiles.
+class CorrectedTrace:
+    """The per-frame mean of the corrected cell pixels, from the blocks that :func:`corrected_blocks` yields.
 
-    The smoothing corrections work pixel by pixel, so only the cell pixels of each tile (and
-    only tiles of rows holding cells) are corrected.
+    For a per-frame model (``none``, ``linear``) it is the fitted trace times the frame factors
+    (:func:`~brightflow.detrend.corrected_trace`: the fit's cells are these cells). For the others
+    it is summed from the corrected tiles the N&B step reads anyway, so the smoothing is done once
+    per pixel, not once for the trace and once for the maps.
+
+    Parameters
+    ----------
+    model : dict
+        The correction model.
+    cells : ndarray of bool, shape (y, x)
+        The cell pixels the model was fitted on.
     """
-    total = np.zeros(stack.shape[0])
-    for rows in row_tiles(stack.shape[0], stack.shape[1:], TILE_BUDGET_BYTES):
-        inside = cells[rows]
+
+    def __init__(self, model, cells):
+        self.model = model
+        self.cells = np.asarray(cells, dtype=bool)
+        self.total = np.zeros(int(model["frames"]))
+
+    def update(self, block):
+        """Add a tile's corrected cell pixels (chunks of frames of a per-frame model add nothing)."""
+        if not needs_tiles(self.model):
+            return
+        inside = self.cells[block.rows].ravel()
         if inside.any():
-            total += correct_series(model, stack[:, rows, :][:, inside]).sum(axis=1)
-    return total / cells.sum()
+            values = np.asarray(block.values)
+            values = values.reshape(values.shape[0], -1)
+            # one pass over the tile, no copy of its cell pixels (about 0.1 s per GB); einsum, not the
+            # BLAS product, whose idle threads would spin against the correction threads
+            self.total[block.frames] += np.einsum("tp,p->t", values, inside.astype(values.dtype))
+
+    def mean(self):
+        """The per-frame mean over the cell pixels (NaN without cell pixels)."""
+        if not needs_tiles(self.model):
+            return np.asarray(corrected_trace(self.model), dtype=np.float64)
+        count = int(self.cells.sum())
+        return self.total / count if count else np.full(self.total.shape, np.nan)
 
 
 def channel_seed(seed, channel=None):
@@ -148,7 +187,7 @@ def channel_seed(seed, channel=None):
     return int(seed) + (int(channel) - 1 if channel else 0)
 
 
-def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channel=None):
+def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channel=None, observe=None):
     """Fit the bleach-correction model of a stack on its cell pixels.
 
     Parameters
@@ -164,12 +203,15 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
         simulations, Robin Hood's swaps).
     channel : int, optional
         The channel (from 1) of a multi-channel stack: its random steps use :func:`channel_seed`.
+    observe : callable, optional
+        Called with every chunk of frames as it is read (one pass serves the fit and, e.g., the
+        counts of doubtful samples).
 
     Returns
     -------
     model : dict
-        :func:`~brightflow.detrend.fit_correction`'s model, with ``applied_to`` and
-        ``corrected_trace`` (the per-frame mean of the corrected cell pixels).
+        :func:`~brightflow.detrend.fit_correction`'s model, with ``applied_to``. The corrected trace
+        comes from the stack as it is read corrected (:class:`CorrectedTrace`).
     plan : ndarray of int32, shape (y, 2, t)
         Robin Hood's swap plan; empty, shape (0, 2, t), for the other methods.
 
@@ -188,7 +230,7 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
             f"Robin Hood detrending moves whole photon counts and needs an integer stack, but its pixels "
             f"are {stack.dtype}. Set bleach_correction.method to boxcar, exponential or polynomial."
         )
-    sums = _row_sums(stack, cells)
+    sums = _row_sums(stack, cells, observe)
     if method == "robinhood" and (sums < 0).any():
         raise ValueError(
             "has negative pixel values; Robin Hood detrending needs counts >= 0. Use boxcar, exponential or "
@@ -216,18 +258,11 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
             "set bleach_correction.parameter to a number, or use bleach_correction.method: polynomial or none."
         ) from error
     plan = np.zeros((0, 2, stack.shape[0]), dtype=np.int32)
+    model["applied_to"] = "every pixel"
     if model["method"] == "robinhood":
         plan, info = robinhood_plan(sums, model["parameter"], seed)
         model.update(info)
         model["applied_to"] = "cell pixels (other pixels as recorded)"
-        corrected = robinhood_corrected_sums(sums, plan) / cell_pixels
-    elif model["method"] in SMOOTHING_METHODS:
-        model["applied_to"] = "every pixel"
-        corrected = _smoothed_trace(stack, model, cells)
-    else:
-        model["applied_to"] = "every pixel"
-        corrected = corrected_trace(model)
-    model["corrected_trace"] = np.asarray(corrected).tolist()
     return model, plan
 
 

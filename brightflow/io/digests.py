@@ -25,13 +25,29 @@ def _fingerprint(stat):
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
 
 
+#: The cache's entries as last read by this process, by cache path, with the cache file's fingerprint:
+#: the workflow asks for the digests of every stack of a folder (several rules per stack) while it
+#: builds the DAG, and reads the file again only when it changed.
+_READ = {}
+
+
 def _read_cache(cache):
+    try:
+        stat = os.stat(cache)
+    except OSError:
+        return {}
+    fingerprint = _fingerprint(stat)
+    remembered = _READ.get(cache)
+    if remembered and remembered[0] == fingerprint:
+        return dict(remembered[1])
     try:
         with open(cache) as handle:
             entries = json.load(handle)
-        return entries if isinstance(entries, dict) else {}
     except (OSError, ValueError):
         return {}
+    entries = entries if isinstance(entries, dict) else {}
+    _READ[cache] = (fingerprint, entries)
+    return dict(entries)
 
 
 def _write_cache(cache, entries):
@@ -41,7 +57,7 @@ def _write_cache(cache, entries):
     handle, temporary = tempfile.mkstemp(prefix=".digests-", dir=cache.parent)
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump(entries, stream, indent=1, sort_keys=True)
+            json.dump(entries, stream, sort_keys=True)  # no indent: the C encoder, written once per new file
         os.replace(temporary, cache)
     except OSError:
         Path(temporary).unlink(missing_ok=True)  # a read-only folder: the digests are computed again next time

@@ -1,4 +1,4 @@
-"""Rule bleach_correction: fit the correction model on the cell pixels and draw it.
+"""Rule bleach_correction: fit the correction model on the cell pixels, and count doubtful samples.
 
 The model (JSON: method, the chosen parameter and how it was chosen, the traces) and Robin
 Hood's swap plan (.npy; empty for the other methods) are applied by the N&B steps while they
@@ -10,42 +10,48 @@ from __future__ import annotations
 import logging
 
 
-from .. import detrend, figures, io, quality
+import numpy as np
+
+from .. import detrend, io, quality
 from ..blocks import frame_chunks
 
 log = logging.getLogger("brightflow")
 
 
-def _sample_counts(frames, saturation):
-    """brightflow.quality.SampleCounts of every frame of the stack, read in chunks of frames."""
-    counts = quality.SampleCounts(frames.shape[1:], quality.saturation_level(frames.dtype, saturation))
-    for start, stop in frame_chunks(frames.shape[0], frames.shape[1:]):
-        counts.update(frames[start:stop])
-    return counts.array()
+def _fit(stack, frames, cells, method, parameter, seed, channel, observe=None):
+    try:
+        return detrend.fit_to_stack(frames, cells, method, parameter, seed, channel, observe)
+    except ValueError as error:
+        raise io.InputError(f"{stack}: bleach correction {method}: {error}") from error
 
 
-def bleach_correction(stack, labels, model, swaps, figure, samples, method, parameter="auto", seed=1,
-                      channel=None, axes=None, saturation_level=None):
+def bleach_correction(stack, labels, model, swaps, samples, method, parameter="auto", seed=1, channel=None,
+                      axes=None, saturation_level=None):
     """Fit the bleach correction of a (channel of a) stack on its cell pixels, and count its doubtful samples.
+
+    One pass over the frames makes both for integer data (the common case: detector counts); data in
+    floating point are counted first, because pixels with NaN or Inf samples are left out of the fit.
+    The corrected trace and ``Bleach_correction.png`` come later, from the N&B step's pass over the
+    corrected stack and the figures step.
 
     Parameters
     ----------
     stack, labels : str
         The recording and the analysis mask (``analysis_labels.tif``).
-    model, swaps, figure : str
-        The model (JSON), Robin Hood's swap plan (.npy) and ``Bleach_correction.png``.
+    model, swaps : str
+        The model (JSON) and Robin Hood's swap plan (.npy).
     samples : str
         ``sample_quality.npy``: per pixel, the samples at the saturation level, below 0 and not finite
         (brightflow.quality.SampleCounts), for the N&B maps (pixels with NaN or Inf samples are left
         out) and the per-cell warnings.
-    saturation_level : float, optional
-        ``quality.saturation_level``; the integer dtype's maximum when not given.
     method, parameter, seed
         ``bleach_correction.method``, ``.parameter``, ``.seed`` (brightflow.detrend.fit_to_stack).
     channel : int, optional
         The channel (from 1) of a multi-channel stack.
     axes : str, optional
         ``input.axes``.
+    saturation_level : float, optional
+        ``quality.saturation_level``; the integer dtype's maximum when not given.
     """
     frames = io.open_channel(stack, channel, axes)
     cells = io.read_image(labels) > 0
@@ -54,32 +60,31 @@ def bleach_correction(stack, labels, model, swaps, figure, samples, method, para
             f"{labels}: mask shape {cells.shape} differs from the frames {frames.shape[1:]} of {stack}; rerun "
             "segmentation."
         )
-    counts = _sample_counts(frames, saturation_level)
-    io.write_npy(samples, counts)
-    usable = counts[2] == 0  # pixels with a NaN or Inf sample are left out of the fit and of every value
-    if not usable.any():
-        raise io.InputError(
-            f"{stack}: every pixel has NaN or Inf samples ({int(counts[2].sum())} of them): there is nothing to "
-            "measure. Export the recording again from the microscope's raw data."
-        )
-    if (~usable).any():
-        log.warning("%d pixel(s) with NaN or Inf samples (%d samples) are left out", int((~usable).sum()),
-                    int(counts[2].sum()))
-    fit_cells = cells & usable
-    if not fit_cells.any():
+    counter = quality.SampleCounts(frames.shape[1:], quality.saturation_level(frames.dtype, saturation_level))
+    if not cells.any():
         # nothing to measure: the maps (previews) are made of the frames as recorded
         log.warning("no cell pixels: no bleach correction (method none); the experiment has no values")
-        fit_cells, method = usable, "none"
-    try:
-        fitted, plan = detrend.fit_to_stack(frames, fit_cells, method, parameter, seed, channel)
-    except ValueError as error:
-        raise io.InputError(f"{stack}: bleach correction {method}: {error}") from error
+        method, cells = "none", np.ones_like(cells)
+    if np.issubdtype(frames.dtype, np.floating):
+        for start, stop in frame_chunks(frames.shape[0], frames.shape[1:]):
+            counter.update(frames[start:stop])
+        usable = counter.non_finite == 0  # pixels with a NaN or Inf sample: out of the fit and every value
+        if not usable.any():
+            raise io.InputError(
+                f"{stack}: every pixel has NaN or Inf samples ({int(counter.non_finite.sum())} of them): there is "
+                "nothing to measure. Export the recording again from the microscope's raw data."
+            )
+        if not usable.all():
+            log.warning("%d pixel(s) with NaN or Inf samples (%d samples) are left out", int((~usable).sum()),
+                        int(counter.non_finite.sum()))
+        if not (cells & usable).any():
+            log.warning("every cell pixel has NaN or Inf samples: no bleach correction (method none)")
+            method, cells = "none", usable
+        fitted, plan = _fit(stack, frames, cells & usable, method, parameter, seed, channel)
+    else:
+        fitted, plan = _fit(stack, frames, cells, method, parameter, seed, channel, observe=counter.update)
     log.info("bleach correction: %s, parameter %s (%s)", fitted["method"], fitted["parameter"],
              fitted["parameter_source"])
+    io.write_npy(samples, counter.array())
     io.write_json(model, fitted)
     io.write_npy(swaps, plan)
-    drawing = figures.bleach_correction_figure(
-        fitted["trace"], fitted["corrected_trace"], fitted["trend"], fitted["method"],
-        detrend.describe_parameter(fitted), frames.calibration.frame_interval,
-    )
-    io.save_figure(drawing, figure)

@@ -14,10 +14,12 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from .. import cross, detrend, figures, io, nb, stats, threshold, timeseries
+from .. import detrend, io, nb, threshold, timeseries
 from ..nb import MAP_NAMES
+
+# pandas (tables), matplotlib (figures) and the cross-correlation are imported by the steps that use
+# them: rule nb_maps, the heaviest in data, needs none of them and starts faster without
 
 log = logging.getLogger("brightflow")
 
@@ -48,21 +50,25 @@ def _blocks(stack_path, *args, **kwargs):
         raise io.InputError(f"{stack_path}: {error}") from error
 
 
-def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, samples=None, variance_ddof=1, detector=None,
-            threshold_setting="none", filter_method="none", channel=None, axes=None):
-    """The six N&B maps of a (channel of a) stack, bleach-corrected while streamed.
+def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, corrected_trace, variance_ddof=1,
+            detector=None, threshold_setting="none", filter_method="none", channel=None, axes=None):
+    """The six N&B maps of a (channel of a) stack, bleach-corrected while streamed, and the corrected trace.
 
     Parameters
     ----------
     stack, model, swaps, labels : str
-        The recording, its correction model and swap plan, the analysis mask (for Robin Hood).
+        The recording, its correction model and swap plan, the analysis mask.
     npy, tif : sequence of str
         Where each map of brightflow.nb.MAP_NAMES goes, in that order (.npy float64, .tif float32).
     threshold_record : str
         ``nb_threshold.json``.
-    samples : str, optional
+    samples : str
         ``sample_quality.npy`` (brightflow.quality.SampleCounts): pixels with NaN or Inf samples are NaN in
         every map, as if excluded by a threshold.
+    corrected_trace : str
+        ``bleach_corrected_trace.json``: the per-frame mean of the corrected cell pixels (pixels with
+        NaN or Inf samples left out), summed from the blocks this pass reads (brightflow.detrend.
+        CorrectedTrace), for ``Bleach_correction.png``.
     variance_ddof : int
     detector : dict
         ``nb.detector`` (offset, s_factor, readout_variance).
@@ -72,16 +78,19 @@ def nb_maps(stack, model, swaps, labels, npy, tif, threshold_record, samples=Non
     axes : str, optional
     """
     frames, fitted, cells, plan = _open_corrected(stack, model, labels, swaps, channel, axes)
+    finite = io.read_npy(samples)[2] == 0
+    analysed = io.read_image(labels) > 0
+    trace = detrend.CorrectedTrace(fitted, (analysed if analysed.any() else finite) & finite)
     moments = nb.StreamingMoments(frames.shape[1:])
     for block in _blocks(stack, frames, fitted, cells, plan):
         # per-frame factors are applied inside the accumulation: no corrected float64 copy
         moments.update(block.values, rows=block.rows, scale=block.scale)
+        trace.update(block)
+    io.write_json(corrected_trace, {"corrected_trace": trace.mean().tolist(), "cell_pixels": int(trace.cells.sum())})
     maps = nb.number_and_brightness(moments.mean(), moments.variance(variance_ddof),
                                     nb.DetectorModel(**(detector or {})))
-    if samples is not None:
-        finite = io.read_npy(samples)[2] == 0
-        if not finite.all():
-            maps = threshold.apply_threshold(maps, finite)
+    if not finite.all():
+        maps = threshold.apply_threshold(maps, finite)
     try:
         maps, record = threshold.threshold_and_filter(maps, threshold_setting, filter_method)
     except ValueError as error:
@@ -128,6 +137,10 @@ def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table
     frames_per_set, overlap : int
         ``nb.timeseries``: frames per window, frames shared by consecutive windows.
     """
+    import pandas as pd
+
+    from .. import figures, stats
+
     frames, fitted, cells, plan = _open_corrected(stack, model, labels, swaps, channel, axes)
     bounds = timeseries.window_bounds(frames.shape[0], frames_per_set, overlap)
     if not bounds:
@@ -177,6 +190,8 @@ def _cross_moments(stack_path, channels, variance_ddof):
     ``channels``: two (stack, model, cells, plan). Both stream the same blocks: tiles of rows when
     either correction needs them.
     """
+    from .. import cross
+
     (first, model1, cells1, plan1), (second, model2, cells2, plan2) = channels
     tiles = detrend.needs_tiles(model1) or detrend.needs_tiles(model2)
     options = dict(tiles=tiles, copies=CROSS_TILE_COPIES, frame_budget=CROSS_FRAME_BUDGET)
@@ -220,6 +235,8 @@ def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, tabl
     channels : sequence of two int
         The channels (from 1).
     """
+    from .. import cross, figures, stats
+
     streams = [_open_corrected(stack, model, labels, plan, channel, axes)
                for model, plan, channel in zip(models, swaps, channels, strict=True)]
     mean1, mean2, covariance = _cross_moments(stack, streams, variance_ddof)

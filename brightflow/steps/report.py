@@ -11,8 +11,11 @@ from importlib import metadata
 
 import numpy as np
 
-from .. import __version__, figures, io, nb, quality, segment, stats
+from .. import __version__, io, nb, quality
 from ..nb import MAP_NAMES
+
+# matplotlib (figures), pandas (tables), scikit-image (masks) and Bokeh (explorer) are imported by the
+# step that uses them: each rule pays only for its own
 
 log = logging.getLogger("brightflow")
 
@@ -27,8 +30,9 @@ def _read_maps(paths):
     return {name: io.read_npy(path) for name, path in zip(MAP_NAMES, paths, strict=True)}
 
 
-def map_figures(maps, labels, image, previews, scatter, detector=None):
-    """A preview PNG per map (brightflow.figures.map_preview) and the brightness-intensity plot.
+def map_figures(maps, labels, image, model, corrected_trace, previews, scatter, bleach, detector=None):
+    """A preview PNG per map (brightflow.figures.map_preview), the brightness-intensity plot and the
+    bleach-correction figure: every figure of a unit, in one process.
 
     Parameters
     ----------
@@ -38,11 +42,16 @@ def map_figures(maps, labels, image, previews, scatter, detector=None):
         The analysis mask: the cell pixels set each map's colour range and the plot's points.
     image : str
         The projection, which carries the recording's pixel size (axes and scale bars).
-    scatter : str
-        ``brightness_x_intensity.png``.
+    model, corrected_trace : str
+        The bleach-correction model (its trace, trend and parameter) and the corrected trace the N&B
+        step summed (``bleach_corrected_trace.json``).
+    scatter, bleach : str
+        ``brightness_x_intensity.png`` and ``Bleach_correction.png``.
     detector : dict
         ``nb.detector``: the reference line of immobile molecules is at B = s_factor.
     """
+    from .. import detrend, figures
+
     values = _read_maps(maps)
     cells = io.read_image(labels) > 0
     calibration = io.read_calibration(image)
@@ -54,6 +63,12 @@ def map_figures(maps, labels, image, previews, scatter, detector=None):
     drawing = figures.brightness_intensity_figure(values["intensity"][cells], values["apparent_brightness"][cells],
                                                   reference=reference)
     io.save_figure(drawing, scatter)
+    fitted = io.read_json(model)
+    drawing = figures.bleach_correction_figure(
+        fitted["trace"], io.read_json(corrected_trace)["corrected_trace"], fitted["trend"], fitted["method"],
+        detrend.describe_parameter(fitted), calibration.frame_interval,
+    )
+    io.save_figure(drawing, bleach)
 
 
 def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector=None, gamma=1.0, monomer_brightness=None,
@@ -73,6 +88,8 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector=None,
     min_frames, low_signal_sigmas
         ``quality.min_frames``, ``quality.low_signal_sigmas``.
     """
+    from .. import stats
+
     values = _read_maps(maps)
     analysed = io.read_image(labels)
     segmented = io.read_seg_masks(seg)
@@ -94,10 +111,6 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector=None,
     table.to_csv(cells, index=False)
 
 
-#: The per-cell values the explorer's list of cells shows (from average_values_in_roi.csv).
-EXPLORER_CELL_COLUMNS = (stats.BRIGHTNESS, "Number (ratio of means)")
-
-
 def explorer_page(maps, labels, image, cells, output, unit, detector=None):
     """``brightness_explorer.html``: the interactive brightness-intensity page (brightflow.explorer).
 
@@ -115,11 +128,11 @@ def explorer_page(maps, labels, image, cells, output, unit, detector=None):
     """
     import pandas as pd
 
-    from .. import explorer
+    from .. import explorer, stats
 
-    table = pd.read_csv(cells).dropna(subset=list(EXPLORER_CELL_COLUMNS))
-    cell_values = {int(row["Cell ID"]): tuple(float(row[column]) for column in EXPLORER_CELL_COLUMNS)
-                   for _, row in table.iterrows()}
+    columns = (stats.BRIGHTNESS, "Number (ratio of means)")  # what the page's list of cells shows
+    table = pd.read_csv(cells).dropna(subset=list(columns))
+    cell_values = {int(row["Cell ID"]): tuple(float(row[column]) for column in columns) for _, row in table.iterrows()}
     page = explorer.explorer_html(
         _read_maps(maps),
         io.read_image(labels),
@@ -160,6 +173,8 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
         The stack's SHA-256 as the workflow computed it (once per content, brightflow.io.content_digest);
         computed here when not given.
     """
+    from .. import segment
+
     frames = io.open_channel(stack, channel, axes)
     fitted = io.read_json(model)
     record = io.read_json(seg_record)

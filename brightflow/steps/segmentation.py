@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import figures, io, segment
+from .. import io, segment
 
 log = logging.getLogger("brightflow")
 
@@ -164,6 +164,8 @@ def analysis_mask(seg, image, labels, cellmask, eroded, erode_pixels=0):
 
     A cell that erosion removes keeps its row in the tables (0 pixels) and a warning here.
     """
+    from .. import figures  # matplotlib: only this step of the three draws
+
     masks = io.read_seg_masks(seg)
     projection = io.read_image(image)
     if masks.shape != projection.shape:

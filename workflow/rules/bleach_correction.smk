@@ -1,6 +1,8 @@
-# Bleach correction: fit the correction model on the cell pixels. The model (JSON) and, for Robin
-# Hood, the swap plan (.npy; empty for the other methods) are applied by the N&B rules while they
-# stream the stack; no corrected copy of the stack is written.
+# Bleach correction: fit the correction model on the cell pixels, in the same pass as the counts of
+# doubtful samples. The model (JSON) and, for Robin Hood, the swap plan (.npy; empty for the other
+# methods) are applied by the N&B rules while they stream the stack; no corrected copy of the stack
+# is written. The corrected trace comes from that stream (rule nb_maps) and Bleach_correction.png
+# from rule figures.
 
 
 rule bleach_correction:
@@ -10,11 +12,6 @@ rule bleach_correction:
     output:
         model=f"{OUT}/{{experiment}}/bleach_correction.json",
         swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
-        figure=reported(
-            f"{OUT}/{{experiment}}/Bleach_correction.png",
-            "bleach_correction",
-            "mean intensity per frame, before and after correction (Bleach_correction.png)",
-        ),
         # per pixel: samples at the saturation level, below 0, and NaN or Inf (brightflow.quality)
         samples=f"{OUT}/{{experiment}}/sample_quality.npy",
     log:

@@ -473,6 +473,7 @@ UNIT_OUTPUTS = (
     "settings.json",
     "nb_threshold.json",
     "sample_quality.npy",
+    "bleach_corrected_trace.json",
     "brightness_explorer.html",
 )
 

@@ -14,6 +14,8 @@ rule nb_maps:
         npy=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
         tif=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.tif", name=MAP_NAMES),
         threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
+        # the per-frame mean of the corrected cell pixels, summed in the same pass
+        corrected_trace=f"{OUT}/{{experiment}}/bleach_corrected_trace.json",
     log:
         f"{LOG_DIR}/{{experiment}}/nb_maps.log",
     benchmark:
