@@ -41,6 +41,7 @@ from bokeh.resources import INLINE
 from bokeh.settings import settings
 
 from . import nb
+from .stats import point_density
 from .calibration import UNCALIBRATED
 
 __all__ = ["MAX_SCATTER_POINTS", "IMAGE_MAPS", "cell_pixels", "explorer_layout", "explorer_html"]
@@ -109,18 +110,6 @@ def cell_pixels(maps, labels):
     for name in PIXEL_COLUMNS:
         pixels[name] = np.asarray(maps[name], dtype=np.float64)[ys, xs]
     return pixels
-
-
-def _bin_density(x, y, bins=128):
-    """Each point's count of points in its bin of a ``bins`` x ``bins`` histogram: the colour of
-    brightness_x_intensity.png (brightflow.figures.point_density, not imported here because it
-    loads matplotlib)."""
-    if x.size == 0:
-        return np.zeros(0)
-    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
-    x_bin = np.clip(np.searchsorted(x_edges, x, side="right") - 1, 0, bins - 1)
-    y_bin = np.clip(np.searchsorted(y_edges, y, side="right") - 1, 0, bins - 1)
-    return counts[x_bin, y_bin]
 
 
 def _limits(values, percentiles):
@@ -375,7 +364,7 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     total = pixels["cell"].size
     plottable = np.flatnonzero(np.isfinite(pixels["intensity"]) & np.isfinite(pixels["apparent_brightness"]))
     density = np.full(total, np.nan)
-    density[plottable] = _bin_density(pixels["intensity"][plottable], pixels["apparent_brightness"][plottable])
+    density[plottable] = point_density(pixels["intensity"][plottable], pixels["apparent_brightness"][plottable])
     drawn = plottable
     if plottable.size > max_scatter_points:
         drawn = np.sort(np.random.default_rng(0).choice(plottable, max_scatter_points, replace=False))

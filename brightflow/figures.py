@@ -26,7 +26,6 @@ __all__ = [
     "eroded_mask_figure",
     "folder_brightness_figure",
     "map_preview",
-    "point_density",
     "robust_limits",
 ]
 
@@ -301,23 +300,6 @@ def bleach_correction_figure(trace, corrected, trend, method, parameter_text, fr
     return fig
 
 
-def point_density(x, y, bins=128):
-    """Local point density of a scatter by 2D histogram lookup, O(points).
-
-    Each point gets the count of the histogram bin it falls in (of ``bins`` x
-    ``bins`` bins spanning the data): a cheap stand-in for a kernel density
-    estimate, whose cost grows with the square of the number of points.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.size == 0:
-        return np.zeros(0)
-    counts, x_edges, y_edges = np.histogram2d(x, y, bins=bins)
-    x_bin = np.clip(np.searchsorted(x_edges, x, side="right") - 1, 0, bins - 1)
-    y_bin = np.clip(np.searchsorted(y_edges, y, side="right") - 1, 0, bins - 1)
-    return counts[x_bin, y_bin]
-
-
 def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
                                 title="Apparent brightness vs intensity"):
     """Scatter of apparent brightness against intensity over cell pixels, coloured by point density.
@@ -336,6 +318,8 @@ def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
     fig.subplots_adjust(left=0.8 / 6, right=1 - 0.15 / 6, bottom=0.55 / 5, top=1 - 0.6 / 5)
     ax = fig.add_subplot()
     if x.size:
+        from .stats import point_density  # here: stats loads pandas, which the mask figures need not
+
         density = point_density(x, y)
         order = np.argsort(density, kind="stable")
         # no edge stroke: drawing each marker's outline doubles the rendering time

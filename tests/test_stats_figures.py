@@ -45,7 +45,7 @@ def test_folder_table_sorts_by_experiment_then_cell():
 def test_point_density_counts_points_per_histogram_bin():
     x = np.array([0.0, 0.01, 0.02, 10.0])
     y = np.array([0.0, 0.01, 0.02, 10.0])
-    density = figures.point_density(x, y, bins=4)
+    density = stats.point_density(x, y, bins=4)
     assert density.tolist() == [3, 3, 3, 1]
 
 
