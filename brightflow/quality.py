@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compiled
 from .nb import DetectorModel
 
 __all__ = [
@@ -102,6 +103,10 @@ class SampleCounts:
     def update(self, frames):
         """Add frames ``(t, y, x)`` in any real dtype."""
         frames = np.asarray(frames)
+        if compiled.in_use() and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
+            # one pass over the frames, the same counts
+            compiled.count_integer_samples(frames, self.saturation, self.saturated, self.negative)
+            return
         if np.issubdtype(frames.dtype, np.floating):
             finite = np.isfinite(frames)
             self.non_finite += (~finite).sum(axis=0)

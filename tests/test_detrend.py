@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from helpers import SHARED_DATA, jobs_run, write_config, write_stack
 
-from brightflow import detrend, nb, simulate
+from brightflow import compiled, detrend, nb, simulate
 
 NB_CORRECT_METHODS = ("boxcar", "exponential", "polynomial", "robinhood")
 
@@ -149,6 +149,139 @@ def test_in_place_tile_correction_equals_detrend_smoothed(immobile_bleached):
     expected = detrend.detrend_smoothed(series, detrend.smooth(series, "boxcar", 7))
     np.testing.assert_array_equal(detrend.correct_tile(model, stack[:, 3:9], slice(3, 9)), expected[:, 3:9])
     np.testing.assert_array_equal(series, stack)  # detrend_smoothed leaves its inputs alone
+
+
+@pytest.fixture
+def compiled_loops(monkeypatch):
+    """The compiled loops in use in this test (brightflow.compiled.use_for), whatever the data's size."""
+    monkeypatch.setattr(compiled, "_IN_USE", True)
+
+
+def test_compiled_loops_are_used_from_a_size_on_or_as_the_environment_says(monkeypatch):
+    monkeypatch.setattr(compiled, "_IN_USE", False)
+    monkeypatch.delenv(compiled.MODE_VARIABLE, raising=False)
+    assert not compiled.use_for(compiled.WORTHWHILE_VALUES - 1) and not compiled.in_use()
+    monkeypatch.setenv(compiled.MODE_VARIABLE, "never")
+    assert not compiled.use_for(10 * compiled.WORTHWHILE_VALUES)
+    monkeypatch.setenv(compiled.MODE_VARIABLE, "auto")
+    assert compiled.use_for(compiled.WORTHWHILE_VALUES) and compiled.in_use()
+    assert compiled.use_for(5)  # once loaded, the loops stay in use in the process
+    monkeypatch.setattr(compiled, "_IN_USE", False)
+    monkeypatch.setenv(compiled.MODE_VARIABLE, "Always")
+    assert compiled.use_for(5)
+    monkeypatch.setenv(compiled.MODE_VARIABLE, "fast")
+    with pytest.raises(ValueError, match="BRIGHTFLOW_COMPILED_LOOPS is 'fast'; use one of auto, always, never"):
+        compiled.use_for(5)
+
+
+def test_compiled_loops_fall_back_to_compiling_in_the_process_when_numba_cannot_cache(monkeypatch, caplog):
+    # a read-only installation without a writable per-user cache: numba refuses cache=True
+    import numba
+
+    real_njit = numba.njit
+
+    def njit_without_cache(*args, **options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'kernel': no locator available for file 'compiled.py'")
+        return real_njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache)
+    monkeypatch.setattr(compiled, "_KERNELS", {})
+    series = _awkward_series(np.uint16, 30, 5, seed=2).astype(np.float64)
+    with caplog.at_level("WARNING", logger="brightflow"):
+        corrected = compiled.boxcar_detrend(series, 4)
+    _same_bits(corrected, detrend.detrend_smoothed(series, detrend.smooth(series, "boxcar", 4)))
+    assert "numba cannot cache boxcar_detrend_kernel" in caplog.text
+
+
+def _same_bits(actual, expected):
+    """Equal bit for bit (the sign of zero included), NaN where the other is NaN."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype == np.float64 and actual.shape == expected.shape
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(actual), nan)
+    np.testing.assert_array_equal(actual[~nan].view(np.uint64), expected[~nan].view(np.uint64))
+
+
+def _awkward_series(dtype, frames, pixels, seed):
+    """Bleached counts in ``dtype``, with the values that take the special branches of the
+    correction: a dark pixel (trend 0, m / s not finite), negative values (trend clipped at 0),
+    NaN and Inf samples."""
+    rng = np.random.default_rng(seed)
+    level = 30.0 * np.exp(-np.arange(frames) / (frames / 2))[:, None] * rng.uniform(0.5, 2.0, pixels)
+    series = rng.poisson(level).astype(np.float64)
+    series[:, 0] = 0.0
+    if np.issubdtype(np.dtype(dtype), np.signedinteger) or np.issubdtype(np.dtype(dtype), np.floating):
+        series[:, 1] = -rng.poisson(4.0, frames)
+        series[frames // 2 :, 2] -= 40.0
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        series = series * 1.37 + rng.normal(0.0, 0.5, series.shape)
+        series[frames // 3, 3] = np.nan
+        series[1, 4] = np.inf
+    return series.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64])
+@pytest.mark.parametrize("frames, half_width", [(2, 1), (3, 1), (40, 1), (40, 5), (40, 39), (40, 77), (301, 50)])
+def test_compiled_boxcar_gives_the_numpy_values_bit_for_bit(compiled_loops, dtype, frames, half_width):
+    # the compiled loop is the same arithmetic in the same order as smooth + detrend_smoothed: not
+    # close, equal, for integer and real data, the special values and any number of pixels (130:
+    # two blocks of 64 and a remainder)
+    series = _awkward_series(dtype, frames, 130, seed=frames + half_width)
+    as_float = series.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # Inf - Inf in the running sums of the real data
+        expected = detrend.detrend_smoothed(as_float, detrend.smooth(as_float, "boxcar", half_width))
+    _same_bits(compiled.boxcar_detrend(series, half_width), expected)
+    # a share of the columns, as each thread of correct_series does: the others are left alone
+    out = np.full(series.shape, -7.0)
+    compiled.boxcar_detrend(series, half_width, out=out, columns=slice(3, 70))
+    _same_bits(out[:, 3:70], expected[:, 3:70])
+    assert (out[:, :3] == -7.0).all() and (out[:, 70:] == -7.0).all()
+    # and through the tile correction the N&B step applies, on a (t, rows, x) tile
+    model = {"method": "boxcar", "parameter": half_width, "frames": frames}
+    tile = series.reshape(frames, 10, 13)
+    _same_bits(detrend.correct_tile(model, tile, slice(0, 10)).reshape(frames, -1), expected)
+
+
+def test_compiled_boxcar_checks_its_arguments():
+    series = np.ones((10, 4), dtype=np.uint16)
+    with pytest.raises(ValueError, match="at least 1 frame"):
+        compiled.boxcar_detrend(series, 0)
+    with pytest.raises(ValueError, match="2D"):
+        compiled.boxcar_detrend(series[None], 3)
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        compiled.boxcar_detrend(series, 3, out=np.empty((10, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="step 1"):
+        compiled.boxcar_detrend(series, 3, columns=slice(0, 4, 2))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int32, np.int64])
+def test_compiled_row_sums_and_sample_counts_are_exact(compiled_loops, dtype):
+    # the bleach step's one read: the cells' sums of every row and frame (the fit's trace, Robin
+    # Hood's plan) and the doubtful-sample counts, against plain numpy on the same frames
+    from brightflow import quality
+
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(max(info.min, -1000), min(info.max, 70000) + 1, size=(9, 17, 70)).astype(dtype)
+    frames[0, 0, :5] = info.max  # saturated samples
+    cells = rng.random((17, 70)) < 0.4
+    cells[5] = False  # a row without cells sums to 0
+    expected = (frames.astype(np.int64) * cells).sum(axis=2)
+    sums = detrend.row_sums(frames, cells)
+    assert sums.dtype == np.int64
+    np.testing.assert_array_equal(sums, expected)
+    np.testing.assert_array_equal(compiled.integer_row_sums(frames, cells), expected)
+    for saturation in (None, 250.5, float(info.max)):
+        counts = quality.SampleCounts((17, 70), saturation)
+        counts.update(frames[:4])
+        counts.update(frames[4:])
+        expected_saturated = (frames >= saturation).sum(axis=0) if saturation is not None else 0
+        np.testing.assert_array_equal(counts.saturated, expected_saturated)
+        np.testing.assert_array_equal(counts.negative, (frames < 0).sum(axis=0))
+        np.testing.assert_array_equal(counts.non_finite, 0)
+    with pytest.raises(ValueError, match="integer frames"):
+        compiled.integer_row_sums(frames.astype(np.float32), cells)
 
 
 def test_exponential_filter_weights_and_half_width():

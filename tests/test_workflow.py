@@ -72,12 +72,9 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_demo_numbers_are_byte_for_byte_those_recorded(demo_run):
-    """Every .npy and .csv of the demo is byte-for-byte what the workflow wrote before its I/O and
-    streaming layer moved into brightflow.io and brightflow.steps (a change of any number, column or
-    file fails here; update the record only for a change meant to alter results)."""
-    workdir, _ = demo_run
-    results = workdir / "results"
+def _outputs_differing_from_the_record(results):
+    """The demo's .npy and .csv files whose bytes differ from tests/data/demo_outputs.sha256 (and the
+    check that it wrote exactly the files recorded)."""
     recorded = {name.split("#")[0]: digest for digest, name in map(str.split, DEMO_CHECKSUMS.read_text().splitlines())}
     written = sorted(
         str(path.relative_to(results))
@@ -85,7 +82,25 @@ def test_demo_numbers_are_byte_for_byte_those_recorded(demo_run):
         if path.suffix in (".npy", ".csv") and "demo_input" not in path.parts
     )
     assert written == sorted(recorded)
-    changed = [name for name in written if _digest(results / name) != recorded[name]]
+    return [name for name in written if _digest(results / name) != recorded[name]]
+
+
+def test_demo_numbers_are_byte_for_byte_those_recorded(demo_run):
+    """Every .npy and .csv of the demo is byte-for-byte what the workflow wrote before its I/O and
+    streaming layer moved into brightflow.io and brightflow.steps (a change of any number, column or
+    file fails here; update the record only for a change meant to alter results)."""
+    workdir, _ = demo_run
+    changed = _outputs_differing_from_the_record(workdir / "results")
+    assert not changed, f"outputs differ from the recorded ones: {changed}"
+
+
+def test_compiled_loops_write_the_same_bytes(run_workflow, tmp_path, monkeypatch):
+    """The compiled loops (brightflow.compiled: the boxcar correction, its automatic parameter, the
+    bleach step's row sums and sample counts), which the workflow uses only on large recordings, forced
+    on the demo: every number is byte-for-byte the numpy path's."""
+    monkeypatch.setenv("BRIGHTFLOW_COMPILED_LOOPS", "always")
+    run_workflow(tmp_path, config={"input_dir": "demo"})
+    changed = _outputs_differing_from_the_record(tmp_path / "results")
     assert not changed, f"outputs differ from the recorded ones: {changed}"
 
 

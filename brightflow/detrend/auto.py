@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import compiled
 from .robinhood import _best_swaps_naive
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile
 from .smoothing import detrend_smoothed, smooth
@@ -86,7 +87,11 @@ def _auto_boxcar(simulation, start):
     evaluations = []
 
     def brightness(half_width):
-        value = mean_brightness(detrend_smoothed(simulation, smooth(simulation, "boxcar", half_width)))
+        if compiled.in_use():  # the same values (brightflow.compiled)
+            detrended = compiled.boxcar_detrend(simulation, half_width)
+        else:
+            detrended = detrend_smoothed(simulation, smooth(simulation, "boxcar", half_width))
+        value = mean_brightness(detrended)
         evaluations.append(_search_record(half_width, value))
         return value
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from .. import compiled, parallel
 from .auto import auto_parameter
 from .robinhood import robinhood_apply
 from .smoothing import SMOOTHING_METHODS, _detrend_smoothed_in_place, smooth
@@ -73,6 +73,8 @@ def row_sums(frames, mask):
     """
     frames = np.asarray(frames)
     cells = _cells(mask, frames.shape[1:])
+    if compiled.in_use() and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
+        return compiled.integer_row_sums(frames, cells)  # one pass, the same exact sums
     dtype = np.int64 if np.issubdtype(frames.dtype, np.integer) else np.float64
     sums = np.zeros((frames.shape[0], cells.shape[0]), dtype=dtype)
     per_row = cells.sum(axis=1)
@@ -231,6 +233,18 @@ def correct_series(model, series):
     if frames != model["frames"]:
         raise ValueError(f"the series have {frames} frames, the model {model['frames']}")
     flat = series.reshape(frames, -1)
+    threads = parallel.available_cpus()
+    if model["method"] == "boxcar" and compiled.in_use():
+        # compiled (brightflow.compiled): the same values in one pass, which keeps its
+        # working set in the CPU cache itself; one equal share of the pixels per thread
+        flat = np.ascontiguousarray(flat)
+        out = np.empty(flat.shape)
+        edges = np.linspace(0, flat.shape[1], threads + 1).astype(int)
+        parallel.thread_map(
+            lambda share: compiled.boxcar_detrend(flat, model["parameter"], out=out, columns=share),
+            [slice(low, high) for low, high in zip(edges[:-1], edges[1:])], threads,
+        )
+        return out.reshape(series.shape)
     out = np.empty(flat.shape)
     # a few pixels' series at a time, so that the dozen passes of smoothing and correction run
     # over a block that stays in the CPU cache; each pixel is corrected on its own, so blocks
@@ -243,7 +257,7 @@ def correct_series(model, series):
             block, smooth(block, model["method"], model["parameter"])
         )
 
-    parallel.thread_map(correct, range(0, flat.shape[1], step), parallel.available_cpus())
+    parallel.thread_map(correct, range(0, flat.shape[1], step), threads)
     return out.reshape(series.shape)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import compiled
 from ..blocks import frame_chunks, row_tiles
 from .model import (
     TILE_METHODS,
@@ -115,6 +116,7 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
     frames = int(stack.shape[0])
     if frames != model["frames"]:
         raise ValueError(f"the stack has {frames} frames, the correction model {model['frames']}")
+    compiled.use_for(np.prod(stack.shape, dtype=np.int64))
     tiled = needs_tiles(model) if tiles is None else (tiles or needs_tiles(model))
     if not tiled:
         for start, stop in frame_chunks(frames, stack.shape[1:], frame_budget):
@@ -230,6 +232,7 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
             f"Robin Hood detrending moves whole photon counts and needs an integer stack, but its pixels "
             f"are {stack.dtype}. Set bleach_correction.method to boxcar, exponential or polynomial."
         )
+    compiled.use_for(np.prod(stack.shape, dtype=np.int64))
     sums = _row_sums(stack, cells, observe)
     if method == "robinhood" and (sums < 0).any():
         raise ValueError(
