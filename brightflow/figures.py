@@ -15,6 +15,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from brightflow.calibration import UNCALIBRATED, scale_bar_length
+from brightflow.stats import point_density
 
 __all__ = [
     "MAP_LABELS",
@@ -318,8 +319,6 @@ def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
     fig.subplots_adjust(left=0.8 / 6, right=1 - 0.15 / 6, bottom=0.55 / 5, top=1 - 0.6 / 5)
     ax = fig.add_subplot()
     if x.size:
-        from .stats import point_density  # here: stats loads pandas, which the mask figures need not
-
         density = point_density(x, y)
         order = np.argsort(density, kind="stable")
         # no edge stroke: drawing each marker's outline doubles the rendering time

@@ -7,7 +7,6 @@ scripts keep working.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from . import nb
 
@@ -64,6 +63,8 @@ def cell_averages(maps, labels, cell_ids=None):
     pandas.DataFrame
         Columns ``Cell ID``, ``Pixels`` and one per map; one row per cell.
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     labels = np.asarray(labels)
     if cell_ids is None:
         cell_ids = np.unique(labels[labels > 0])
@@ -149,6 +150,8 @@ def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), ga
         pixels whose intensity and variance are finite: those ``nb.threshold`` kept (all of
         ``Pixels`` without a threshold).
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     if not np.isfinite(gamma) or gamma <= 0:
         raise ValueError(f"gamma must be a positive number, got {gamma!r}")
     labels, cell_ids = _cell_groups(labels, cell_ids)
@@ -211,6 +214,8 @@ def monomer_brightness_from_reference(reference_table, column=BRIGHTNESS):
     ValueError
         The reference has no cell with a positive finite brightness.
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     values = pd.to_numeric(reference_table[column], errors="coerce").to_numpy(dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -268,6 +273,8 @@ def cell_timeseries_table(window_maps, bounds, labels, cell_ids=None, detector=n
         ``Window``, ``First frame``, ``Last frame`` (inclusive, from 0), then
         the columns of :func:`cell_table`.
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     tables = [
         window_cell_table({name: values[index] for name, values in window_maps.items()}, index, window,
                           labels, cell_ids, detector, gamma)
@@ -290,6 +297,8 @@ def window_cell_table(maps, index, window, labels, cell_ids=None, detector=nb.De
 def cell_pixel_table(maps, labels):
     """One row per cell pixel: ``Cell ID``, ``y``, ``x``, ``Intensity``,
     ``Apparent brightness``, ``Brightness`` (the scatter plot's values)."""
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     labels = np.asarray(labels)
     ys, xs = np.nonzero(labels > 0)
     order = np.lexsort((xs, ys, labels[ys, xs]))
@@ -320,6 +329,8 @@ def folder_table(tables):
         Sorted by experiment, then cell. An experiment whose table is empty (no cells) keeps one
         row: its name, empty values and ``Warnings`` "no cells".
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     if not tables:
         raise ValueError("no experiments to aggregate")
     kinds = next((table.dtypes for table in tables.values() if len(table)), None)
@@ -373,6 +384,8 @@ def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.Det
     cell_ids : sequence of int, optional
     detector1, detector2 : brightflow.nb.DetectorModel
     """
+    import pandas as pd  # here: the figures and the explorer use this module without tables
+
     from . import cross
 
     labels, cell_ids = _cell_groups(labels, cell_ids)
