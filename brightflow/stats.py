@@ -10,6 +10,9 @@ import numpy as np
 
 from . import nb
 
+# pandas is imported by the functions that build tables: brightflow.figures and the brightness explorer
+# use this module (point_density) without it, and start faster
+
 __all__ = [
     "BRIGHTNESS",
     "CROSS_COLUMNS",
@@ -63,7 +66,7 @@ def cell_averages(maps, labels, cell_ids=None):
     pandas.DataFrame
         Columns ``Cell ID``, ``Pixels`` and one per map; one row per cell.
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     labels = np.asarray(labels)
     if cell_ids is None:
@@ -150,7 +153,7 @@ def cell_estimators(maps, labels, cell_ids=None, detector=nb.DetectorModel(), ga
         pixels whose intensity and variance are finite: those ``nb.threshold`` kept (all of
         ``Pixels`` without a threshold).
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     if not np.isfinite(gamma) or gamma <= 0:
         raise ValueError(f"gamma must be a positive number, got {gamma!r}")
@@ -214,7 +217,7 @@ def monomer_brightness_from_reference(reference_table, column=BRIGHTNESS):
     ValueError
         The reference has no cell with a positive finite brightness.
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     values = pd.to_numeric(reference_table[column], errors="coerce").to_numpy(dtype=np.float64)
     values = values[np.isfinite(values)]
@@ -273,7 +276,7 @@ def cell_timeseries_table(window_maps, bounds, labels, cell_ids=None, detector=n
         ``Window``, ``First frame``, ``Last frame`` (inclusive, from 0), then
         the columns of :func:`cell_table`.
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     tables = [
         window_cell_table({name: values[index] for name, values in window_maps.items()}, index, window,
@@ -297,7 +300,7 @@ def window_cell_table(maps, index, window, labels, cell_ids=None, detector=nb.De
 def cell_pixel_table(maps, labels):
     """One row per cell pixel: ``Cell ID``, ``y``, ``x``, ``Intensity``,
     ``Apparent brightness``, ``Brightness`` (the scatter plot's values)."""
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     labels = np.asarray(labels)
     ys, xs = np.nonzero(labels > 0)
@@ -329,7 +332,7 @@ def folder_table(tables):
         Sorted by experiment, then cell. An experiment whose table is empty (no cells) keeps one
         row: its name, empty values and ``Warnings`` "no cells".
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     if not tables:
         raise ValueError("no experiments to aggregate")
@@ -384,7 +387,7 @@ def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.Det
     cell_ids : sequence of int, optional
     detector1, detector2 : brightflow.nb.DetectorModel
     """
-    import pandas as pd  # here: the figures and the explorer use this module without tables
+    import pandas as pd
 
     from . import cross
 
