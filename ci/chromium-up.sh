@@ -17,20 +17,15 @@ set -euo pipefail
 CHROMIUM=/usr/bin/chromium
 
 log() { echo "chromium-up: $*" >&2; }
+# shellcheck source=ci/apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 # --- packages ---------------------------------------------------------------------------------
 missing=()
 [ -x "$CHROMIUM" ] || missing+=(chromium)
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-        log "${missing[*]} missing; run me as root to install them"
-        exit 1
-    fi
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install_missing "${missing[@]}"
 else
     log "chromium and fonts-dejavu-core already installed"
 fi

@@ -15,6 +15,8 @@ set -euo pipefail
 JAR=/usr/share/java/ij.jar
 
 log() { echo "imagej-up: $*" >&2; }
+# shellcheck source=ci/apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 # --- packages ---------------------------------------------------------------------------------
 missing=()
@@ -22,14 +24,7 @@ missing=()
 command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
 command -v xauth >/dev/null 2>&1 || missing+=(xauth)
 if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" != 0 ]; then
-        log "${missing[*]} missing; run me as root to install them"
-        exit 1
-    fi
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install_missing "${missing[@]}"
 else
     log "imagej, xvfb and xauth already installed"
 fi

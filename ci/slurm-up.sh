@@ -28,6 +28,8 @@ PIDS="$STATE/started.pids"
 NODE=$(hostname -s)
 
 log() { echo "slurm-up: $*" >&2; }
+# shellcheck source=ci/apt-install.sh
+. "$(dirname "$0")/apt-install.sh"
 
 if [ "$(id -u)" != 0 ]; then
     log "run me as root (I install packages and start system daemons)"
@@ -55,12 +57,7 @@ missing=()
 for bin in slurmctld:slurmctld slurmd:slurmd sinfo:slurm-client munged:munge; do
     command -v "${bin%%:*}" >/dev/null 2>&1 || missing+=("${bin##*:}")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    log "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+install_missing "${missing[@]}"
 
 mkdir -p "$STATE/ctld" "$STATE/slurmd"
 touch "$PIDS"
