@@ -19,17 +19,16 @@ def run(stack, method):
     cells = np.ones(SHAPE, dtype=bool)
     start = time.perf_counter()
     model = detrend.fit_correction(detrend.cell_trace(stack, cells), method, "auto", 1, cells.sum())
-    plan = None
-    if model["method"] == "robinhood":
-        plan, _ = detrend.robinhood_plan(detrend.row_sums(stack, cells), model["parameter"], 1)
+    plan, _ = model.correction.plan(model, detrend.row_sums(stack, cells), 1)
     fitted = time.perf_counter()
-    if model["method"] in detrend.TILE_METHODS:
-        out = detrend.correct_tile(model, stack, slice(0, SHAPE[0]), cells, plan)
+    if model.correction.tiles:
+        out = model.correct_tile(stack, slice(0, SHAPE[0]), cells, plan)
     else:
-        out = detrend.correct_frames(model, stack)
+        out = model.correct_frames(stack)
     done = time.perf_counter()
     mean, variance = nb.pixel_mean_variance(out)
-    return model["parameter"], float(np.nanmean(variance / mean)), fitted - start, done - fitted
+    variance *= model.variance_scale()[0]
+    return model.parameter, float(np.nanmean(variance / mean)), fitted - start, done - fitted
 
 
 def main():

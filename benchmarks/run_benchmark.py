@@ -273,11 +273,11 @@ def brightflow_env(extra=None):
 
 
 def default_bleach_setting():
-    """``[method, parameter, seed]`` of ``bleach_correction`` in config/config.yaml."""
+    """``[method, parameter, seed, dof_correction]`` of ``bleach_correction`` in config/config.yaml."""
     import yaml
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["bleach_correction"]
-    return [config["method"], config["parameter"], config["seed"]]
+    return [config["method"], config["parameter"], config["seed"], config["dof_correction"]]
 
 
 def default_bleach_method():
@@ -371,11 +371,11 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
 NB_ALONE = r"""
 import json, os, sys, tempfile, time
 import numpy as np
-from brightflow import detrend, io, nb
+from brightflow import io, nb
 from brightflow.blocks import frame_chunks
 from brightflow.steps import maps
 stack_path, model_path, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
-default_method, default_parameter, default_seed = json.loads(sys.argv[5])
+default_method, default_parameter, default_seed, default_dof = json.loads(sys.argv[5])
 
 def read_once():
     stack = io.open_stack(stack_path)
@@ -386,10 +386,10 @@ def read_once():
 
 def compute_only():
     stack = io.open_stack(stack_path)
-    model = io.read_json(model_path)
+    model = io.read_correction_model(model_path, stack.shape[0], stack_path)
     moments = nb.StreamingMoments(stack.shape[1:])
     for start, stop in frame_chunks(stack.shape[0], stack.shape[1:]):
-        moments.update(stack[start:stop], scale=detrend.frame_scale(model, start, stop))
+        moments.update(stack[start:stop], scale=model.frame_scale(start, stop))
     return nb.number_and_brightness(moments.mean(), moments.variance(1))
 
 def rule_script():
@@ -413,7 +413,7 @@ def default_fit_and_maps():
     labels = os.path.join(folder, "analysis_labels.tif")
     paths = {name: os.path.join(out, name) for name in ("model.json", "swaps.npy", "samples.npy")}
     bleach.bleach_correction(stack_path, labels, paths["model.json"], paths["swaps.npy"], paths["samples.npy"],
-                             default_method, default_parameter, default_seed)
+                             default_method, default_parameter, default_seed, default_dof)
     names = nb.MAP_NAMES
     maps.nb_maps(
         stack=stack_path, model=paths["model.json"], swaps=paths["swaps.npy"], labels=labels,

@@ -3,11 +3,12 @@
 The boxcar detrending, and the per-frame row sums and doubtful-sample counts of integer stacks
 that the bleach step takes in its one read of the recording.
 
-:func:`boxcar_detrend` gives, value for value, what ``detrend_smoothed(series, smooth(series,
-'boxcar', l))`` gives (brightflow.detrend.smoothing; Nolan et al. 2017, Bioinformatics 33:3508):
-the running sum, the window sums and means, the factor ``sqrt(m / s)`` and the corrected values
-``x' = m + (x - s) sqrt(m / s)`` are the same IEEE operations in the same order, so the results
-are bit for bit equal (a test compares them on integer and real data, NaN and zero included).
+:func:`boxcar_detrend` gives, value for value, what brightflow.detrend.smoothing gives for the
+boxcar trend ``s`` (Nolan et al. 2017, Bioinformatics 33:3508) with either correction: the per-frame
+gains ``x' = m + g_t (x - s)`` (``detrend_with_gains``) or detrendr's ``x' = m + (x - s) sqrt(m / s)``
+(``detrend_smoothed``). The running sum, the window sums and means, the factors and the corrected
+values are the same IEEE operations in the same order, so the results are bit for bit equal (a test
+compares them on integer and real data, NaN and zero included).
 The numpy path makes about a dozen passes over each block of values through float64 temporaries;
 the compiled loop makes one pass to sum and one to correct, a few dozen pixels at a time, with
 the running sums in the CPU cache.
@@ -19,10 +20,11 @@ gather, a conversion to int64 and a reduction.
 
 Loading numba and the cached machine code costs a process about 0.4 s (numba's import and its
 first call), which the loops repay only on a large recording. The steps that stream a recording
-call :func:`use_for` with its size: from :data:`WORTHWHILE_VALUES` values on, the compiled loops
-are used in that process, below it the numpy path. The results are the same either way. The
-machine code is cached next to this file (or, where that folder cannot be written, in numba's
-per-user cache), so that only the first run on a machine compiles it.
+ask :func:`use_for` with its size (from :data:`WORTHWHILE_VALUES` values on: yes) and pass the answer
+down as an argument (``compiled=``) to the functions that have a compiled loop; nothing here keeps a
+process-wide state. The results are the same either way. The machine code is cached next to this
+file (or, where that folder cannot be written, in numba's per-user cache), so that only the first
+run on a machine compiles it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ __all__ = [
     "WORTHWHILE_VALUES",
     "boxcar_detrend",
     "count_integer_samples",
-    "in_use",
     "integer_row_sums",
     "use_for",
 ]
@@ -50,8 +51,6 @@ WORTHWHILE_VALUES = 2**27
 #: The environment variable that chooses when the compiled loops run, and its values.
 MODE_VARIABLE = "BRIGHTFLOW_COMPILED_LOOPS"
 MODES = ("auto", "always", "never")
-#: Whether this process uses the compiled loops (set by :func:`use_for`).
-_IN_USE = False
 
 #: Pixels whose running sums the compiled loop keeps at a time (frames x this many float64 values).
 PIXELS_AT_A_TIME = 64
@@ -60,25 +59,18 @@ _KERNELS = {}
 
 
 def use_for(values):
-    """Use the compiled loops in this process from now on if a recording of ``values`` values (frames x
-    pixels) is large enough to repay loading numba (:data:`WORTHWHILE_VALUES`); True when they are in use.
+    """Whether a recording of ``values`` values (frames x pixels) is large enough to repay loading
+    numba (:data:`WORTHWHILE_VALUES`): the answer the caller passes down as ``compiled=``.
 
     The environment variable ``BRIGHTFLOW_COMPILED_LOOPS`` overrides the size rule: ``always`` or
     ``never`` (``auto``, the default, follows it). The results are the same; only the time differs.
     """
-    global _IN_USE
     mode = os.environ.get(MODE_VARIABLE, "auto").strip().lower() or "auto"
     if mode not in MODES:
         raise ValueError(f"the environment variable {MODE_VARIABLE} is {mode!r}; use one of {', '.join(MODES)}")
-    if mode == "never":
-        return _IN_USE
-    _IN_USE = _IN_USE or mode == "always" or int(values) >= WORTHWHILE_VALUES
-    return _IN_USE
-
-
-def in_use():
-    """Whether this process uses the compiled loops (:func:`use_for`)."""
-    return _IN_USE
+    if mode != "auto":
+        return mode == "always"
+    return int(values) >= WORTHWHILE_VALUES
 
 
 def _kernel(name):
@@ -103,7 +95,7 @@ def _jit(function):
 
 def _compile():
     @_jit
-    def boxcar_detrend_kernel(values, half_width, out, start, stop):
+    def boxcar_detrend_kernel(values, half_width, gains, use_gains, out, start, stop):
         frames = values.shape[0]
         block = min(PIXELS_AT_A_TIME, stop - start)
         # running[t + 1] is the sum of frames 0..t (running[0] = 0): the numpy path's running sum
@@ -132,6 +124,13 @@ def _compile():
                 width = np.float64(min(t + half_width + 1, frames) - max(t - half_width, 0))
                 corrected = out[t, first : first + count]
                 recorded = values[t, first : first + count]
+                if use_gains:
+                    # x' = (x - s) g_t + m (detrend_with_gains: the trend is not clipped)
+                    gain = gains[t]
+                    for j in range(count):
+                        trend = (after[j] - before[j]) / width
+                        corrected[j] = (np.float64(recorded[j]) - trend) * gain + means[j]
+                    continue
                 for j in range(count):
                     trend = (after[j] - before[j]) / width
                     # clipped at 0 from below (a NaN stays NaN, as with np.maximum)
@@ -203,13 +202,14 @@ def count_integer_samples(frames, saturation, saturated, negative):
         _kernel("negative")(frames, negative)
 
 
-def boxcar_detrend(series, half_width, out=None, columns=slice(None)):
-    """Boxcar-detrended time series, ``x' = m + (x - s) sqrt(m / s)`` (Nolan et al. 2017).
+def boxcar_detrend(series, half_width, out=None, columns=slice(None), gains=None):
+    """Boxcar-detrended time series (Nolan et al. 2017): ``x' = m + g_t (x - s)`` with ``gains``,
+    else detrendr's ``x' = m + (x - s) sqrt(m / s)``.
 
     Parameters
     ----------
     series : ndarray, shape (t, n)
-        One time series per column, any real dtype (e.g. a stack's uint16 pixels).
+        One time series per column, any real dtype (e.g. a stack's uint16 pixels), at least 2 frames.
     half_width : int
         The boxcar half-width ``l`` (window ``2l + 1`` frames), at least 1; as in
         brightflow.detrend.smooth, at most ``2T - 3`` is used.
@@ -218,20 +218,28 @@ def boxcar_detrend(series, half_width, out=None, columns=slice(None)):
     columns : slice
         The columns (series) to correct, a slice with step 1; the other columns of ``out`` are left
         as they are. Threads can share one ``out`` by correcting different columns.
+    gains : ndarray, shape (t,), optional
+        Per-frame gains (brightflow.detrend.CorrectionModel.gains).
 
     Returns
     -------
     ndarray of float64, shape (t, n)
-        ``out``: bit for bit the values of ``detrend_smoothed(series, smooth(series, 'boxcar', l))``
-        in ``columns``.
+        ``out``: bit for bit the values of brightflow.detrend.smoothing's ``detrend_with_gains(series,
+        smooth(series, 'boxcar', l), gains)`` (or ``detrend_smoothed(series, smooth(...))``) in ``columns``.
     """
     series = np.asarray(series)
     if series.ndim != 2:
         raise ValueError(f"series must be 2D (t, n), got shape {series.shape}")
     frames = series.shape[0]
+    if frames < 2:
+        raise ValueError(f"a boxcar trend needs at least 2 frames, got {frames}")
     half_width = int(half_width)
     if half_width < 1:
         raise ValueError(f"the boxcar half-width must be at least 1 frame, got {half_width}")
+    use_gains = gains is not None
+    gains = np.ones(frames) if gains is None else np.ascontiguousarray(gains, dtype=np.float64)
+    if gains.shape != (frames,):
+        raise ValueError(f"gains must have one value per frame ({frames}), got shape {gains.shape}")
     if out is None:
         out = np.empty(series.shape)
     if out.shape != series.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
@@ -241,13 +249,7 @@ def boxcar_detrend(series, half_width, out=None, columns=slice(None)):
         raise ValueError(f"columns must be a slice with step 1, got {columns}")
     if stop <= start:
         return out
-    if frames < 2:  # no window to smooth over: the numpy path's answer for one frame
-        from .detrend.smoothing import detrend_smoothed, smooth
-
-        part = series[:, start:stop]
-        out[:, start:stop] = detrend_smoothed(part, smooth(part, "boxcar", half_width))
-        return out
     # contiguous rows, so that the compiled loop reads and writes them with vector instructions
     series = np.ascontiguousarray(series.view(np.uint8) if series.dtype == np.bool_ else series)
-    _kernel("boxcar_detrend")(series, int(min(half_width, 2 * frames - 3)), out, start, stop)
+    _kernel("boxcar_detrend")(series, int(min(half_width, 2 * frames - 3)), gains, use_gains, out, start, stop)
     return out

@@ -275,29 +275,38 @@ def _time_axis(count, frame_interval, offset=0.0):
     return frames, "frame (the file has no frame interval)"
 
 
-def bleach_correction_figure(trace, corrected, trend, method, parameter_text, frame_interval=None):
+def bleach_correction_figure(trace, corrected, trend, labels, frame_interval=None):
     """Per-frame mean of the cell pixels before and after correction, and the fitted trend.
 
-    ``trend`` may be None (Robin Hood fits no trend: it moves counts between frames).
-    The title names the method and ``parameter_text`` (the parameter and how it was chosen); the
-    legend sits below the axes, off the traces. The time axis is in seconds when
-    ``frame_interval`` (seconds per frame) is known, else in frames.
+    ``trend`` may be None (Robin Hood fits no trend: it moves counts between frames). ``labels``
+    (brightflow.detrend.CorrectionModel.figure_labels) gives the ``title`` (the method and its
+    parameter), the ``trend`` and ``corrected`` legend labels and a ``note`` below the legend (why a
+    requested method was not applied, the degrees of freedom the variance is divided by). The legend
+    sits below the axes, off the traces. The time axis is in seconds when ``frame_interval`` (seconds
+    per frame) is known, else in frames.
     """
+    import textwrap
+
     times, xlabel = _time_axis(len(trace), frame_interval)
-    fig = Figure(figsize=(7, 4.6), dpi=100)
-    # fixed margins (inches: 0.9 left, 0.2 right, 1.25 bottom for the axis label and the legend)
-    fig.subplots_adjust(left=0.9 / 7, right=1 - 0.2 / 7, bottom=1.25 / 4.6, top=1 - 0.45 / 4.6)
+    note = "\n".join(textwrap.wrap(labels.get("note") or "", 110))
+    lines = note.count("\n") + 1 if note else 0
+    height = 4.6 + 0.18 * lines
+    fig = Figure(figsize=(7, height), dpi=100)
+    # fixed margins (inches: 0.9 left, 0.2 right, 1.25 bottom for the axis label and the legend, and
+    # a line per line of the note)
+    fig.subplots_adjust(left=0.9 / 7, right=1 - 0.2 / 7, bottom=(1.25 + 0.18 * lines) / height,
+                        top=1 - 0.45 / height)
     ax = fig.add_subplot()
     ax.plot(times, trace, color="0.55", linewidth=1, label="before correction")
     if trend is not None:
-        trend_label = f"trend ({method})" if method != "none" else "mean (no trend removed)"
-        ax.plot(times, trend, color="tab:red", linewidth=1.5, label=trend_label)
-    label = "after correction" if method != "none" else "after (no correction: as before)"
-    ax.plot(times, corrected, color="tab:blue", linewidth=1, label=label)
+        ax.plot(times, trend, color="tab:red", linewidth=1.5, label=labels["trend"])
+    ax.plot(times, corrected, color="tab:blue", linewidth=1, label=labels["corrected"])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean intensity of cell pixels\n(counts per frame)")
-    ax.set_title(f"Bleach correction: {method} ({parameter_text})", fontsize=10)
+    ax.set_title(labels["title"], fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    if note:
+        fig.text(0.5, 0.12 / height, note, ha="center", va="bottom", fontsize=7.5, color="0.25")
     return fig
 
 

@@ -158,7 +158,7 @@ class StreamingMoments:
             The pixel rows the frames cover.
         scale : array_like, shape (t,), optional
             Per-frame factors multiplied into the frames before they are added
-            (a per-frame bleach correction, brightflow.detrend.frame_scale).
+            (a per-frame bleach correction, brightflow.detrend.CorrectionModel.frame_scale).
         """
         frames = np.asarray(frames)
         if frames.ndim != 3:

@@ -91,11 +91,14 @@ class SampleCounts:
         ``(y, x)``.
     saturation : float or None
         :func:`saturation_level`.
+    compiled : bool
+        Count integer frames with brightflow.compiled's loops (the same counts in one pass).
     """
 
-    def __init__(self, shape, saturation=None):
+    def __init__(self, shape, saturation=None, compiled=False):
         self.shape = tuple(shape)
         self.saturation = saturation
+        self.compiled = compiled
         self.saturated = np.zeros(self.shape, dtype=np.int64)
         self.negative = np.zeros(self.shape, dtype=np.int64)
         self.non_finite = np.zeros(self.shape, dtype=np.int64)
@@ -103,7 +106,7 @@ class SampleCounts:
     def update(self, frames):
         """Add frames ``(t, y, x)`` in any real dtype."""
         frames = np.asarray(frames)
-        if compiled.in_use() and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
+        if self.compiled and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
             # one pass over the frames, the same counts
             compiled.count_integer_samples(frames, self.saturation, self.saturated, self.negative)
             return

@@ -99,7 +99,7 @@ class WindowedMoments:
         """Add frames ``(t, y, x)`` that begin at frame ``start`` (chunks must come in order).
 
         ``scale``: optional per-frame factors ``(t,)`` multiplied in (a per-frame bleach
-        correction, brightflow.detrend.frame_scale), as in brightflow.nb.StreamingMoments.update.
+        correction, brightflow.detrend.CorrectionModel.frame_scale), as in brightflow.nb.StreamingMoments.update.
 
         Returns
         -------

@@ -15,6 +15,7 @@ run(
     method=snakemake.params.method,
     parameter=snakemake.params.parameter,
     seed=snakemake.params.seed,
+    dof_correction=snakemake.params.dof_correction,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
     saturation_level=snakemake.params.saturation_level,

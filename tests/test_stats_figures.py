@@ -109,14 +109,33 @@ def test_brightness_intensity_plot_draws_the_immobile_reference_in_range():
 
 
 def test_bleach_correction_legend_sits_below_the_traces():
+    from brightflow import detrend
+
     trace = np.linspace(10, 6, 200) + np.random.default_rng(3).normal(0, 0.2, 200)
-    figure = figures.bleach_correction_figure(trace, trace - np.linspace(10, 6, 200) + 8, np.linspace(10, 6, 200),
-                                              "boxcar", "l = 20 (auto)")
+    model = detrend.fit_correction(trace, "boxcar", 20)
+    labels = model.figure_labels()
+    assert labels["title"] == "Bleach correction: boxcar (l = 20 (set))"
+    assert "residual degrees of freedom" in labels["note"]
+    figure = figures.bleach_correction_figure(trace, trace - model.trend + 8, model.trend, labels)
     figure.canvas.draw()
     ax = figure.axes[0]
     legend_box = ax.get_legend().get_window_extent()
     axes_box = ax.get_window_extent()
     assert legend_box.y1 < axes_box.y0  # wholly below the plotting area: it covers no trace
+    (note,) = figure.texts
+    assert note.get_window_extent().y1 < legend_box.y0  # the note below the legend, on the figure
+    assert "residual degrees of freedom" in note.get_text()
+
+
+def test_bleach_figure_says_when_the_method_asked_for_was_not_applied():
+    from brightflow import detrend
+
+    flat = np.full(100, 6.0)
+    model = detrend.fit_correction(flat, "boxcar", "auto", cell_pixels=40_000, dof_correction=False)
+    labels = model.figure_labels()
+    assert labels["title"] == "Bleach correction: none (boxcar requested, not applied)"
+    assert labels["note"].startswith("boxcar not applied: no detrending needed")
+    assert labels["corrected"] == "after (no correction: as before)"
 
 
 def test_cell_ids_are_outlined_to_read_on_any_background():

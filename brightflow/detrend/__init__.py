@@ -9,12 +9,15 @@ Nolan et al. 2017 and the R package detrendr by the same authors:
     nandb -- number and brightness in R with a novel automatic detrending
     algorithm. *Bioinformatics* 33(21), 3508-3510. doi:10.1093/bioinformatics/btx434
 
-A correction is described by a small *model*, a JSON-serialisable dict made by
-:func:`fit_correction` from the per-frame mean of the cell pixels. The N&B step
-applies it while streaming the stack; no corrected stack is ever written.
+A correction is described by a frozen :class:`CorrectionModel` (saved as JSON) made by
+:func:`fit_correction` from the per-frame mean of the cell pixels. The N&B step applies it while
+streaming the stack, and divides the variance by what the correction leaves of it
+(:meth:`CorrectionModel.variance_scale`); no corrected stack is ever written.
 
 Methods
 -------
+One class per method (:mod:`~brightflow.detrend.methods`; :data:`METHODS` by configuration name):
+
 ``none``
     Frames are used as recorded.
 ``linear``
@@ -24,12 +27,18 @@ Methods
     scales its mean by ``c`` but its variance by ``c^2``, so for pure shot noise
     the apparent brightness becomes about ``mean(c)`` instead of 1 (Nolan et
     al. 2017). It is kept only to reproduce the replaced app's numbers.
-``boxcar``, ``exponential``, ``polynomial``
-    Each pixel's time series ``x`` is smoothed into a trend ``s`` (see
-    :func:`smooth`) and corrected to ``x' = m + (x - s) sqrt(m / s)`` with ``m``
-    the pixel's mean (:func:`detrend_smoothed`). The pixel mean is kept and the
-    fluctuations are rescaled to the Poisson level of the mean, so shot noise
-    keeps ``B = 1``. These work per pixel, on every pixel of the image.
+``boxcar`` (the default), ``exponential``, ``polynomial``
+    Each pixel's time series ``x`` is smoothed into a trend ``s = S x`` (see
+    :func:`smooth`) and corrected to ``x' = m + g_t (x - s)``, ``m`` the pixel
+    mean and ``g_t = sqrt(<c> / c_t)`` from the trend ``c`` of the cells' mean
+    intensity, and the variance is divided by the smoother's residual degrees of
+    freedom instead of ``T - 1`` (:mod:`~brightflow.detrend.dof`; Hastie &
+    Tibshirani 1990, section 3.5; Buja, Hastie & Tibshirani 1989). Shot noise
+    then gives ``B = 1`` and mobile molecules their ``epsilon`` for every method
+    and parameter. ``bleach_correction.dof_correction: false`` gives detrendr's
+    ``x' = m + (x - s) sqrt(m / s)`` with the variance as computed, which is low by
+    the share of the variance the smoother takes (4% for a boxcar of l = 10 over
+    100 frames, 7% for exponential tau = 10).
 ``robinhood``
     Counts are moved from frames brighter than the mean to frames dimmer than
     it, each count staying in its pixel (Nolan et al. 2018; detrendr's
@@ -43,9 +52,9 @@ Methods
     swap removes about ``2 epsilon`` more variance from a mobile pixel than
     from an immobile one, which the immobile calibration does not undo.
     Brightness ``epsilon`` comes out low by about twice the fraction of counts
-    moved: about 3% for a 10% bleach, 7-9% for 20%, 8-12% for 40%. The
-    smoothing methods stay within about 2.5% at 40%; ``boxcar`` is therefore
-    brightflow's default.
+    moved: about 3% for a 10% bleach, 7-9% for 20%, 8-12% for 40%. Robin Hood is
+    not a linear smoother, no correction of this loss is derived here, and it is
+    not the default.
 
 Rounding
 --------
@@ -60,11 +69,15 @@ the workflow does not use it.
 
 Modules
 -------
+:mod:`~brightflow.detrend.methods`
+    the method classes and :data:`METHODS`;
 :mod:`~brightflow.detrend.model`
-    the correction model: fitting (:func:`fit_correction`) and applying it (:func:`frame_scale`,
-    :func:`correct_series`, :func:`correct_tile`), and the per-frame traces it is fitted on;
+    the correction model (:class:`CorrectionModel`, :func:`fit_correction`) and the per-frame
+    traces it is fitted on;
 :mod:`~brightflow.detrend.smoothing`
-    boxcar, exponential and polynomial trends and the N&B-correct detrending by them;
+    boxcar, exponential and polynomial smoothers and the corrections by their trends;
+:mod:`~brightflow.detrend.dof`
+    the residual degrees of freedom of a smoothing correction (the unbiased variance);
 :mod:`~brightflow.detrend.robinhood`
     Robin Hood's swap plan and its application tile by tile;
 :mod:`~brightflow.detrend.auto`
@@ -78,62 +91,69 @@ Modules
 The public names of all of them are available here, ``brightflow.detrend.<name>``.
 """
 
-from .auto import AUTO_MAX_PIXELS, AUTO_MAX_SWAPS, AUTO_MAX_VALUES, auto_parameter, auto_sample_pixels
-from .model import (
-    METHODS,
-    SERIES_BLOCK_VALUES,
-    TILE_METHODS,
-    cell_trace,
-    correct_frames,
-    correct_series,
-    correct_tile,
-    corrected_trace,
-    fit_correction,
-    frame_scale,
-    row_sums,
+from .auto import (
+    AUTO_MAX_PIXELS,
+    AUTO_MAX_SWAPS,
+    AUTO_MAX_VALUES,
+    LEFTOVER_STANDARD_ERRORS,
+    auto_parameter,
+    auto_sample_pixels,
+    leftover_brightness,
+    leftover_parameter,
+    trace_noise_variance,
 )
+from .dof import cross_residual_dof, dense_residual_dof, residual_dof
+from .methods import DEFAULT_METHOD, METHODS, correction_named
+from .model import CorrectionModel, cell_trace, fit_correction, row_sums
 from .robinhood import robinhood_apply, robinhood_corrected_sums, robinhood_frame_budget, robinhood_plan
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile, stochastic_round
-from .smoothing import EXPONENTIAL_CUTOFF, SMOOTHING_METHODS, detrend_smoothed, exponential_half_width, smooth
-from .stream import (
-    Block,
-    CorrectedTrace,
-    channel_seed,
-    corrected_blocks,
-    describe_parameter,
-    fit_to_stack,
-    needs_tiles,
+from .smoothing import (
+    EXPONENTIAL_CUTOFF,
+    SMOOTHERS,
+    BoxcarSmoother,
+    ExponentialSmoother,
+    PolynomialSmoother,
+    detrend_smoothed,
+    detrend_with_gains,
+    exponential_half_width,
+    smooth,
 )
+from .stream import Block, CorrectedTrace, channel_seed, corrected_blocks, cross_variance_scale, fit_to_stack
 
 __all__ = [
     "AUTO_MAX_PIXELS",
     "AUTO_MAX_SWAPS",
     "AUTO_MAX_VALUES",
+    "DEFAULT_METHOD",
     "EXPONENTIAL_CUTOFF",
+    "LEFTOVER_STANDARD_ERRORS",
     "METHODS",
-    "SERIES_BLOCK_VALUES",
-    "SMOOTHING_METHODS",
-    "TILE_METHODS",
+    "SMOOTHERS",
     "Block",
+    "BoxcarSmoother",
     "CorrectedTrace",
+    "CorrectionModel",
+    "ExponentialSmoother",
+    "PolynomialSmoother",
     "auto_parameter",
     "auto_sample_pixels",
     "brightness_standard_error",
     "cell_trace",
     "channel_seed",
-    "correct_frames",
-    "correct_series",
-    "correct_tile",
+    "correction_named",
     "corrected_blocks",
-    "corrected_trace",
-    "describe_parameter",
+    "cross_residual_dof",
+    "cross_variance_scale",
+    "dense_residual_dof",
     "detrend_smoothed",
+    "detrend_with_gains",
     "exponential_half_width",
     "fit_correction",
     "fit_to_stack",
-    "frame_scale",
+    "leftover_brightness",
+    "leftover_parameter",
     "mean_brightness",
-    "needs_tiles",
+    "residual_dof",
     "robinhood_apply",
     "robinhood_corrected_sums",
     "robinhood_frame_budget",
@@ -142,4 +162,5 @@ __all__ = [
     "simulate_immobile",
     "smooth",
     "stochastic_round",
+    "trace_noise_variance",
 ]

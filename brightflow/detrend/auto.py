@@ -1,36 +1,179 @@
-"""The automatic parameter of a bleach correction (Nolan et al. 2017, Bioinformatics 33:3508).
+"""The automatic parameter of a bleach correction.
 
-:func:`auto_parameter` simulates an immobile image with the data's per-frame
-mean trace (each frame Poisson with that frame's mean, independent draws;
-Nolan 2017) on a bounded number of pixels and finds the parameter at which the
-detrended simulation has mean ``B = 1``. If the simulation's mean ``B`` is
-already ``<= 1`` no detrending is needed and the method ``none`` is used.
+Two criteria.
+
+**The leftover trend, against the standard error** (:func:`leftover_parameter`; brightflow's default,
+with ``dof_correction``). Once the variance is divided by the smoother's residual degrees of freedom
+(brightflow.detrend.dof), smoothing costs no accuracy, only a little precision (fewer degrees of
+freedom); what can still bias ``B`` is bleaching the smoother leaves behind. For a pixel that follows
+the cells' profile ``c`` with mean ``m``, the leftover ``G (I - S) c`` adds
+
+    dB(m) = m * L,    L = || (I - J/T) G (I - S) c ||^2 / ((T - 1) <c>^2)
+
+to its apparent brightness. ``L`` is measured on the cells' mean trace, whose own frame-to-frame
+noise ``sigma^2`` would count as leftover: its expectation ``sigma^2 D`` (``D`` the residual degrees
+of freedom) is subtracted, with ``sigma^2`` estimated from the trace's second differences (median
+absolute deviation: robust to a jump). The parameter chosen is the least severe smoothing (largest
+boxcar ``l``, largest exponential ``tau``, lowest polynomial degree) of a geometric ladder (ratio
+2^(1/4)) whose leftover at the cells' mean intensity is at most
+:data:`LEFTOVER_STANDARD_ERRORS` standard errors of the cells' mean ``B``,
+
+    dB(<c>) <= 0.1 * sqrt(2 / ((T - 1) P))       (P cell pixels; the standard error of B at B = 1).
+
+A recording without bleaching gets a window spanning the whole recording (the same as no
+correction), one with bleaching a window narrow enough: every recording is corrected, and every
+correction is unbiased, so siblings in one folder can no longer differ by a chance decision.
+
+**detrendr's immobile simulation** (:func:`auto_parameter`; Nolan et al. 2017, Bioinformatics
+33:3508: detrendr's ``best_l``, ``best_tau``, ``best_degree``, ``best_swaps``), used for Robin Hood
+and, with ``dof_correction: false``, to reproduce detrendr's numbers: an immobile image with the
+data's per-frame mean is simulated and the parameter at which the detrended simulation has mean
+``B = 1`` is found. It balances detrending bias against leftover bleaching, and returns no
+correction when the simulation's excess is within the noise of a trend-free one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import compiled
+from . import dof
 from .robinhood import _best_swaps_naive
 from .simulation import brightness_standard_error, mean_brightness, simulate_immobile
-from .smoothing import detrend_smoothed, smooth
+from .smoothing import detrend_smoothed
 
-__all__ = ["AUTO_MAX_PIXELS", "AUTO_MAX_SWAPS", "AUTO_MAX_VALUES", "auto_parameter", "auto_sample_pixels"]
+__all__ = [
+    "AUTO_MAX_PIXELS",
+    "AUTO_MAX_SWAPS",
+    "AUTO_MAX_VALUES",
+    "LEFTOVER_STANDARD_ERRORS",
+    "SevereTrendError",
+    "auto_parameter",
+    "auto_sample_pixels",
+    "leftover_brightness",
+    "leftover_parameter",
+    "trace_noise_variance",
+]
 
-#: Largest number of pixels simulated for the automatic parameter.
+#: The leftover trend may add to the cells' mean B at most this many standard errors of it.
+LEFTOVER_STANDARD_ERRORS = 0.1
+#: Largest number of pixels simulated for detrendr's automatic parameter.
 AUTO_MAX_PIXELS = 2000
-#: Largest number of simulated values (pixels x frames) for the automatic parameter.
+#: Largest number of simulated values (pixels x frames) for detrendr's automatic parameter.
 AUTO_MAX_VALUES = 1_000_000
 #: Largest expected number of swaps in one Robin Hood simulation (bounds its memory).
 AUTO_MAX_SWAPS = 4_000_000
 #: Number of simulations whose median gives the automatic Robin Hood swaps.
 ROBINHOOD_AUTO_REPEATS = 5
-#: ``auto`` (boxcar, exponential, polynomial) detrends only when the simulated immobile image's
-#: mean B exceeds that of a trend-free simulation by more than this many standard errors.
+#: detrendr's criterion (boxcar, exponential, polynomial) detrends only when the simulated immobile
+#: image's mean B exceeds that of a trend-free simulation by more than this many standard errors.
 AUTO_NOISE_STANDARD_ERRORS = 2.0
 # Separate random streams (see brightflow.detrend.robinhood for the others).
 _STREAM_AUTO, _STREAM_FLAT = 13, 14
+
+
+class SevereTrendError(ValueError):
+    """Even the most severe detrending leaves detrendr's simulated mean B above 1."""
+
+
+# --- the leftover criterion ---------------------------------------------------------------------
+
+
+def trace_noise_variance(values):
+    """Frame-to-frame noise variance of a smooth series plus white noise, from its second differences.
+
+    ``x[t+1] - 2 x[t] + x[t-1]`` of white noise of variance ``sigma^2`` has variance ``6 sigma^2`` and
+    removes a smooth trend to second order; the spread is the median absolute deviation scaled to a
+    normal standard deviation (1.4826), so a jump in the series does not inflate it. Series under 10
+    frames use the mean square instead.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    second = values[2:] - 2.0 * values[1:-1] + values[:-2]
+    if second.size == 0:
+        return 0.0
+    if second.size < 8:
+        return float(np.mean(second**2) / 6.0)
+    spread = 1.4826 * np.median(np.abs(second - np.median(second)))
+    return float(spread**2 / 6.0)
+
+
+def leftover_brightness(trace, smoother):
+    """The brightness the smoother's leftover trend adds at the cells' mean intensity, ``dB(<c>)``.
+
+    Module docstring: ``(||(I - J/T) G (I - S) trace||^2 - sigma^2 D) / ((T - 1) <c>)``, with the
+    gains of the smoother's own trend. Returns ``(dB, residual degrees of freedom, sigma^2)``.
+    """
+    trace = np.asarray(trace, dtype=np.float64)
+    frames = trace.size
+    trend = smoother.apply(trace)
+    if not (trend > 0).all():
+        return np.inf, np.nan, np.nan
+    gains = np.sqrt(trace.mean() / trend)
+    residual = gains * (trace - trend)
+    squares = float(((residual - residual.mean()) ** 2).sum())
+    degrees = float(dof.residual_dof(smoother, gains)[0])
+    noise = trace_noise_variance(gains * trace)
+    return (squares - noise * degrees) / ((frames - 1) * trace.mean()), degrees, noise
+
+
+def leftover_parameter(trace, correction, cell_pixels):
+    """The least severe smoothing whose leftover trend is negligible (module docstring).
+
+    Parameters
+    ----------
+    trace : ndarray, shape (t,)
+        The cells' mean intensity per frame (> 0).
+    correction : brightflow.detrend.methods.SmoothingCorrection
+        The method: its smoother and its ladder of candidates, least severe first.
+    cell_pixels : int
+        Number of cell pixels ``P`` the trace is the mean of.
+
+    Returns
+    -------
+    parameter : int or float
+    info : dict
+        The criterion in words, the tolerance, the standard error, and every candidate's leftover.
+    """
+    trace = np.asarray(trace, dtype=np.float64)
+    frames = trace.size
+    standard_error = float(np.sqrt(2.0 / ((frames - 1) * max(int(cell_pixels), 1))))
+    tolerance = LEFTOVER_STANDARD_ERRORS * standard_error
+    info = {
+        "criterion": (
+            f"the least severe {correction.name} smoothing whose leftover bleaching trend adds at most "
+            f"{LEFTOVER_STANDARD_ERRORS:g} standard errors of the cells' mean B to B at their mean intensity "
+            "(the variance is divided by the smoother's residual degrees of freedom)"
+        ),
+        "standard_error_of_mean_B": standard_error,
+        "tolerance": tolerance,
+        "cell_pixels": int(cell_pixels),
+        "search": [],
+    }
+    candidates = correction.candidates(frames)
+    chosen = None
+    for candidate in candidates:
+        smoother = correction.smoother(frames, candidate)
+        excess, degrees, noise = leftover_brightness(trace, smoother)
+        info["search"].append({"parameter": candidate, "leftover_B": float(excess), "residual_dof": degrees,
+                               "trace_noise_variance": noise})
+        if excess <= tolerance:
+            chosen = candidate
+            break
+    if chosen is None:
+        chosen = candidates[-1]
+        info["note"] = (
+            f"even {correction.parameter_name} = {chosen} leaves a bleaching trend of "
+            f"{info['search'][-1]['leftover_B']:.3g} in B (tolerance {tolerance:.3g}); it is used, and the "
+            "brightness may be slightly high: a sudden change in the recording may be the cause"
+        )
+    elif chosen == candidates[0]:
+        info["note"] = (
+            f"no bleaching trend beyond the noise: {correction.parameter_name} = {chosen} is the least severe "
+            "smoothing (for boxcar, a window over the whole recording: the same as no correction)"
+        )
+    return chosen, info
+
+
+# --- detrendr's immobile simulation -------------------------------------------------------------
 
 
 def auto_sample_pixels(cell_pixels, frames, trace=None):
@@ -68,7 +211,7 @@ def _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, metho
         while lower_b > 1:
             lower = lower // 2 if integer else lower / 2
             if lower < smallest:
-                raise ValueError(f"even the most severe {method} detrending leaves the simulated mean B above 1")
+                raise SevereTrendError(f"even the most severe {method} detrending leaves the simulated mean B above 1")
             lower_b = brightness(lower)
     while upper - lower > 1:
         middle = (lower + upper) // 2 if integer else (lower + upper) / 2
@@ -82,130 +225,71 @@ def _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, metho
     return upper if abs(upper_b - 1) < abs(lower_b - 1) else lower
 
 
-def _auto_boxcar(simulation, start):
-    frames = simulation.shape[0]
-    evaluations = []
-
-    def brightness(half_width):
-        if compiled.in_use():  # the same values (brightflow.compiled)
-            detrended = compiled.boxcar_detrend(simulation, half_width)
-        else:
-            detrended = detrend_smoothed(simulation, smooth(simulation, "boxcar", half_width))
-        value = mean_brightness(detrended)
-        evaluations.append(_search_record(half_width, value))
-        return value
-
-    max_half_width = frames - 1
-    upper = min(10, max_half_width)
+def bracket_and_bisect(brightness, start, method, smallest, limit=None, max_doublings=None):
+    """detrendr's search of a moving average's parameter: from ``start``, double until the detrended
+    simulation's mean B exceeds 1 (up to ``limit``, or ``max_doublings`` times), then bisect
+    (:func:`_bisect_to_unit_brightness`)."""
+    upper = start
     upper_b = brightness(upper)
     lower, lower_b = upper, upper_b
-    while upper_b <= 1 and upper < max_half_width:
+    doublings = 0
+    while upper_b <= 1 and (limit is None or upper < limit):
         lower, lower_b = upper, upper_b
-        upper = min(max_half_width, 2 * upper)
+        upper = 2 * upper if limit is None else min(limit, 2 * upper)
         upper_b = brightness(upper)
+        doublings += 1
+        if max_doublings is not None and doublings > max_doublings:
+            return upper
     if upper_b <= 1:
-        return upper, evaluations
-    best = _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, "boxcar", smallest=1)
-    return best, evaluations
+        return upper
+    return _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, method, smallest)
 
 
-def _auto_exponential(simulation, start):
-    evaluations = []
-
-    def brightness(tau):
-        value = mean_brightness(detrend_smoothed(simulation, smooth(simulation, "exponential", tau)))
-        evaluations.append(_search_record(tau, value))
-        return value
-
-    upper = 100.0
-    upper_b = brightness(upper)
-    lower, lower_b = upper, upper_b
-    steps = 0
-    while upper_b <= 1:
-        lower, lower_b = upper, upper_b
-        upper *= 2
-        upper_b = brightness(upper)
-        steps += 1
-        if steps > 40:
-            return upper, evaluations
-    best = _bisect_to_unit_brightness(brightness, lower, lower_b, upper, upper_b, "exponential", smallest=1e-3)
-    return best, evaluations
-
-
-def _auto_polynomial(simulation, start):
-    frames = simulation.shape[0]
-    evaluations = []
+def ascending_search(brightness, start, largest):
+    """detrendr's search of a polynomial degree: degrees from 1 up to the first with mean B <= 1, the
+    one closer to 1 of it and the one before (0: no fit, mean B ``start``)."""
     lower, lower_b = 0, start
-    max_degree = min(frames - 2, 30)
-    for degree in range(1, max_degree + 1):
-        value = mean_brightness(detrend_smoothed(simulation, smooth(simulation, "polynomial", degree)))
-        evaluations.append(_search_record(degree, value))
+    for degree in range(1, largest + 1):
+        value = brightness(degree)
         if value <= 1:
-            return (degree if 1 - value < lower_b - 1 else lower), evaluations
+            return degree if 1 - value < lower_b - 1 else lower
         lower, lower_b = degree, value
-    return max_degree, evaluations
+    return largest
 
 
-def auto_parameter(trace, method, cell_pixels, seed=1):
-    """The detrending parameter at which a simulated immobile image has mean ``B = 1``.
+def auto_parameter(trace, correction, cell_pixels, seed=1):
+    """detrendr's automatic parameter: the one at which a simulated immobile image has mean ``B = 1``.
 
-    Nolan et al. 2017 (detrendr's ``best_l``, ``best_tau``, ``best_degree``,
-    ``best_swaps``): an immobile image with the data's per-frame mean
-    ``trace`` is simulated (:func:`simulate_immobile`) on
-    :func:`auto_sample_pixels` pixels, and
+    Nolan et al. 2017 (detrendr's ``best_l``, ``best_tau``, ``best_degree``, ``best_swaps``): an
+    immobile image with the data's per-frame mean ``trace`` is simulated
+    (:func:`simulate_immobile`) on :func:`auto_sample_pixels` pixels and each method's search
+    (``correction.detrendr_search``) finds the parameter. Robin Hood: the number of swaps at which
+    the simulation reaches mean ``B = 1``, minus the same estimate on a simulation of a trend-free
+    trace (same mean, Poisson frame-to-frame noise of the real cell-pixel count), median over
+    :data:`ROBINHOOD_AUTO_REPEATS` seeds each, floored at 0, and scaled from the simulated to the
+    real number of cell pixels.
 
-    - boxcar (from l = 10) and exponential (from tau = 100): double or halve to
-      bracket mean ``B = 1``, then bisect (to 1 frame); the side closer to 1 wins;
-    - polynomial: the degree whose mean ``B`` is closest to 1 (degrees from 1
-      up to the first with ``B <= 1``);
-    - robinhood: the number of swaps at which the simulation reaches mean
-      ``B = 1``, minus the same estimate on a simulation of a trend-free trace
-      (same mean, Poisson frame-to-frame noise of the real cell-pixel count),
-      median over :data:`ROBINHOOD_AUTO_REPEATS` seeds each, floored at 0, and
-      scaled from the simulated to the real number of cell pixels (the swaps
-      per pixel are what matter).
+    If the simulation's mean ``B`` is already ``<= 1`` no detrending is needed; brightflow also
+    skips detrending when the simulation's mean ``B`` exceeds that of the same simulation without
+    the trend by no more than :data:`AUTO_NOISE_STANDARD_ERRORS` standard errors of the difference.
 
-    If the simulation's mean ``B`` is already ``<= 1`` no detrending is needed;
-    brightflow also skips detrending when the simulation's mean ``B`` exceeds that
-    of the same simulation without the trend (a flat trace at the data's mean) by
-    no more than :data:`AUTO_NOISE_STANDARD_ERRORS` standard errors of the
-    difference: such an excess is sampling noise, not a trend, and smoothing a
-    trend-free series would only remove real variance. Robin Hood's estimate
-    already subtracts the swaps of a trend-free simulation.
+    Parameters
+    ----------
+    correction : brightflow.detrend.methods.Correction
+        A smoothing method, or Robin Hood (``correction.swap_plan``).
 
     Returns
     -------
     parameter : int, float or None
         None when no detrending is needed.
     info : dict
-        How the parameter was found (simulated pixels, starting mean B, the
-        search's evaluations or the Robin Hood estimates).
+        How the parameter was found; ``note`` says why when it is None.
     """
     trace = np.asarray(trace, dtype=np.float64)
+    if correction.swap_plan:
+        return _robinhood_swaps(trace, cell_pixels, seed)
     frames = trace.size
-    pixels = auto_sample_pixels(cell_pixels, frames, trace if method == "robinhood" else None)
-    if method == "robinhood":
-        naive, flat = [], []
-        flat_trace_rng = np.random.default_rng([int(seed), _STREAM_FLAT])
-        for repeat in range(ROBINHOOD_AUTO_REPEATS):
-            naive.append(_best_swaps_naive(trace, pixels, np.random.default_rng([int(seed), _STREAM_AUTO, repeat])))
-            flat_trace = flat_trace_rng.poisson(trace.mean() * cell_pixels, size=frames) / cell_pixels
-            flat.append(
-                _best_swaps_naive(flat_trace, pixels, np.random.default_rng([int(seed), _STREAM_FLAT, repeat]))
-            )
-        per_simulation = max(float(np.median(naive)) - float(np.median(flat)), 0.0)
-        swaps = int(round(per_simulation * cell_pixels / pixels))
-        info = {
-            "simulated_pixels": pixels,
-            "swaps_to_B1_on_simulation_with_trend": naive,
-            "swaps_to_B1_on_trend_free_simulation": flat,
-            "median_difference_on_simulation": per_simulation,
-            "scaled_to_cell_pixels": int(cell_pixels),
-        }
-        if swaps == 0:
-            info["note"] = "no detrending needed: the trend needs no more swaps than noise alone"
-            return None, info
-        return swaps, info
+    pixels = auto_sample_pixels(cell_pixels, frames)
     rng = np.random.default_rng([int(seed), _STREAM_AUTO])
     simulation = simulate_immobile(trace, pixels, rng)
     start = mean_brightness(simulation)
@@ -223,20 +307,47 @@ def auto_parameter(trace, method, cell_pixels, seed=1):
         "excess_standard_error": standard_error,
     }
     if start <= 1 or start - baseline <= AUTO_NOISE_STANDARD_ERRORS * standard_error:
-        # Nolan et al. 2017 detrend when the simulation's mean B exceeds 1. An excess within the
-        # noise of a trend-free simulation is no evidence of a trend, while detrending a
-        # trend-free recording removes real variance (about 1/(2l+1) of it for a boxcar), so
-        # brightflow leaves such a recording as it is.
         info["note"] = (
             f"no detrending needed: the simulated immobile image has mean B = {start:.4f}, the same "
             f"simulation without the trend {baseline:.4f}; the difference is within "
             f"{AUTO_NOISE_STANDARD_ERRORS:g} standard errors ({standard_error:.4f})"
         )
         return None, info
-    search = {"boxcar": _auto_boxcar, "exponential": _auto_exponential, "polynomial": _auto_polynomial}[method]
-    parameter, evaluations = search(simulation, start)
+    evaluations = []
+
+    def brightness(parameter):
+        smoothed = correction.smoother(frames, parameter).apply(simulation)
+        value = mean_brightness(detrend_smoothed(simulation, smoothed))
+        evaluations.append(_search_record(parameter, value))
+        return value
+
+    parameter = correction.detrendr_search(brightness, frames, start)
     info["search"] = evaluations
-    if method == "polynomial" and parameter == 0:
+    if parameter == 0:
         info["note"] = "no detrending needed: degree 0 (no fit) is closest to mean B = 1"
         return None, info
     return parameter, info
+
+
+def _robinhood_swaps(trace, cell_pixels, seed):
+    frames = trace.size
+    pixels = auto_sample_pixels(cell_pixels, frames, trace)
+    naive, flat = [], []
+    flat_trace_rng = np.random.default_rng([int(seed), _STREAM_FLAT])
+    for repeat in range(ROBINHOOD_AUTO_REPEATS):
+        naive.append(_best_swaps_naive(trace, pixels, np.random.default_rng([int(seed), _STREAM_AUTO, repeat])))
+        flat_trace = flat_trace_rng.poisson(trace.mean() * cell_pixels, size=frames) / cell_pixels
+        flat.append(_best_swaps_naive(flat_trace, pixels, np.random.default_rng([int(seed), _STREAM_FLAT, repeat])))
+    per_simulation = max(float(np.median(naive)) - float(np.median(flat)), 0.0)
+    swaps = int(round(per_simulation * cell_pixels / pixels))
+    info = {
+        "simulated_pixels": pixels,
+        "swaps_to_B1_on_simulation_with_trend": naive,
+        "swaps_to_B1_on_trend_free_simulation": flat,
+        "median_difference_on_simulation": per_simulation,
+        "scaled_to_cell_pixels": int(cell_pixels),
+    }
+    if swaps == 0:
+        info["note"] = "no detrending needed: the trend needs no more swaps than noise alone"
+        return None, info
+    return swaps, info

@@ -1,42 +1,24 @@
 """The correction model: fitted on the per-frame mean of the cell pixels, applied while streaming.
 
-A correction is described by a small *model*, a JSON-serialisable dict made by
-:func:`fit_correction` from the per-frame mean of the cell pixels. The N&B step applies it while
-streaming the stack (:func:`frame_scale` inside the moment sums for the per-frame methods,
-:func:`correct_tile` on tiles of pixel rows across all frames for the others); no corrected
-stack is ever written.
+A correction is described by a frozen :class:`CorrectionModel`, made by :func:`fit_correction` from
+the per-frame mean of the cell pixels and saved as JSON (``bleach_correction.json``). The N&B steps
+apply it while streaming the stack (:meth:`CorrectionModel.frame_scale` inside the moment sums for
+the per-frame methods, :meth:`CorrectionModel.correct_tile` on tiles of pixel rows across all frames
+for the others) and make the variance after it unbiased (:meth:`CorrectionModel.variance_scale`); no
+corrected stack is ever written. What differs between methods is asked of the method's class
+(brightflow.detrend.methods).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+
 import numpy as np
 
-from .. import compiled, parallel
-from .auto import auto_parameter
-from .robinhood import robinhood_apply
-from .smoothing import SMOOTHING_METHODS, _detrend_smoothed_in_place, smooth
+from .methods import METHODS, correction_named
 
-__all__ = [
-    "METHODS",
-    "SERIES_BLOCK_VALUES",
-    "TILE_METHODS",
-    "cell_trace",
-    "correct_frames",
-    "correct_series",
-    "correct_tile",
-    "corrected_trace",
-    "fit_correction",
-    "frame_scale",
-    "row_sums",
-]
-
-METHODS = ("none", "linear", "boxcar", "exponential", "polynomial", "robinhood")
-#: Methods the N&B rule applies on tiles of pixel rows across all frames.
-TILE_METHODS = SMOOTHING_METHODS + ("robinhood",)
-#: Values (frames x pixels) that :func:`correct_series` smooths and corrects at a time (8 MiB of
-#: float64): a block that stays in the CPU cache through the dozen passes, and several blocks
-#: per tile of rows for the threads.
-SERIES_BLOCK_VALUES = 2**20
+__all__ = ["CorrectionModel", "cell_trace", "fit_correction", "row_sums"]
 
 
 # --- traces -------------------------------------------------------------------------------------
@@ -63,18 +45,21 @@ def cell_trace(frames, mask):
     return frames[:, cells].mean(axis=1, dtype=np.float64)
 
 
-def row_sums(frames, mask):
+def row_sums(frames, mask, compiled=False):
     """Sum of the cell pixels of each pixel row in each frame, shape ``(t, y)``.
 
     Integer stacks give int64 sums (exact), others float64. An empty mask uses
     every pixel. The per-frame mean of the cell pixels is
     ``row_sums(...).sum(axis=1) / mask.sum()``. Only the cell pixels are read
-    and converted (rows without cells sum to 0).
+    and converted (rows without cells sum to 0). ``compiled``: use brightflow.compiled's
+    loop for integer frames (the same exact sums in one pass).
     """
     frames = np.asarray(frames)
     cells = _cells(mask, frames.shape[1:])
-    if compiled.in_use() and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
-        return compiled.integer_row_sums(frames, cells)  # one pass, the same exact sums
+    if compiled and np.issubdtype(frames.dtype, np.integer) and frames.dtype != np.uint64:
+        from .. import compiled as loops
+
+        return loops.integer_row_sums(frames, cells)
     dtype = np.int64 if np.issubdtype(frames.dtype, np.integer) else np.float64
     sums = np.zeros((frames.shape[0], cells.shape[0]), dtype=dtype)
     per_row = cells.sum(axis=1)
@@ -89,7 +74,195 @@ def row_sums(frames, mask):
 # --- the model ----------------------------------------------------------------------------------
 
 
-def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=None):
+def _array(values):
+    return None if values is None else np.asarray(values, dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectionModel:
+    """A fitted bleach correction (JSON: :meth:`to_json`, :meth:`from_json`).
+
+    Attributes
+    ----------
+    method : str
+        The method applied (``none`` when the requested one was replaced, :attr:`replaced` says why).
+    method_requested : str
+        ``bleach_correction.method``.
+    parameter : int, float or None
+        The method's parameter (:attr:`correction`'s ``parameter_name``).
+    parameter_source : str
+        How the parameter was chosen (``auto: ...`` or set in the configuration).
+    seed : int
+        ``bleach_correction.seed``.
+    frames, cell_pixels : int
+        The recording's frames and the cell pixels the trace is the mean of.
+    trace : ndarray
+        The cells' mean intensity per frame.
+    trend : ndarray or None
+        Its trend (None for Robin Hood, which fits none).
+    frame_factors : ndarray or None
+        Per-frame factors (``none``, ``linear``).
+    dof_correction : bool
+        ``bleach_correction.dof_correction``: the smoothing methods scale the fluctuations with the
+        cells' trend and divide the variance by its residual degrees of freedom (unbiased); False:
+        detrendr's per-pixel rescaling, variance as computed.
+    degrees_of_freedom : dict or None
+        ``residual`` (D), ``effective`` (T - 1 - D) and ``variance_scale`` ((T - 1) / D) of the
+        smoother applied (brightflow.detrend.dof), when ``dof_correction``.
+    auto : dict or None
+        How the automatic parameter was found.
+    replaced : str or None
+        Why the requested method was replaced by ``none``; None when it was applied.
+    swaps : dict or None
+        Robin Hood's plan summary (``swaps_done``, ``max_swaps``).
+    applied_to : str
+        Which pixels the correction changes.
+    """
+
+    method: str
+    method_requested: str
+    parameter: int | float | None
+    parameter_source: str
+    seed: int
+    frames: int
+    cell_pixels: int
+    trace: np.ndarray = field(repr=False)
+    trend: np.ndarray | None = field(default=None, repr=False)
+    frame_factors: np.ndarray | None = field(default=None, repr=False)
+    dof_correction: bool = True
+    degrees_of_freedom: dict | None = None
+    auto: dict | None = field(default=None, repr=False)
+    replaced: str | None = None
+    swaps: dict | None = None
+    applied_to: str = "every pixel"
+
+    @property
+    def correction(self):
+        """The method's class instance (brightflow.detrend.methods): everything that differs between methods."""
+        return correction_named(self.method)
+
+    def gains(self):
+        """Per-frame gains ``g_t = sqrt(<c> / c_t)`` of the cells' trend ``c`` (the unbiased smoothing
+        corrections scale each frame's fluctuations by them); None without a trend."""
+        if self.trend is None:
+            return None
+        return np.sqrt(self.trace.mean() / self.trend)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    # --- applying (asked of the method) ----------------------------------------------------------
+
+    def frame_scale(self, start=0, stop=None):
+        """The factors by which a per-frame model multiplies frames ``start .. stop - 1`` (None: as recorded).
+
+        brightflow.nb.StreamingMoments.update applies them inside the moment sums instead of making a
+        corrected float64 copy of the frames.
+        """
+        if self.correction.tiles:
+            raise ValueError(f"the {self.method} correction works on whole time series: use correct_tile")
+        stop = self.frames if stop is None else stop
+        if not 0 <= start <= stop <= self.frames:
+            raise ValueError(
+                f"the correction model covers {self.frames} frames; frames {start}..{stop - 1} are outside it"
+            )
+        return self.correction.frame_scale(self, start, stop)
+
+    def correct_frames(self, frames, start=0):
+        """A per-frame model applied to frames ``start .. start + len(frames)``: float64 frames."""
+        frames = np.asarray(frames, dtype=np.float64)
+        scale = self.frame_scale(start, start + frames.shape[0])
+        return frames.copy() if scale is None else frames * scale[:, None, None]
+
+    def correct_tile(self, tile, rows, cells=None, plan=None, compiled=False):
+        """Correct a tile of pixel rows across all frames, ``tile = stack[:, rows, :]``.
+
+        Parameters
+        ----------
+        tile : ndarray, shape (t, r, x)
+        rows : slice
+            The rows of the tile.
+        cells : ndarray of bool, shape (y, x), optional
+            The whole cell mask (Robin Hood).
+        plan : ndarray, shape (y, 2, t), optional
+            The swap plan (Robin Hood).
+        compiled : bool
+            Use brightflow.compiled's loop where the method has one (the same values).
+
+        Returns
+        -------
+        ndarray, shape (t, r, x)
+            float64 (int64 for Robin Hood).
+        """
+        tile = np.asarray(tile)
+        if tile.shape[0] != self.frames:
+            raise ValueError(f"the tile has {tile.shape[0]} frames, the model {self.frames}")
+        return self.correction.correct(self, tile, rows, cells, plan, compiled)
+
+    def variance_scale(self, windows=None):
+        """Factors that make the variance over the whole recording (default) or over each window
+        ``(start, stop)`` of frames unbiased after this correction (brightflow.detrend.dof)."""
+        return self.correction.variance_scale(self, windows)
+
+    def corrected_trace(self):
+        """The cells' mean per frame after a per-frame correction (``none``, ``linear``)."""
+        return self.trace * (np.ones(self.frames) if self.frame_factors is None else self.frame_factors)
+
+    def figure_labels(self):
+        """The bleach figure's ``title``, ``trend`` and ``corrected`` legend labels and ``note``
+        (brightflow.figures.bleach_correction_figure)."""
+        correction = self.correction
+        notes = []
+        if self.replaced is not None:
+            title = f"Bleach correction: none ({self.method_requested} requested, not applied)"
+            notes.append(f"{self.method_requested} not applied: {self.replaced}.")
+        else:
+            title = f"Bleach correction: {self.method} ({self.describe_parameter()})"
+        if self.degrees_of_freedom:
+            notes.append(
+                f"The variance is divided by its {self.degrees_of_freedom['residual']:.4g} residual degrees of freedom "
+                f"instead of {self.frames - 1} (x {self.degrees_of_freedom['variance_scale']:.4g}), so the fluctuations "
+                "the smoother removed with the trend do not lower B."
+            )
+        return {"title": title, "trend": correction.trend_label(), "corrected": correction.corrected_label(),
+                "note": " ".join(notes)}
+
+    def describe_parameter(self):
+        """The parameter in words, e.g. ``"l = 12 (auto)"``, or why the requested method was not applied."""
+        if self.replaced is not None:
+            return f"{self.method_requested} not applied: {self.replaced}"
+        return self.correction.describe_parameter(self)
+
+    # --- JSON ------------------------------------------------------------------------------------
+
+    def to_json(self):
+        """A JSON-serialisable dict (``bleach_correction.json``); Robin Hood's plan summary at the top level."""
+        data = {}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            data[item.name] = value
+        swaps = data.pop("swaps") or {}
+        data.update(swaps)
+        return data
+
+    @classmethod
+    def from_json(cls, data):
+        """The model of a :meth:`to_json` dict (ValueError for a method brightflow does not know)."""
+        data = dict(data)
+        correction_named(data["method"])
+        known = {item.name for item in dataclasses.fields(cls)}
+        swaps = {key: data.pop(key) for key in ("swaps_done", "max_swaps") if key in data}
+        values = {key: value for key, value in data.items() if key in known}
+        values["swaps"] = swaps or None
+        for key in ("trace", "trend", "frame_factors"):
+            values[key] = _array(values.get(key))
+        return cls(**values)
+
+
+def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=None, dof_correction=True,
+                   compiled=False):
     """Make the correction model for a per-frame mean intensity trace of the cell pixels.
 
     Parameters
@@ -97,206 +270,33 @@ def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=N
     trace : ndarray, shape (t,)
         Mean intensity of the cell pixels in each frame.
     method : str
-        One of :data:`METHODS`.
+        One of brightflow.detrend.METHODS.
     parameter : 'auto' or number
-        boxcar half-width l (frames), exponential tau (frames), polynomial
-        degree, Robin Hood number of swaps; ``auto`` finds it with
-        :func:`auto_parameter`. Unused by ``none`` and ``linear``.
+        boxcar half-width l (frames), exponential tau (frames), polynomial degree, Robin Hood number of
+        swaps; ``auto`` chooses it (brightflow.detrend.auto). Unused by ``none`` and ``linear``.
     seed : int
-        Seed of every random step (simulations, swaps).
+        Seed of every random step (Robin Hood's swaps and simulations).
     cell_pixels : int, optional
-        Number of cell pixels the trace is the mean of (needed by ``auto``).
+        Number of cell pixels the trace is the mean of (the automatic parameter's standard error).
+    dof_correction : bool
+        ``bleach_correction.dof_correction`` (:class:`CorrectionModel`).
+    compiled : bool
+        Use brightflow.compiled's loops where a method has them (the same values).
 
     Returns
     -------
-    dict
-        ``method`` (the method applied: ``none`` when ``auto`` finds no
-        detrending is needed), ``method_requested``, ``parameter``,
-        ``parameter_source``, ``seed``, ``frames``, ``cell_pixels``, ``trace``,
-        ``trend`` (the trend of the cell-pixel mean), ``auto`` (how the
-        parameter was found) and, for ``none``/``linear``, ``frame_factors``.
+    CorrectionModel
     """
     trace = np.asarray(trace, dtype=np.float64)
     if trace.ndim != 1 or trace.size < 3:
         raise ValueError(f"the intensity trace needs at least 3 frames, got shape {trace.shape}")
-    if method not in METHODS:
-        raise ValueError(f"unknown bleach correction method {method!r}; use one of {METHODS}")
-    frames = trace.size
+    correction = correction_named(method)
     cell_pixels = int(cell_pixels) if cell_pixels else 1
-    model = {
-        "method": method,
-        "method_requested": method,
-        "parameter": None,
-        "parameter_source": "not used by this method",
-        "seed": int(seed),
-        "frames": int(frames),
-        "cell_pixels": cell_pixels,
-        "auto": None,
-        "trace": trace.tolist(),
-    }
-    frame_index = np.arange(frames, dtype=np.float64)
-    if method == "linear":
-        slope, intercept = np.polyfit(frame_index, trace, 1)
-        trend = intercept + slope * frame_index
-        if np.any(trend <= 0):
-            raise ValueError(
-                "the linear bleach fit reaches zero or below within the recording; "
-                "the linear correction cannot be applied (choose another method)"
-            )
-        model.update(trend=trend.tolist(), frame_factors=(trend[0] / trend).tolist())
-        return model
-    if method in TILE_METHODS:
-        if parameter == "auto":
-            chosen, info = auto_parameter(trace, method, cell_pixels, seed)
-            model["auto"] = info
-            if chosen is None:
-                model.update(method="none", parameter_source="auto: " + info["note"])
-                return _none_model(model, trace)
-            model["parameter"] = chosen
-            model["parameter_source"] = (
-                f"auto: simulated immobile image ({info['simulated_pixels']} pixels, seed {seed}) "
-                "with the cell-pixel mean trace reaches mean B = 1 here (Nolan et al. 2017)"
-            )
-        else:
-            value = float(parameter)
-            if not value > 0:
-                raise ValueError(f"bleach_correction.parameter must be 'auto' or a number > 0, got {parameter!r}")
-            if method in ("boxcar", "polynomial", "robinhood"):
-                if value != int(value):
-                    raise ValueError(f"the {method} parameter must be a whole number, got {parameter!r}")
-                value = int(value)
-            if method == "polynomial" and value >= frames:
-                raise ValueError(f"polynomial degree {value} needs more than {value} frames; the stack has {frames}")
-            model["parameter"] = value
-            model["parameter_source"] = "set in the configuration (bleach_correction.parameter)"
-        if method in SMOOTHING_METHODS:
-            model["trend"] = smooth(trace, method, model["parameter"]).tolist()
-        else:
-            model["trend"] = None
-        return model
-    return _none_model(model, trace)
-
-
-def _none_model(model, trace):
-    model.update(trend=np.full(trace.size, trace.mean()).tolist(), frame_factors=np.ones(trace.size).tolist())
-    return model
-
-
-def correct_frames(model, frames, start=0):
-    """Apply a per-frame model (``none``, ``linear``) to frames ``start .. start + len(frames)``.
-
-    Returns float64 frames: ``frames * frame_scale(model, start, stop)[:, None, None]``.
-    """
-    frames = np.asarray(frames, dtype=np.float64)
-    scale = frame_scale(model, start, start + frames.shape[0])
-    return frames.copy() if scale is None else frames * scale[:, None, None]
-
-
-def frame_scale(model, start=0, stop=None):
-    """The factors by which a per-frame model (``none``, ``linear``) multiplies frames ``start .. stop - 1``.
-
-    ``None`` for ``none`` (frames as recorded). :func:`correct_frames` is
-    ``frames * frame_scale(model, start, stop)[:, None, None]``; the N&B rule passes
-    the factors to brightflow.nb.StreamingMoments.update instead of making a
-    corrected float64 copy of the frames.
-
-    Returns
-    -------
-    ndarray of float64, shape (stop - start,), or None
-    """
-    if model["method"] in TILE_METHODS:
-        raise ValueError(f"the {model['method']} correction works on whole time series: use correct_tile")
-    frames = len(model["frame_factors"])
-    stop = frames if stop is None else stop
-    if not 0 <= start <= stop <= frames:
-        raise ValueError(
-            f"the correction model covers {frames} frames; frames {start}..{stop - 1} are outside it"
-        )
-    if model["method"] == "none":
-        return None
-    return np.asarray(model["frame_factors"][start:stop], dtype=np.float64)
-
-
-def correct_series(model, series):
-    """Apply a smoothing model (boxcar, exponential, polynomial) to time series ``(t, ...)``.
-
-    Every series (trailing index: a pixel) is corrected on its own
-    (:func:`detrend_smoothed` of its :func:`smooth` trend), so any selection of
-    pixels, e.g. only the cell pixels ``tile[:, cells]``, gives those pixels' values
-    of the whole-image correction. Returns a new float64 array; the work is done on
-    blocks of :data:`SERIES_BLOCK_VALUES` values, in place.
-    """
-    if model["method"] not in SMOOTHING_METHODS:
-        raise ValueError(f"{model['method']!r} is not a smoothing method; use one of {SMOOTHING_METHODS}")
-    series = np.asarray(series)
-    frames = series.shape[0]
-    if frames != model["frames"]:
-        raise ValueError(f"the series have {frames} frames, the model {model['frames']}")
-    flat = series.reshape(frames, -1)
-    threads = parallel.available_cpus()
-    if model["method"] == "boxcar" and compiled.in_use():
-        # compiled (brightflow.compiled): the same values in one pass, which keeps its
-        # working set in the CPU cache itself; one equal share of the pixels per thread
-        flat = np.ascontiguousarray(flat)
-        out = np.empty(flat.shape)
-        edges = np.linspace(0, flat.shape[1], threads + 1).astype(int)
-        parallel.thread_map(
-            lambda share: compiled.boxcar_detrend(flat, model["parameter"], out=out, columns=share),
-            [slice(low, high) for low, high in zip(edges[:-1], edges[1:])], threads,
-        )
-        return out.reshape(series.shape)
-    out = np.empty(flat.shape)
-    # a few pixels' series at a time, so that the dozen passes of smoothing and correction run
-    # over a block that stays in the CPU cache; each pixel is corrected on its own, so blocks
-    # run on up to two threads without changing any value
-    step = max(1, SERIES_BLOCK_VALUES // max(frames, 1))
-
-    def correct(start):
-        block = np.array(flat[:, start : start + step], dtype=np.float64)
-        out[:, start : start + step] = _detrend_smoothed_in_place(
-            block, smooth(block, model["method"], model["parameter"])
-        )
-
-    parallel.thread_map(correct, range(0, flat.shape[1], step), threads)
-    return out.reshape(series.shape)
-
-
-def correct_tile(model, tile, rows, cells=None, plan=None):
-    """Correct a tile of pixel rows across all frames, ``tile = stack[:, rows, :]``.
-
-    Parameters
-    ----------
-    model : dict
-        From :func:`fit_correction`.
-    tile : ndarray, shape (t, r, x)
-        Every frame of the rows ``rows``.
-    rows : slice
-        The rows of the tile (``slice(start, stop)``).
-    cells : ndarray of bool, shape (y, x), optional
-        The whole cell mask (Robin Hood only).
-    plan : ndarray, shape (y, 2, t), optional
-        :func:`robinhood_plan`'s plan (Robin Hood only).
-
-    Returns
-    -------
-    ndarray, shape (t, r, x)
-        float64 for the smoothing methods, int64 for Robin Hood.
-    """
-    tile = np.asarray(tile)
-    if tile.shape[0] != model["frames"]:
-        raise ValueError(f"the tile has {tile.shape[0]} frames, the model {model['frames']}")
-    method = model["method"]
-    if method in ("none", "linear"):
-        return correct_frames(model, tile, 0)
-    if method in SMOOTHING_METHODS:
-        return correct_series(model, tile)
-    if method == "robinhood":
-        if cells is None or plan is None:
-            raise ValueError("Robin Hood needs the cell mask and the swap plan")
-        return robinhood_apply(tile, plan[rows], _cells(cells, cells.shape)[rows], rows.start or 0, model["seed"])
-    raise ValueError(f"unknown bleach correction method {method!r}")
-
-
-def corrected_trace(model):
-    """The cell-pixel mean per frame after a per-frame correction (``none``, ``linear``)."""
-    return np.asarray(model["trace"]) * np.asarray(model["frame_factors"])
+    fields = correction.fit(trace, parameter, int(seed), cell_pixels, bool(dof_correction), compiled)
+    applied = "none" if fields.get("replaced") else method
+    fields.setdefault("applied_to", METHODS[applied].applied_to)
+    return CorrectionModel(
+        method=applied, method_requested=method, seed=int(seed), frames=int(trace.size), cell_pixels=cell_pixels,
+        trace=trace, dof_correction=bool(dof_correction),
+        **{key: (_array(value) if key in ("trend", "frame_factors") else value) for key, value in fields.items()},
+    )

@@ -1,21 +1,43 @@
-"""Smoothing of each pixel's time series into a trend, and the N&B-correct detrending by it.
+"""Smoothing of each pixel's time series into a trend, and the detrending by it.
 
-The three smoothing methods of Nolan et al. 2017 (Bioinformatics 33:3508; detrendr):
-a moving average over ``2l + 1`` frames (``boxcar``), an exponentially weighted average with
-time constant ``tau`` (``exponential``), a least-squares polynomial of a given degree
-(``polynomial``). Each pixel's series ``x`` is corrected by its trend ``s`` to
-``x' = m + (x - s) sqrt(m / s)`` (``m`` the pixel mean): the mean is kept and the fluctuations
-are rescaled to the Poisson level of the mean, so shot noise keeps ``B = 1``.
+The three smoothers of Nolan et al. 2017 (Bioinformatics 33:3508; detrendr): a moving average
+over ``2l + 1`` frames (``boxcar``), an exponentially weighted average with time constant ``tau``
+(``exponential``), a least-squares polynomial of a given degree (``polynomial``). Each is a linear
+operator ``S`` on a series of ``T`` frames: the trend is ``s = S x``.
+
+Two ways to correct a series ``x`` by its trend ``s`` (``m`` the series mean):
+
+- :func:`detrend_with_gains`, brightflow's default: ``x' = m + g_t (x - s)`` with per-frame gains
+  ``g_t = sqrt(<c> / c_t)`` from the smooth trend ``c`` of the cells' mean intensity. The residual
+  ``x - s`` is a linear function of ``x``, so its expected variance is known exactly
+  (brightflow.detrend.dof), and the gains come from a trend averaged over every cell pixel, so
+  they add no noise of their own.
+- :func:`detrend_smoothed`, detrendr's: ``x' = m + (x - s) sqrt(m / s)`` with the pixel's own trend;
+  it loses part of the variance to the smoother (``bleach_correction.dof_correction: false``).
+
+The smoother classes (:class:`BoxcarSmoother`, :class:`ExponentialSmoother`,
+:class:`PolynomialSmoother`) hold ``S`` for one frame count and parameter and give, besides
+``S x``, what the exact residual degrees of freedom need: ``diag(S)``, ``S^T h`` and
+``(S o S) h`` (the elementwise square of ``S`` applied to ``h``), each in O(T) (O(T d^2) for the
+polynomial), never the T x T matrix.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EXPONENTIAL_CUTOFF", "SMOOTHING_METHODS", "detrend_smoothed", "exponential_half_width", "smooth"]
+__all__ = [
+    "EXPONENTIAL_CUTOFF",
+    "BoxcarSmoother",
+    "ExponentialSmoother",
+    "PolynomialSmoother",
+    "SMOOTHERS",
+    "detrend_smoothed",
+    "detrend_with_gains",
+    "exponential_half_width",
+    "smooth",
+]
 
-#: Methods that smooth each pixel's time series (need every frame of a pixel at once).
-SMOOTHING_METHODS = ("boxcar", "exponential", "polynomial")
 #: Exponential filter weights below this fraction of the largest are dropped (detrendr's cutoff).
 EXPONENTIAL_CUTOFF = 0.05
 
@@ -23,6 +45,14 @@ EXPONENTIAL_CUTOFF = 0.05
 def exponential_half_width(tau, frames):
     """Half-width ``l = min(floor(-tau ln 0.05), 2T - 3)`` of the exponential filter (detrendr)."""
     return int(min(np.floor(-tau * np.log(EXPONENTIAL_CUTOFF)), 2 * frames - 3))
+
+
+def _window_sums(values, half_width):
+    """``sum of values[u]`` over ``|u - t| <= l``, ``0 <= u < T``, for each ``t`` (1-D)."""
+    frames = values.shape[0]
+    running = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    index = np.arange(frames)
+    return running[np.minimum(index + half_width + 1, frames)] - running[np.maximum(index - half_width, 0)]
 
 
 def _boxcar(series, half_width):
@@ -55,10 +85,14 @@ def _boxcar(series, half_width):
     if tail < frames:
         np.subtract(running[-1], running[tail - h - 1 : frames - h - 1], out=window[tail:])
     del running
-    index = np.arange(frames)
-    width = np.minimum(index + half_width + 1, frames) - np.maximum(index - half_width, 0)
-    window /= width.reshape((-1,) + (1,) * (series.ndim - 1))
+    window /= _boxcar_widths(frames, half_width).reshape((-1,) + (1,) * (series.ndim - 1))
     return window
+
+
+def _boxcar_widths(frames, half_width):
+    """Frames in the truncated window of each frame, ``min(t + l + 1, T) - max(t - l, 0)``."""
+    index = np.arange(frames)
+    return np.minimum(index + half_width + 1, frames) - np.maximum(index - half_width, 0)
 
 
 def _one_sided_exponential(series, decay, half_width):
@@ -74,33 +108,29 @@ def _one_sided_exponential(series, decay, half_width):
     return full
 
 
+def _symmetric_exponential(values, decay, half_width):
+    """``sum_{|i| <= l} decay^|i| x[t + i]`` (frames outside the series count as 0), along axis 0."""
+    forward = _one_sided_exponential(values, decay, half_width)
+    backward = _one_sided_exponential(values[::-1], decay, half_width)[::-1]
+    return forward + backward - values
+
+
 def _exponential(series, tau):
     frames = series.shape[0]
     half_width = exponential_half_width(tau, frames)
     if half_width < 1:
         return series.copy()
     decay = np.exp(-1.0 / tau)
-
-    def weighted_sum(values):
-        forward = _one_sided_exponential(values, decay, half_width)
-        backward = _one_sided_exponential(values[::-1], decay, half_width)[::-1]
-        return forward + backward - values
-
-    weights = weighted_sum(np.ones(frames)).reshape((-1,) + (1,) * (series.ndim - 1))
-    return weighted_sum(series) / weights
+    weights = _symmetric_exponential(np.ones(frames), decay, half_width).reshape((-1,) + (1,) * (series.ndim - 1))
+    return _symmetric_exponential(series, decay, half_width) / weights
 
 
-def _polynomial(series, degree):
-    frames = series.shape[0]
-    degree = int(degree)
-    if degree >= frames:
-        raise ValueError(f"a polynomial of degree {degree} needs more than {degree} frames, got {frames}")
+def _legendre_basis(frames, degree):
+    """Orthonormal basis (QR of a Legendre Vandermonde matrix on time scaled to [-1, 1]), ``(T, d + 1)``."""
     from numpy.polynomial import legendre
 
-    scaled_time = np.linspace(-1.0, 1.0, frames)
-    basis, _ = np.linalg.qr(legendre.legvander(scaled_time, degree))
-    flat = series.reshape(frames, -1)
-    return (basis @ (basis.T @ flat)).reshape(series.shape)
+    basis, _ = np.linalg.qr(legendre.legvander(np.linspace(-1.0, 1.0, frames), degree))
+    return basis
 
 
 def smooth(series, method, parameter):
@@ -126,33 +156,137 @@ def smooth(series, method, parameter):
         the remaining weights renormalised to sum to 1.
     """
     series = np.asarray(series, dtype=np.float64)
-    if method == "boxcar":
-        half_width = int(parameter)
-        if half_width < 1:
-            raise ValueError(f"the boxcar half-width must be at least 1 frame, got {parameter}")
-        return _boxcar(series, half_width)
-    if method == "exponential":
-        if not parameter > 0:
-            raise ValueError(f"the exponential time constant tau must be > 0, got {parameter}")
-        return _exponential(series, float(parameter))
-    if method == "polynomial":
-        if int(parameter) != parameter or parameter < 1:
-            raise ValueError(f"the polynomial degree must be a whole number >= 1, got {parameter}")
-        return _polynomial(series, int(parameter))
-    raise ValueError(f"{method!r} is not a smoothing method; use one of {SMOOTHING_METHODS}")
+    if method not in SMOOTHERS:
+        raise ValueError(f"{method!r} is not a smoothing method; use one of {', '.join(SMOOTHERS)}")
+    return SMOOTHERS[method](series.shape[0], parameter).apply(series)
+
+
+# --- the smoothers as linear operators ----------------------------------------------------------
+
+
+class _Smoother:
+    """The smoothing matrix ``S`` (``T x T``) of one method, frame count and parameter.
+
+    ``apply`` is ``S x`` along axis 0 (what :func:`smooth` computes); ``diagonal``, ``transpose``
+    and ``squared`` give ``diag(S)``, ``S^T h`` and ``(S o S) h`` of a 1-D ``h`` for the exact
+    residual degrees of freedom (brightflow.detrend.dof).
+    """
+
+    def __init__(self, frames, parameter):
+        self.frames = int(frames)
+        self.parameter = parameter
+
+    def matrix(self):
+        """``S`` itself (``T x T``; for tests and small ``T``): column ``u`` is ``S e_u``."""
+        return self.apply(np.eye(self.frames))
+
+
+class BoxcarSmoother(_Smoother):
+    """Moving average: ``S_tu = 1 / w_t`` for ``|t - u| <= l`` inside the series (``w_t`` frames)."""
+
+    def __init__(self, frames, half_width):
+        if int(half_width) < 1:
+            raise ValueError(f"the boxcar half-width must be at least 1 frame, got {half_width}")
+        super().__init__(frames, int(half_width))
+        self.half_width = int(min(self.parameter, 2 * self.frames - 3))
+        self.widths = _boxcar_widths(self.frames, self.half_width).astype(np.float64)
+
+    def apply(self, series):
+        return _boxcar(np.asarray(series, dtype=np.float64), self.parameter)
+
+    def diagonal(self):
+        return 1.0 / self.widths
+
+    def transpose(self, values):
+        return _window_sums(np.asarray(values, dtype=np.float64) / self.widths, self.half_width)
+
+    def squared(self, values):
+        return _window_sums(np.asarray(values, dtype=np.float64), self.half_width) / self.widths**2
+
+
+class ExponentialSmoother(_Smoother):
+    """Exponential weights: ``S_tu = exp(-|t - u| / tau) / W_t`` for ``|t - u| <= l`` (``W_t`` their sum).
+
+    With ``l < 1`` (``tau`` below about a third of a frame) the trend is the series itself; such a
+    smoother has no residual to measure, and brightflow's corrections refuse it.
+    """
+
+    def __init__(self, frames, tau):
+        if not tau > 0:
+            raise ValueError(f"the exponential time constant tau must be > 0, got {tau}")
+        super().__init__(frames, float(tau))
+        self.half_width = exponential_half_width(self.parameter, self.frames)
+        self.decay = np.exp(-1.0 / self.parameter)
+        self.weights = _symmetric_exponential(np.ones(self.frames), self.decay, max(self.half_width, 0))
+
+    def apply(self, series):
+        return _exponential(np.asarray(series, dtype=np.float64), self.parameter)
+
+    def diagonal(self):
+        return 1.0 / self.weights
+
+    def transpose(self, values):
+        return _symmetric_exponential(np.asarray(values, dtype=np.float64) / self.weights, self.decay,
+                                      self.half_width)
+
+    def squared(self, values):
+        return _symmetric_exponential(np.asarray(values, dtype=np.float64), self.decay**2,
+                                      self.half_width) / self.weights**2
+
+
+class PolynomialSmoother(_Smoother):
+    """Least-squares polynomial: ``S = Q Q^T``, ``Q`` an orthonormal basis of polynomials of the degree."""
+
+    def __init__(self, frames, degree):
+        if int(degree) != degree or degree < 1:
+            raise ValueError(f"the polynomial degree must be a whole number >= 1, got {degree}")
+        super().__init__(frames, int(degree))
+        if self.parameter >= self.frames:
+            raise ValueError(f"a polynomial of degree {degree} needs more than {degree} frames, got {frames}")
+        self._basis = None
+
+    @property
+    def basis(self):
+        if self._basis is None:
+            self._basis = _legendre_basis(self.frames, self.parameter)
+        return self._basis
+
+    def apply(self, series):
+        series = np.asarray(series, dtype=np.float64)
+        flat = series.reshape(series.shape[0], -1)
+        return (self.basis @ (self.basis.T @ flat)).reshape(series.shape)
+
+    def diagonal(self):
+        return (self.basis**2).sum(axis=1)
+
+    def transpose(self, values):
+        return self.basis @ (self.basis.T @ np.asarray(values, dtype=np.float64))
+
+    def squared(self, values):
+        weighted = self.basis.T @ (np.asarray(values, dtype=np.float64)[:, None] * self.basis)
+        return np.einsum("ti,ij,tj->t", self.basis, weighted, self.basis)
+
+
+#: The smoother of each smoothing method, by its configuration name.
+SMOOTHERS = {"boxcar": BoxcarSmoother, "exponential": ExponentialSmoother, "polynomial": PolynomialSmoother}
+
+
+# --- detrending by a trend ----------------------------------------------------------------------
 
 
 def detrend_smoothed(series, smoothed):
-    """Correct each time series with its trend: ``x' = m + (x - s) sqrt(m / s)``.
+    """detrendr's correction of each time series by its own trend: ``x' = m + (x - s) sqrt(m / s)``.
 
     ``m`` is the series mean along axis 0 and ``s`` the trend, clipped at 0
     from below; where ``m / s`` is not finite the factor is 1 (Nolan et al.
     2017; detrendr's ``img_detrend_smoothed``). The mean of each series is kept
-    and its fluctuations are rescaled to the Poisson level of the mean, so pure
-    shot noise keeps ``B = 1``.
+    and its fluctuations are rescaled to the Poisson level of the mean. The
+    smoother takes part of the white variance with it (brightflow.detrend.dof),
+    and the noisy per-pixel ``s`` in the factor biases it further; brightflow
+    uses this only with ``bleach_correction.dof_correction: false``.
 
     The result is **not rounded**: float64 values, negatives kept (see the
-    module docstring, "Rounding").
+    package docstring, "Rounding").
     """
     series = np.array(series, dtype=np.float64)
     trend = np.array(smoothed, dtype=np.float64)
@@ -170,5 +304,40 @@ def _detrend_smoothed_in_place(series, trend):
         np.sqrt(trend, out=trend)
     trend[~np.isfinite(trend)] = 1.0
     series *= trend
+    series += mean
+    return series
+
+
+def detrend_with_gains(series, smoothed, gains):
+    """Correct each time series by its trend with per-frame gains: ``x' = m + g_t (x - s)``.
+
+    Parameters
+    ----------
+    series : array_like, shape (t, ...)
+    smoothed : array_like, shape (t, ...)
+        Each series' trend ``s`` (:func:`smooth`).
+    gains : array_like, shape (t,)
+        ``g_t = sqrt(<c> / c_t)`` from the trend ``c`` of the cells' mean intensity
+        (brightflow.detrend.CorrectionModel.gains): the fluctuations of frame ``t`` are brought to
+        the level of the mean intensity, as shot noise and number fluctuations scale with the
+        intensity (Nolan et al. 2017), with a factor that is the same for every pixel and carries
+        no noise of its own.
+
+    Returns
+    -------
+    ndarray of float64
+        Not rounded; the mean ``m`` of each series is kept.
+    """
+    series = np.array(series, dtype=np.float64)
+    trend = np.array(smoothed, dtype=np.float64)
+    return _detrend_with_gains_in_place(series, trend, np.asarray(gains, dtype=np.float64))
+
+
+def _detrend_with_gains_in_place(series, trend, gains):
+    """:func:`detrend_with_gains` written over ``series`` (float64): ``(x - s) * g + m``, in that order
+    (brightflow.compiled's loop does the same operations in the same order)."""
+    mean = series.mean(axis=0)
+    series -= trend
+    series *= gains.reshape((-1,) + (1,) * (series.ndim - 1))
     series += mean
     return series

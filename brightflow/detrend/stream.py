@@ -20,26 +20,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import compiled
+from .. import compiled as loops
 from ..blocks import frame_chunks, row_tiles
-from .model import (
-    TILE_METHODS,
-    corrected_trace,
-    correct_tile,
-    fit_correction,
-    frame_scale,
-    row_sums,
-)
-from .robinhood import robinhood_plan
+from .auto import SevereTrendError
+from .dof import cross_residual_dof
+from .methods import correction_named
+from .model import fit_correction, row_sums
 
 __all__ = [
     "Block",
     "CorrectedTrace",
     "channel_seed",
     "corrected_blocks",
-    "describe_parameter",
+    "cross_variance_scale",
     "fit_to_stack",
-    "needs_tiles",
 ]
 
 #: Memory for one chunk of frames converted to float64 (the per-frame corrections).
@@ -78,13 +72,8 @@ class Block:
         return self.values * self.scale[:, None, None]
 
 
-def needs_tiles(model):
-    """True when ``model`` corrects each pixel from its whole time series (tiles of rows)."""
-    return model["method"] in TILE_METHODS
-
-
 def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
-                     frame_budget=FRAME_BUDGET_BYTES, tile_budget=TILE_BUDGET_BYTES):
+                     frame_budget=FRAME_BUDGET_BYTES, tile_budget=TILE_BUDGET_BYTES, compiled=None):
     """Yield the stack's values corrected by ``model``, one :class:`Block` at a time.
 
     Parameters
@@ -92,7 +81,7 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
     stack : array_like, shape (t, y, x)
         Indexed as ``stack[a:b]`` (frames) and ``stack[:, rows, :]`` (tiles); a brightflow.io.Stack
         reads only those values from its file.
-    model : dict
+    model : CorrectionModel
         The correction model (:func:`~brightflow.detrend.fit_correction`, :func:`fit_to_stack`).
     cells : ndarray of bool, shape (y, x), optional
         The cell mask (Robin Hood works on the cell pixels only).
@@ -100,11 +89,14 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
         Robin Hood's swap plan.
     tiles : bool, optional
         Read tiles of rows even for a per-frame model (to stream two channels side by side when
-        the other one needs tiles). By default, tiles exactly when :func:`needs_tiles`.
+        the other one needs tiles). By default, tiles exactly when the method needs them.
     copies : int
         float64 working copies of a tile the consumer makes (sizes the tiles).
     frame_budget, tile_budget : int
         Bytes for one chunk of frames (float64) and for one tile with its copies.
+    compiled : bool, optional
+        Use brightflow.compiled's loops (the same values); by default as
+        ``brightflow.compiled.use_for`` decides for the stack's size.
 
     Yields
     ------
@@ -114,21 +106,23 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
         not depend on the block sizes.
     """
     frames = int(stack.shape[0])
-    if frames != model["frames"]:
-        raise ValueError(f"the stack has {frames} frames, the correction model {model['frames']}")
-    compiled.use_for(np.prod(stack.shape, dtype=np.int64))
-    tiled = needs_tiles(model) if tiles is None else (tiles or needs_tiles(model))
+    if frames != model.frames:
+        raise ValueError(f"the stack has {frames} frames, the correction model {model.frames}")
+    if compiled is None:
+        compiled = loops.use_for(np.prod(stack.shape, dtype=np.int64))
+    correction = model.correction
+    tiled = correction.tiles if tiles is None else (tiles or correction.tiles)
     if not tiled:
         for start, stop in frame_chunks(frames, stack.shape[1:], frame_budget):
-            yield Block(slice(start, stop), slice(None), stack[start:stop], frame_scale(model, start, stop))
+            yield Block(slice(start, stop), slice(None), stack[start:stop], model.frame_scale(start, stop))
         return
-    if model["method"] == "robinhood" and (cells is None or plan is None):
+    if correction.swap_plan and (cells is None or plan is None):
         raise ValueError("Robin Hood needs the cell mask and the swap plan")
     for rows in row_tiles(frames, stack.shape[1:], tile_budget, copies=copies):
-        yield Block(slice(0, frames), rows, correct_tile(model, stack[:, rows, :], rows, cells, plan))
+        yield Block(slice(0, frames), rows, model.correct_tile(stack[:, rows, :], rows, cells, plan, compiled))
 
 
-def _row_sums(stack, cells, observe=None):
+def _row_sums(stack, cells, observe=None, compiled=False):
     """Per-frame sums of the cell pixels of every pixel row, ``(t, rows)``, read in chunks of frames;
     ``observe(chunk)`` sees every chunk read (to count doubtful samples in the same pass)."""
     sums = []
@@ -136,7 +130,7 @@ def _row_sums(stack, cells, observe=None):
         chunk = stack[start:stop]
         if observe is not None:
             observe(chunk)
-        sums.append(row_sums(chunk, cells))
+        sums.append(row_sums(chunk, cells, compiled))
     return np.concatenate(sums)
 
 
@@ -144,13 +138,13 @@ class CorrectedTrace:
     """The per-frame mean of the corrected cell pixels, from the blocks that :func:`corrected_blocks` yields.
 
     For a per-frame model (``none``, ``linear``) it is the fitted trace times the frame factors
-    (:func:`~brightflow.detrend.corrected_trace`: the fit's cells are these cells). For the others
+    (:meth:`~brightflow.detrend.CorrectionModel.corrected_trace`: the fit's cells are these cells). For the others
     it is summed from the corrected tiles the N&B step reads anyway, so the smoothing is done once
     per pixel, not once for the trace and once for the maps.
 
     Parameters
     ----------
-    model : dict
+    model : CorrectionModel
         The correction model.
     cells : ndarray of bool, shape (y, x)
         The cell pixels the model was fitted on.
@@ -159,11 +153,11 @@ class CorrectedTrace:
     def __init__(self, model, cells):
         self.model = model
         self.cells = np.asarray(cells, dtype=bool)
-        self.total = np.zeros(int(model["frames"]))
+        self.total = np.zeros(int(model.frames))
 
     def update(self, block):
         """Add a tile's corrected cell pixels (chunks of frames of a per-frame model add nothing)."""
-        if not needs_tiles(self.model):
+        if not self.model.correction.tiles:
             return
         inside = self.cells[block.rows].ravel()
         if inside.any():
@@ -175,8 +169,8 @@ class CorrectedTrace:
 
     def mean(self):
         """The per-frame mean over the cell pixels (NaN without cell pixels)."""
-        if not needs_tiles(self.model):
-            return np.asarray(corrected_trace(self.model), dtype=np.float64)
+        if not self.model.correction.tiles:
+            return np.asarray(self.model.corrected_trace(), dtype=np.float64)
         count = int(self.cells.sum())
         return self.total / count if count else np.full(self.total.shape, np.nan)
 
@@ -189,7 +183,8 @@ def channel_seed(seed, channel=None):
     return int(seed) + (int(channel) - 1 if channel else 0)
 
 
-def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channel=None, observe=None):
+def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=None, dof_correction=True,
+                 compiled=None):
     """Fit the bleach-correction model of a stack on its cell pixels.
 
     Parameters
@@ -201,19 +196,21 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
         One of brightflow.detrend.METHODS.
     parameter : 'auto' or number
     seed : int
-        ``bleach_correction.seed``: the seed of every random step (the automatic parameter's
-        simulations, Robin Hood's swaps).
+        ``bleach_correction.seed``: the seed of every random step (Robin Hood's swaps and simulations).
     channel : int, optional
         The channel (from 1) of a multi-channel stack: its random steps use :func:`channel_seed`.
     observe : callable, optional
         Called with every chunk of frames as it is read (one pass serves the fit and, e.g., the
         counts of doubtful samples).
+    dof_correction : bool
+        ``bleach_correction.dof_correction`` (brightflow.detrend.CorrectionModel).
+    compiled : bool, optional
+        Use brightflow.compiled's loops (the same values); by default as ``use_for`` decides.
 
     Returns
     -------
-    model : dict
-        :func:`~brightflow.detrend.fit_correction`'s model, with ``applied_to``. The corrected trace
-        comes from the stack as it is read corrected (:class:`CorrectedTrace`).
+    model : CorrectionModel
+        The corrected trace comes from the stack as it is read corrected (:class:`CorrectedTrace`).
     plan : ndarray of int32, shape (y, 2, t)
         Robin Hood's swap plan; empty, shape (0, 2, t), for the other methods.
 
@@ -223,25 +220,27 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
         The stack does not suit the method (Robin Hood needs integer counts >= 0) or the model
         cannot be fitted; the message says why and what to use instead.
     """
+    correction = correction_named(method)
     cells = np.asarray(cells, dtype=bool)
     if not cells.any():
         cells = np.ones(cells.shape, dtype=bool)
     seed = channel_seed(seed, channel)
-    if method == "robinhood" and not np.issubdtype(np.dtype(stack.dtype), np.integer):
+    if correction.integer_counts and not np.issubdtype(np.dtype(stack.dtype), np.integer):
         raise ValueError(
-            f"Robin Hood detrending moves whole photon counts and needs an integer stack, but its pixels "
+            f"{method} detrending moves whole photon counts and needs an integer stack, but its pixels "
             f"are {stack.dtype}. Set bleach_correction.method to boxcar, exponential or polynomial."
         )
-    compiled.use_for(np.prod(stack.shape, dtype=np.int64))
-    sums = _row_sums(stack, cells, observe)
-    if method == "robinhood" and (sums < 0).any():
+    if compiled is None:
+        compiled = loops.use_for(np.prod(stack.shape, dtype=np.int64))
+    sums = _row_sums(stack, cells, observe, compiled)
+    if correction.integer_counts and (sums < 0).any():
         raise ValueError(
-            "has negative pixel values; Robin Hood detrending needs counts >= 0. Use boxcar, exponential or "
+            f"has negative pixel values; {method} detrending needs counts >= 0. Use boxcar, exponential or "
             "polynomial."
         )
     cell_pixels = int(cells.sum())
     trace = sums.sum(axis=1) / cell_pixels
-    if method in TILE_METHODS and not (trace > 0).all():
+    if correction.detrends and not (trace > 0).all():
         frame = int(np.argmin(trace))
         raise ValueError(
             f"the cells' mean intensity falls to {trace[frame]:.4g} counts per frame (frame {frame}), at or below 0: "
@@ -250,37 +249,36 @@ def fit_to_stack(stack, cells, method="boxcar", parameter="auto", seed=1, channe
             "per-cell Warnings then say 'negative values')."
         )
     try:
-        model = fit_correction(trace, method, parameter, seed, cell_pixels)
-    except ValueError as error:
-        if "most severe" not in str(error):
-            raise
+        model = fit_correction(trace, method, parameter, seed, cell_pixels, dof_correction, compiled)
+    except SevereTrendError as error:
         raise ValueError(
             f"{error}. The cells' mean is {trace.mean():.4g} counts per frame; far above photon counts the bleaching "
             "trend outweighs the shot noise that the automatic parameter compares it with. If these are not photon "
             "counts, describe the detector (nb.detector: offset, s_factor, readout_variance; Dalal et al. 2008), or "
             "set bleach_correction.parameter to a number, or use bleach_correction.method: polynomial or none."
         ) from error
-    plan = np.zeros((0, 2, stack.shape[0]), dtype=np.int32)
-    model["applied_to"] = "every pixel"
-    if model["method"] == "robinhood":
-        plan, info = robinhood_plan(sums, model["parameter"], seed)
-        model.update(info)
-        model["applied_to"] = "cell pixels (other pixels as recorded)"
+    plan, summary = model.correction.plan(model, sums, seed)
+    if summary is not None:
+        model = model.replace(swaps=summary)
     return model, plan
 
 
-#: The symbol of each method's parameter, for titles and logs.
-_PARAMETER_NAMES = {"boxcar": "l", "exponential": "tau", "polynomial": "degree", "robinhood": "swaps"}
+def cross_variance_scale(first, second, windows=None):
+    """Factors that make the covariance of two channels, each corrected by its own model, unbiased
+    over the whole recording (default) or each window ``(start, stop)`` of frames: ``(W - 1) / D_W``
+    with ``D_W`` the residual degrees of freedom of the pair (brightflow.detrend.dof.cross_residual_dof).
 
-
-def describe_parameter(model):
-    """The model's parameter in words, e.g. ``"l = 12 (auto)"`` or ``"boxcar auto: no detrending needed"``."""
-    if model["parameter"] is None:
-        if model["method_requested"] != model["method"]:
-            return f"{model['method_requested']} auto: no detrending needed"
-        return "no parameter"
-    value = model["parameter"]
-    value = f"{value:.4g}" if isinstance(value, float) else str(value)
-    source = "auto" if model["parameter_source"].startswith("auto") else "set"
-    return f"{_PARAMETER_NAMES[model['method']]} = {value} ({source})"
-
+    All 1 when either channel's correction takes its variance as computed (``linear``, Robin Hood,
+    ``dof_correction: false``): the covariance is then treated as the variances are.
+    """
+    operators = first.correction.residual_operator(first), second.correction.residual_operator(second)
+    count = 1 if windows is None else len(windows)
+    if operators[0] is None or operators[1] is None:
+        return np.ones(count)
+    (apply1, gains1), (apply2, gains2) = operators
+    if apply1 is None and apply2 is None:
+        return np.ones(count)
+    residual = cross_residual_dof(apply1, gains1, apply2, gains2, windows)
+    bounds = [(0, first.frames)] if windows is None else windows
+    sizes = np.array([stop - start for start, stop in bounds], dtype=np.float64)
+    return (sizes - 1) / residual

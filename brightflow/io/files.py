@@ -234,11 +234,18 @@ def save_figure(figure, path, dpi=None):
 
 
 def read_correction_model(path, frames, stack_path):
-    """The bleach-correction model (JSON) of a stack of ``frames`` frames, checked to fit it."""
-    model = read_json(path)
-    if model["frames"] != frames:
+    """The bleach-correction model (brightflow.detrend.CorrectionModel, from JSON) of a stack of ``frames``
+    frames, checked to fit it."""
+    from ..detrend import CorrectionModel
+
+    try:
+        model = CorrectionModel.from_json(read_json(path))
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{path} is not a bleach-correction model brightflow can read ({error}); rerun the "
+                         "workflow.") from error
+    if model.frames != frames:
         raise InputError(
-            f"{path} covers {model['frames']} frames but {stack_path} has {frames}: "
+            f"{path} covers {model.frames} frames but {stack_path} has {frames}: "
             "the stack changed; rerun the workflow."
         )
     return model

@@ -12,20 +12,21 @@ import logging
 
 import numpy as np
 
-from .. import detrend, io, quality
+from .. import compiled, detrend, io, quality
 from ..blocks import frame_chunks
 
 log = logging.getLogger("brightflow")
 
 
-def _fit(stack, frames, cells, method, parameter, seed, channel, observe=None):
+def _fit(stack, frames, cells, method, parameter, seed, channel, dof_correction, loops, observe=None):
     try:
-        return detrend.fit_to_stack(frames, cells, method, parameter, seed, channel, observe)
+        return detrend.fit_to_stack(frames, cells, method, parameter, seed, channel, observe, dof_correction,
+                                    compiled=loops)
     except ValueError as error:
         raise io.InputError(f"{stack}: bleach correction {method}: {error}") from error
 
 
-def bleach_correction(stack, labels, model, swaps, samples, method, parameter="auto", seed=1, channel=None,
+def bleach_correction(stack, labels, model, swaps, samples, method, parameter, seed, dof_correction, channel=None,
                       axes=None, saturation_level=None):
     """Fit the bleach correction of a (channel of a) stack on its cell pixels, and count its doubtful samples.
 
@@ -44,8 +45,9 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter="a
         ``sample_quality.npy``: per pixel, the samples at the saturation level, below 0 and not finite
         (brightflow.quality.SampleCounts), for the N&B maps (pixels with NaN or Inf samples are left
         out) and the per-cell warnings.
-    method, parameter, seed
-        ``bleach_correction.method``, ``.parameter``, ``.seed`` (brightflow.detrend.fit_to_stack).
+    method, parameter, seed, dof_correction
+        ``bleach_correction.method``, ``.parameter``, ``.seed``, ``.dof_correction``
+        (brightflow.detrend.fit_to_stack).
     channel : int, optional
         The channel (from 1) of a multi-channel stack.
     axes : str, optional
@@ -60,7 +62,8 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter="a
             f"{labels}: mask shape {cells.shape} differs from the frames {frames.shape[1:]} of {stack}; rerun "
             "segmentation."
         )
-    counter = quality.SampleCounts(frames.shape[1:], quality.saturation_level(frames.dtype, saturation_level))
+    loops = compiled.use_for(np.prod(frames.shape, dtype=np.int64))
+    counter = quality.SampleCounts(frames.shape[1:], quality.saturation_level(frames.dtype, saturation_level), loops)
     if not cells.any():
         # nothing to measure: the maps (previews) are made of the frames as recorded
         log.warning("no cell pixels: no bleach correction (method none); the experiment has no values")
@@ -80,11 +83,20 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter="a
         if not (cells & usable).any():
             log.warning("every cell pixel has NaN or Inf samples: no bleach correction (method none)")
             method, cells = "none", usable
-        fitted, plan = _fit(stack, frames, cells & usable, method, parameter, seed, channel)
+        fitted, plan = _fit(stack, frames, cells & usable, method, parameter, seed, channel, dof_correction, loops)
     else:
-        fitted, plan = _fit(stack, frames, cells, method, parameter, seed, channel, observe=counter.update)
-    log.info("bleach correction: %s, parameter %s (%s)", fitted["method"], fitted["parameter"],
-             fitted["parameter_source"])
+        fitted, plan = _fit(stack, frames, cells, method, parameter, seed, channel, dof_correction, loops,
+                            observe=counter.update)
+    if fitted.replaced is not None:
+        log.warning("bleach correction: %s requested, none applied: %s", fitted.method_requested, fitted.replaced)
+    else:
+        log.info("bleach correction: %s, %s (%s)", fitted.method, fitted.describe_parameter(), fitted.parameter_source)
+    if fitted.auto and fitted.auto.get("note") and fitted.replaced is None:
+        log.info("automatic parameter: %s", fitted.auto["note"])
+    if fitted.degrees_of_freedom:
+        log.info("the variance is divided by %.6g residual degrees of freedom instead of %d (x %.6g)",
+                 fitted.degrees_of_freedom["residual"], fitted.frames - 1,
+                 fitted.degrees_of_freedom["variance_scale"])
     io.write_npy(samples, counter.array())
-    io.write_json(model, fitted)
+    io.write_json(model, fitted.to_json())
     io.write_npy(swaps, plan)

@@ -36,7 +36,7 @@ def _open_corrected(stack, model, labels, swaps, channel, axes):
     frames = io.open_channel(stack, channel, axes)
     fitted = io.read_correction_model(model, frames.shape[0], stack)
     cells = plan = None
-    if fitted["method"] == "robinhood":
+    if fitted.correction.swap_plan:
         cells = io.read_image(labels) > 0
         plan = io.read_swap_plan(swaps, frames.shape)
     return frames, fitted, cells, plan
@@ -87,8 +87,9 @@ def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, co
         moments.update(block.values, rows=block.rows, scale=block.scale)
         trace.update(block)
     io.write_json(corrected_trace, {"corrected_trace": trace.mean().tolist(), "cell_pixels": int(trace.cells.sum())})
-    maps = nb.number_and_brightness(moments.mean(), moments.variance(variance_ddof),
-                                    nb.DetectorModel(**(detector or {})))
+    # the variance the bleach correction's smoother took with it is divided out (brightflow.detrend.dof)
+    variance = moments.variance(variance_ddof) * fitted.variance_scale()[0]
+    maps = nb.number_and_brightness(moments.mean(), variance, nb.DetectorModel(**(detector or {})))
     if not finite.all():
         maps = threshold.apply_threshold(maps, finite)
     try:
@@ -108,6 +109,8 @@ def _window_moments(stack_path, frames, fitted, cells, plan, bounds, ddof):
     (temporary files): memory holds the windows still open, or one tile of rows, never every window."""
     means = io.FrameStore(len(bounds), frames.shape[1:], "mean", stack_path)
     variances = io.FrameStore(len(bounds), frames.shape[1:], "variance", stack_path)
+    # each window's variance made unbiased after the bleach correction (brightflow.detrend.dof)
+    scales = fitted.variance_scale(bounds)
     rows, moments = None, None
     for block in _blocks(stack_path, frames, fitted, cells, plan):
         if block.rows != rows:  # a new tile of rows (chunks of frames all cover every row)
@@ -115,7 +118,7 @@ def _window_moments(stack_path, frames, fitted, cells, plan, bounds, ddof):
             moments = timeseries.WindowedMoments(block.values.shape[1:], bounds, ddof, keep=False)
         for index, mean, variance in moments.update(block.values, block.frames.start, scale=block.scale):
             means.write(index, mean, rows)
-            variances.write(index, variance, rows)
+            variances.write(index, variance * scales[index], rows)
     return means, variances
 
 
@@ -193,15 +196,18 @@ def _cross_moments(stack_path, channels, variance_ddof):
     from .. import cross
 
     (first, model1, cells1, plan1), (second, model2, cells2, plan2) = channels
-    tiles = detrend.needs_tiles(model1) or detrend.needs_tiles(model2)
+    tiles = model1.correction.tiles or model2.correction.tiles
     options = dict(tiles=tiles, copies=CROSS_TILE_COPIES, frame_budget=CROSS_FRAME_BUDGET)
     shape = first.shape[1:]
     mean1, mean2, covariance = (np.full(shape, np.nan) for _ in range(3))
     rows, moments = None, None
 
+    # the covariance made unbiased after the two channels' bleach corrections (brightflow.detrend.dof)
+    scale = detrend.cross_variance_scale(model1, model2)[0]
+
     def finish():
         mean1[rows], mean2[rows], covariance[rows] = (
-            moments.first.mean(), moments.second.mean(), moments.covariance(variance_ddof))
+            moments.first.mean(), moments.second.mean(), moments.covariance(variance_ddof) * scale)
 
     for block1, block2 in zip(_blocks(stack_path, first, model1, cells1, plan1, **options),
                               _blocks(stack_path, second, model2, cells2, plan2, **options), strict=True):

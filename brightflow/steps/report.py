@@ -63,10 +63,10 @@ def map_figures(maps, labels, image, model, corrected_trace, previews, scatter, 
     drawing = figures.brightness_intensity_figure(values["intensity"][cells], values["apparent_brightness"][cells],
                                                   reference=reference)
     io.save_figure(drawing, scatter)
-    fitted = io.read_json(model)
+    fitted = detrend.CorrectionModel.from_json(io.read_json(model))
     drawing = figures.bleach_correction_figure(
-        fitted["trace"], io.read_json(corrected_trace)["corrected_trace"], fitted["trend"], fitted["method"],
-        detrend.describe_parameter(fitted), calibration.frame_interval,
+        fitted.trace, io.read_json(corrected_trace)["corrected_trace"], fitted.trend, fitted.figure_labels(),
+        calibration.frame_interval,
     )
     io.save_figure(drawing, bleach)
 
@@ -202,7 +202,9 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
             "cells": int(masks.max()),
             "edited_after_segmentation": edited,
         },
-        "bleach_correction_used": {key: fitted.get(key) for key in ("method", "parameter", "parameter_source")},
+        "bleach_correction_used": {key: fitted.get(key) for key in (
+            "method", "method_requested", "parameter", "parameter_source", "replaced", "dof_correction",
+            "degrees_of_freedom")},
         "nb_threshold_used": io.read_json(threshold_record),
         "versions": {"brightflow": __version__, "python": platform.python_version()}
         | {package: _version(package) for package in PACKAGES},

@@ -32,6 +32,7 @@ rule bleach_correction:
         method=config["bleach_correction"]["method"],
         parameter=config["bleach_correction"]["parameter"],
         seed=config["bleach_correction"]["seed"],
+        dof_correction=config["bleach_correction"]["dof_correction"],
         saturation_level=config["quality"]["saturation_level"],
         channel=unit_channel,
         axes=config["input"]["axes"],
