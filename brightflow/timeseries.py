@@ -140,13 +140,16 @@ def timeseries_maps(means, variances, detector=DetectorModel()):
     return number_and_brightness(means, variances, detector)
 
 
-def window_maps(mean, variance, kept, filter_method="none", detector=DetectorModel()):
+def window_maps(mean, variance, kept, filter_method="none", detector=DetectorModel(), *, convention="brightflow"):
     """The six N&B maps of one window as the whole-stack maps are made: NaN outside ``kept``
     (the whole-stack ``nb.threshold``), then ``nb.filter`` on brightness and number
-    (brightflow.filters.filter_maps)."""
+    (brightflow.threshold.exclude_and_filter, in ``convention``: ``"nandb"`` as nandb's
+    brightness_timeseries, whose windows are filtered with excluded pixels filled and
+    ``x / 0`` infinite)."""
     from .threshold import exclude_and_filter
 
-    return exclude_and_filter(number_and_brightness(mean, variance, detector), kept, filter_method)
+    return exclude_and_filter(number_and_brightness(mean, variance, detector), kept, filter_method,
+                              convention=convention, detector=detector)
 
 
 def stack_timeseries(stack, frames_per_set, overlap=0, ddof=1, detector=DetectorModel(), chunk=64):
