@@ -376,6 +376,9 @@ from brightflow.blocks import frame_chunks
 from brightflow.steps import maps
 stack_path, model_path, repeats = sys.argv[2], sys.argv[3], int(sys.argv[4])
 default_method, default_parameter, default_seed, default_dof = json.loads(sys.argv[5])
+# nb_maps' settings as in config/config.yaml's defaults
+MAPS_SETTINGS = dict(variance_ddof=1, detector=None, threshold_setting="none", filter_method="none",
+                     convention="brightflow")
 
 def read_once():
     stack = io.open_stack(stack_path)
@@ -401,7 +404,7 @@ def rule_script():
         samples=os.path.join(folder, "sample_quality.npy"),
         npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
         threshold_record=os.path.join(out, "nb_threshold.json"),
-        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"),
+        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"), **MAPS_SETTINGS,
     )
 
 def default_fit_and_maps():
@@ -420,7 +423,7 @@ def default_fit_and_maps():
         samples=paths["samples.npy"],
         npy=[os.path.join(out, f"{n}.npy") for n in names], tif=[os.path.join(out, f"{n}.tif") for n in names],
         threshold_record=os.path.join(out, "nb_threshold.json"),
-        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"),
+        corrected_trace=os.path.join(out, "bleach_corrected_trace.json"), **MAPS_SETTINGS,
     )
 
 def best(function):

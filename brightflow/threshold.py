@@ -108,6 +108,7 @@ __all__ = [
     "apply_threshold",
     "auto_threshold",
     "check_convention",
+    "check_setting",
     "exclude_and_filter",
     "frame_sum_histogram",
     "histogram_threshold_bin",
@@ -154,6 +155,16 @@ def check_convention(convention):
     if name not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; use one of {', '.join(CONVENTIONS)}")
     return name
+
+
+def check_setting(setting, convention):
+    """Refuse, before any data is read, an ``nb.threshold`` that ``convention`` cannot compute: nandb's
+    Yen (autothresholdr's port never finds a threshold). ValueError saying what to use instead."""
+    if check_convention(convention) == "nandb" and str(setting).lower() == "yen":
+        raise ValueError(
+            "nb.threshold yen with nb.convention nandb: autothresholdr's Yen never finds a threshold (nandb fails "
+            "the same way); use nb.convention brightflow for ImageJ's Yen, or another method"
+        )
 
 
 def mean_histogram(image, bins=BINS):

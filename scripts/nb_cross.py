@@ -21,5 +21,6 @@ run(
     variance_ddof=snakemake.params.variance_ddof,
     detector=snakemake.params.detector,
     filter_method=snakemake.params.filter,
+    convention=snakemake.params.convention,
     axes=snakemake.params.axes,
 )

@@ -20,6 +20,7 @@ run(
     detector=snakemake.params.detector,
     threshold_setting=snakemake.params.threshold,
     filter_method=snakemake.params.filter,
+    convention=snakemake.params.convention,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
 )

@@ -22,6 +22,7 @@ run(
     detector=snakemake.params.detector,
     gamma=snakemake.params.gamma,
     filter_method=snakemake.params.filter,
+    convention=snakemake.params.convention,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
 )

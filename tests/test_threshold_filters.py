@@ -628,3 +628,33 @@ def test_a_bad_threshold_setting_is_a_start_up_error(run_workflow, dim_and_brigh
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
     assert result.returncode != 0
     assert "threshold" in result.stdout + result.stderr
+
+
+def test_nandb_convention_in_the_workflow_gives_nandbs_triangle_on_its_own_data(run_workflow, shared_data, tmp_path):
+    """nandb's test expects the Triangle threshold of 50.tif to be 0.68 (nandb
+    tests/testthat/test-brightness.R): the workflow gives it with nb.convention nandb (nandb thresholds
+    before detrending: bleach_correction none), and ImageJ's 0.93 by default."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    (folder / "50.tif").write_bytes((shared_data / "50.tif").read_bytes())
+    values = {}
+    for convention in ("nandb", "brightflow"):
+        config = write_config(tmp_path / f"{convention}.yaml", input_dir=str(folder), output_dir=f"out_{convention}",
+                              bleach_correction={"method": "none"},
+                              nb={"threshold": "triangle", "convention": convention})
+        run_workflow(tmp_path, "--configfile", config)
+        record = json.loads((tmp_path / f"out_{convention}" / "50" / "nb_threshold.json").read_text())
+        values[convention] = record["value"]
+        settings = json.loads((tmp_path / f"out_{convention}" / "50" / "settings.json").read_text())
+        assert settings["parameters"]["nb"]["convention"] == convention
+    assert values["nandb"] == pytest.approx(0.68, abs=1e-12)
+    assert values["brightflow"] == pytest.approx(0.9335, abs=1e-4)
+
+
+def test_nandb_yen_is_refused_at_start(run_workflow, dim_and_bright):
+    workdir, stacks, _, _ = dim_and_bright
+    config = write_config(workdir / "yen.yaml", **_base(stacks, threshold="yen", convention="nandb"))
+    result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
+    assert result.returncode != 0
+    assert "nb.threshold yen with nb.convention nandb: autothresholdr's Yen never finds a threshold" in (
+        result.stdout + result.stderr)

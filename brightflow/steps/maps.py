@@ -50,8 +50,8 @@ def _blocks(stack_path, *args, **kwargs):
         raise io.InputError(f"{stack_path}: {error}") from error
 
 
-def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, corrected_trace, variance_ddof=1,
-            detector=None, threshold_setting="none", filter_method="none", channel=None, axes=None):
+def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, corrected_trace, variance_ddof,
+            detector, threshold_setting, filter_method, convention, channel=None, axes=None):
     """The six N&B maps of a (channel of a) stack, bleach-corrected while streamed, and the corrected trace.
 
     Parameters
@@ -72,8 +72,9 @@ def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, co
     variance_ddof : int
     detector : dict
         ``nb.detector`` (offset, s_factor, readout_variance).
-    threshold_setting, filter_method
-        ``nb.threshold``, ``nb.filter`` (brightflow.threshold.threshold_and_filter).
+    threshold_setting, filter_method, convention
+        ``nb.threshold``, ``nb.filter``, ``nb.convention`` (brightflow.threshold.threshold_and_filter: ImageJ's
+        histogram of the intensity map, or nandb's numbers).
     channel : int, optional
     axes : str, optional
     """
@@ -89,11 +90,13 @@ def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, co
     io.write_json(corrected_trace, {"corrected_trace": trace.mean().tolist(), "cell_pixels": int(trace.cells.sum())})
     # the variance the bleach correction's smoother took with it is divided out (brightflow.detrend.dof)
     variance = moments.variance(variance_ddof) * fitted.variance_scale()[0]
-    maps = nb.number_and_brightness(moments.mean(), variance, nb.DetectorModel(**(detector or {})))
+    detector = nb.DetectorModel(**(detector or {}))
+    maps = nb.number_and_brightness(moments.mean(), variance, detector)
     if not finite.all():
         maps = threshold.apply_threshold(maps, finite)
     try:
-        maps, record = threshold.threshold_and_filter(maps, threshold_setting, filter_method)
+        maps, record = threshold.threshold_and_filter(maps, threshold_setting, filter_method, convention=convention,
+                                                      frames=frames.shape[0], detector=detector)
     except ValueError as error:
         raise io.InputError(f"{stack}: nb.threshold {threshold_setting!r} cannot be applied: {error}.") from error
     if record["value"] is not None:
@@ -122,8 +125,8 @@ def _window_moments(stack_path, frames, fitted, cells, plan, bounds, ddof):
     return means, variances
 
 
-def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table, figure, frames_per_set, overlap=0,
-                  variance_ddof=1, detector=None, gamma=1.0, filter_method="none", channel=None, axes=None):
+def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table, figure, frames_per_set, overlap,
+                  variance_ddof, detector, gamma, filter_method, convention, channel=None, axes=None):
     """N&B in windows of frames (nandb's brightness_timeseries / number_timeseries), after bleach
     correction of the whole stack.
 
@@ -168,7 +171,7 @@ def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table
         # one window at a time: its maps are written as a page of each TIFF and give its table rows
         for index, window in enumerate(bounds):
             window_maps = timeseries.window_maps(means.read(index), variances.read(index), kept, filter_method,
-                                                 model_of_detector)
+                                                 model_of_detector, convention=convention)
             for name, writer in writers.items():
                 writer.write(index, window_maps[name])
             tables.append(
@@ -221,8 +224,8 @@ def _cross_moments(stack_path, channels, variance_ddof):
     return mean1, mean2, covariance
 
 
-def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, table, channels, variance_ddof=1,
-             detector=None, filter_method="none", axes=None):
+def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, table, channels, variance_ddof,
+             detector, filter_method, convention, axes=None):
     """Cross-correlated N&B of two channels (nb.cross_channels) of a multi-channel stack.
 
     Both channels are corrected for bleaching with their own models and streamed together; the
@@ -249,7 +252,8 @@ def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, tabl
     detector = nb.DetectorModel(**(detector or {}))
     maps = cross.cross_maps(mean1, mean2, covariance, detector, detector)
     kept = np.isfinite(io.read_npy(intensities[0])) & np.isfinite(io.read_npy(intensities[1]))
-    maps = threshold.exclude_and_filter(maps, kept, filter_method, ("cross_brightness", "cross_number"))
+    maps = threshold.exclude_and_filter(maps, kept, filter_method, ("cross_brightness", "cross_number"),
+                                        convention=convention)
     analysed = io.read_image(labels)
     calibration = streams[0][0].calibration
     first, second = channels

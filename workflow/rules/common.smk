@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from brightflow import io as bio
+from brightflow import threshold as bthreshold
 from brightflow.cross import CROSS_MAP_NAMES
 from brightflow.nb import MAP_NAMES
 from brightflow.simulate import DEMO_EXPERIMENTS

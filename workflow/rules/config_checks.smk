@@ -69,6 +69,15 @@ def _monomer_setting():
     return str(setting)
 
 
+def _nb_threshold():
+    """nb.threshold, checked against nb.convention (brightflow.threshold.check_setting)."""
+    try:
+        bthreshold.check_setting(config["nb"]["threshold"], config["nb"]["convention"])
+    except ValueError as error:
+        raise WorkflowError(f"{error}.")
+    return config["nb"]["threshold"]
+
+
 def _settings_recorded():
     """The config an experiment's settings.json records. Left out: the sample sheet (each
     settings.json records its own row), where the results go (output_dir: where the file is) and
@@ -92,6 +101,7 @@ MONOMER_BRIGHTNESS = _monomer_setting()
 #: aggregate's alone: changing it reruns only that rule).
 NUMERIC_MONOMER_BRIGHTNESS = MONOMER_BRIGHTNESS if isinstance(MONOMER_BRIGHTNESS, (int, float)) else None
 SETTINGS_RECORDED = _settings_recorded()
+NB_THRESHOLD = _nb_threshold()
 
 
 def _segmentation_settings(method):

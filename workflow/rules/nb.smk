@@ -33,8 +33,9 @@ rule nb_maps:
         input_sha256=input_digest("path"),
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
-        threshold=config["nb"]["threshold"],
+        threshold=NB_THRESHOLD,
         filter=config["nb"]["filter"],
+        convention=config["nb"]["convention"],
         channel=unit_channel,
         axes=config["input"]["axes"],
     script:
@@ -86,6 +87,7 @@ if TIMESERIES:
             detector=config["nb"]["detector"],
             gamma=config["nb"]["gamma"],
             filter=config["nb"]["filter"],
+            convention=config["nb"]["convention"],
             channel=unit_channel,
             axes=config["input"]["axes"],
         script:
@@ -136,5 +138,6 @@ if CROSS_CHANNELS:
             variance_ddof=config["nb"]["variance_ddof"],
             detector=config["nb"]["detector"],
             filter=config["nb"]["filter"],
+            convention=config["nb"]["convention"],
         script:
             "../../scripts/nb_cross.py"
