@@ -55,7 +55,8 @@ def demo_run(run_workflow, tmp_path_factory):
 #: SHA-256 of every .npy and .csv the demo writes (tests/data/demo_outputs.sha256), recorded before
 #: the I/O layer moved into the package (2026-11-30): the refactoring changed no number. Updated once
 #: since, for an intended change: the per-cell CSVs' Warnings column and sample_quality.npy (the maps'
-#: records unchanged). A cellpose
+#: records unchanged); and again on 2026-12-02 (issue 21): the demo is 128 x 128 x 400 frames, and the
+#: variance after a smoothing correction is divided by its residual degrees of freedom. A cellpose
 #: _seg.npy holds the absolute path of its image, which differs from folder to folder: its record
 #: ("<file>#cells") is of its cells (masks, outlines, diameters, channels).
 DEMO_CHECKSUMS = REPO / "tests" / "data" / "demo_outputs.sha256"
