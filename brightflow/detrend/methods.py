@@ -84,6 +84,8 @@ class Correction:
         True when the cells' mean intensity must stay above 0 (a trend to divide by).
     applied_to : str
         Which pixels the correction changes, in words.
+    caveat : str
+        What a user should know before quoting its numbers ('' when nothing).
     """
 
     name = None
@@ -93,6 +95,7 @@ class Correction:
     integer_counts = False
     detrends = False
     applied_to = "every pixel"
+    caveat = ""
 
     # --- fitting ---------------------------------------------------------------------------------
 
@@ -177,6 +180,7 @@ class LinearRescale(Correction):
     by ``c^2`` (Nolan et al. 2017); kept only to reproduce the replaced app."""
 
     name = "linear"
+    caveat = "the replaced app's rescaling, biased: kept only for comparison"
 
     def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False):
         index = np.arange(trace.size, dtype=np.float64)
@@ -427,6 +431,7 @@ class RobinHood(Correction):
     integer_counts = True
     detrends = True
     applied_to = "cell pixels (other pixels as recorded)"
+    caveat = "underestimates the brightness of mobile molecules by about twice the fraction of counts moved"
 
     def check_parameter(self, value, frames):
         try:

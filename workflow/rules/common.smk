@@ -14,6 +14,7 @@ from snakemake.utils import validate
 
 from brightflow import io as bio
 from brightflow import threshold as bthreshold
+from brightflow.detrend import correction_named
 from brightflow.cross import CROSS_MAP_NAMES
 from brightflow.nb import MAP_NAMES
 from brightflow.simulate import DEMO_EXPERIMENTS

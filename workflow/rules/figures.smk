@@ -37,5 +37,6 @@ rule figures:
         detector=config["nb"]["detector"],
         # named in Bleach_correction.png's report caption (the figure itself reads the model)
         bleach_correction=config["bleach_correction"],
+        bleach_caveat=correction_named(config["bleach_correction"]["method"]).caveat,
     script:
         "../../scripts/figures.py"
