@@ -1,6 +1,7 @@
 # brightflow: the two set-up commands of the README.
 #   make demo   creates .venv (pinned), then runs the workflow on the simulated demo data
-#   make test   creates .venv (pinned), checks the code (make lint), then runs the test suite
+#   make test   creates .venv (pinned), checks the code (make lint), then runs the test suite and the
+#               docstrings' examples (doctests)
 #   make lint   ruff on the Python, snakefmt on the Snakefile and rules, snakemake --lint
 #   make report after a run (make demo, or your own: pass its options in RUN_ARGS), Snakemake's
 #               report of it: results/report.html, or REPORT=path.zip for a zipped folder
@@ -35,7 +36,7 @@ lint: venv
 	$(BIN)/snakemake --lint --config input_dir=demo
 
 test: lint
-	$(BIN)/python -m pytest -v -rs tests
+	$(BIN)/python -m pytest -v -rs --doctest-modules brightflow tests
 
 clean-demo:
 	rm -rf results/demo_input results/demo_*

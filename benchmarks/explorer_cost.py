@@ -29,6 +29,7 @@ Writes ``benchmarks/results/explorer-cost[-<tag>].json`` and ``.md`` (``--result
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -41,22 +42,29 @@ from pathlib import Path
 
 import numpy as np
 
+from brightflow.nb import MAP_NAMES
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
 
-import run_benchmark as bench  # noqa: E402
 
-MAP_NAMES = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
+def _sibling(name):
+    """A module of this folder (run_benchmark.py: its stack and workflow runner), loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _sibling("run_benchmark")
 
 #: Runs scripts/brightness_explorer.py as snakemake does (a ``snakemake`` object with input, output,
 #: params, wildcards and log), in the process this is passed to with ``python -c``.
 RUNNER = r"""
 import os, runpy, sys
 from types import SimpleNamespace
+from brightflow.nb import MAP_NAMES as names
 repo, folder = sys.argv[1], sys.argv[2]
-sys.path.insert(0, os.path.join(repo, "scripts"))
-names = ("intensity", "variance", "apparent_brightness", "apparent_number", "brightness", "number")
 snakemake = SimpleNamespace(
     input=SimpleNamespace(maps=[f"{folder}/{n}.npy" for n in names], labels=f"{folder}/analysis_labels.tif",
                           image=f"{folder}/segmentation_image.tif", cells=f"{folder}/average_values_in_roi.csv"),

@@ -46,6 +46,7 @@ __all__ = [
     "number",
     "number_and_brightness",
     "pixel_mean_variance",
+    "ratio_of_means_forms",
 ]
 
 #: Names of the six per-pixel maps, in the order of the replaced app's outputs.
@@ -300,6 +301,32 @@ def number(mean, variance, detector=DetectorModel()):
     signal = np.asarray(mean, dtype=np.float64) - detector.offset
     excess_variance = np.asarray(variance) - detector.readout_variance - detector.s_factor * signal
     return _divide(signal**2, excess_variance)
+
+
+def ratio_of_means_forms(detector=DetectorModel()):
+    """B, epsilon and n as ratios of polynomials in the mean intensity ``k`` and mean variance ``v``.
+
+    The equations above (Digman et al. 2008; Dalal et al. 2008), written as the coefficients of
+    ``(1, k, v, k^2)`` of a numerator and a denominator, so that another program (the brightness
+    explorer's page, in JavaScript) evaluates them without a copy of the equations::
+
+        apparent_brightness = (v - v0) / (k - o)
+        brightness          = (v - v0 - S (k - o)) / (S (k - o))        = B / S - 1
+        number              = (k - o)^2 / (v - v0 - S (k - o))
+
+    Returns
+    -------
+    dict
+        ``{name: [numerator, denominator]}``, each a list of 4 floats, for ``apparent_brightness``,
+        ``brightness`` and ``number``.
+    """
+    o, s, v0 = float(detector.offset), float(detector.s_factor), float(detector.readout_variance)
+    excess = [-v0 + s * o, -s, 1.0, 0.0]  # v - v0 - S (k - o)
+    return {
+        "apparent_brightness": [[-v0, 0.0, 1.0, 0.0], [-o, 1.0, 0.0, 0.0]],
+        "brightness": [excess, [-s * o, s, 0.0, 0.0]],
+        "number": [[o * o, -2.0 * o, 0.0, 1.0], excess],
+    }
 
 
 def number_and_brightness(mean, variance, detector=DetectorModel()):

@@ -1,10 +1,10 @@
-"""Rule brightness_explorer: the interactive brightness-intensity page (brightflow.steps.report)."""
+"""Rule brightness_explorer: the interactive brightness-intensity page (brightflow.steps.explorer)."""
 
 from brightflow.io import run
-from brightflow.steps import report
+from brightflow.steps import explorer
 
 run(
-    report.explorer_page,
+    explorer.explorer_page,
     snakemake.log,
     maps=snakemake.input.maps,
     labels=snakemake.input.labels,

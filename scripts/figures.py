@@ -1,10 +1,10 @@
-"""Rule figures: a preview PNG per map and the brightness-intensity plot (brightflow.steps.report)."""
+"""Rule figures: a preview PNG per map and the brightness-intensity plot (brightflow.steps.figures)."""
 
 from brightflow.io import run
-from brightflow.steps import report
+from brightflow.steps import figures
 
 run(
-    report.map_figures,
+    figures.map_figures,
     snakemake.log,
     maps=snakemake.input.maps,
     labels=snakemake.input.labels,

@@ -1,10 +1,10 @@
-"""Rule settings: settings.json, the record of every setting used (brightflow.steps.report)."""
+"""Rule settings: settings.json, the record of every setting used (brightflow.steps.tables)."""
 
 from brightflow.io import run
-from brightflow.steps import report
+from brightflow.steps import tables
 
 run(
-    report.settings_record,
+    tables.settings_record,
     snakemake.log,
     stack=snakemake.input.stack,
     model=snakemake.input.model,

@@ -1,10 +1,10 @@
-"""Rule tables: the per-pixel and per-cell CSVs (brightflow.steps.report)."""
+"""Rule tables: the per-pixel and per-cell CSVs (brightflow.steps.tables)."""
 
 from brightflow.io import run
-from brightflow.steps import report
+from brightflow.steps import tables
 
 run(
-    report.cell_tables,
+    tables.cell_tables,
     snakemake.log,
     maps=snakemake.input.maps,
     labels=snakemake.input.labels,

@@ -151,3 +151,21 @@ def test_detector_model_rejects_impossible_values(kwargs):
 def test_pixel_mean_variance_rejects_non_stacks():
     with pytest.raises(ValueError, match="3D"):
         nb.pixel_mean_variance(np.zeros((5, 5)))
+
+
+def test_ratio_of_means_forms_are_the_equations():
+    """The explorer's page evaluates nb.ratio_of_means_forms instead of a copy of the equations: the forms
+    give the functions' values for any detector (photon counting and analog)."""
+    rng = np.random.default_rng(4)
+    mean, variance = rng.uniform(1.0, 50.0, 200), rng.uniform(1.0, 200.0, 200)
+    for detector in (nb.DetectorModel(), nb.DetectorModel(offset=3.0, s_factor=2.5, readout_variance=4.0)):
+        forms = nb.ratio_of_means_forms(detector)
+
+        def evaluate(form):
+            top, bottom = (c[0] + c[1] * mean + c[2] * variance + c[3] * mean**2 for c in form)
+            return top / bottom
+
+        np.testing.assert_allclose(evaluate(forms["apparent_brightness"]),
+                                   nb.apparent_brightness(mean, variance, detector), rtol=1e-12)
+        np.testing.assert_allclose(evaluate(forms["brightness"]), nb.brightness(mean, variance, detector), rtol=1e-9)
+        np.testing.assert_allclose(evaluate(forms["number"]), nb.number(mean, variance, detector), rtol=1e-12)

@@ -22,6 +22,7 @@ __all__ = [
     "read_image",
     "read_json",
     "read_label_file",
+    "read_maps",
     "read_npy",
     "read_seg_masks",
     "read_seg_npy",
@@ -142,6 +143,11 @@ def read_label_file(path):
 
 def write_npy(path, array):
     np.save(path, np.asarray(array))
+
+
+def read_maps(paths, names):
+    """The maps from their .npy files, ``{name: array}``, given in the order of ``names``."""
+    return {name: read_npy(path) for name, path in zip(names, paths, strict=True)}
 
 
 def read_npy(path, mmap=False):

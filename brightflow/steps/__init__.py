@@ -12,7 +12,9 @@ with brightflow.io.run; nothing here imports snakemake.
 - :mod:`~brightflow.steps.bleach`: the bleach-correction model (bleach_correction);
 - :mod:`~brightflow.steps.maps`: the N&B maps, their time series and cross-correlation
   (nb_maps, nb_timeseries, nb_cross);
-- :mod:`~brightflow.steps.report`: previews, tables and the record of settings
-  (figures, tables, settings);
+- :mod:`~brightflow.steps.figures`: the previews, the B x I plot and the bleach figure (figures);
+- :mod:`~brightflow.steps.tables`: the per-pixel and per-cell tables and the record of settings
+  (tables, settings);
+- :mod:`~brightflow.steps.explorer`: the brightness explorer page (brightness_explorer);
 - :mod:`~brightflow.steps.aggregate`: the folder table and figure (aggregate).
 """

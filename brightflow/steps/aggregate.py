@@ -12,7 +12,7 @@ from .. import figures, io, quality, stats
 log = logging.getLogger("brightflow")
 
 
-def aggregate(cells, experiments, table, figure, channels=None, monomer_brightness=None):
+def aggregate(cells, experiments, table, figure, channels, monomer_brightness):
     """Gather the per-cell tables of every experiment (and channel) into the folder's table and figure.
 
     Parameters

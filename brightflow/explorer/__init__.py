@@ -12,7 +12,10 @@ populations (aggregates, vesicles) are separated from the rest in the SimFCS way
 
 The page is a Bokeh standalone document (:func:`bokeh.embed.file_html` with
 :data:`bokeh.resources.INLINE`): all JavaScript is inline and it opens from disk with no network.
-The linking is Bokeh ``CustomJS`` callbacks, written out below.
+The linking is Bokeh ``CustomJS`` callbacks, whose code is in the ``.js`` files beside this module
+(``prelude.js``: what every callback shares; ``on_*.js``: one per event), and the readout's style in
+``readout.css``. The N&B equations are not written in JavaScript: the page evaluates the ratios
+of polynomials in the mean intensity and variance that brightflow.nb.ratio_of_means_forms gives.
 
 Scale: the page holds every cell pixel's values (about 75 bytes each, plus about 27 bytes per
 image pixel for the maps it can show and the overlay, and 1.7 MB of Bokeh's JavaScript). The
@@ -40,9 +43,11 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from bokeh.settings import settings
 
-from . import nb
-from .stats import point_density
-from .calibration import UNCALIBRATED
+from importlib import resources
+
+from .. import nb
+from ..calibration import UNCALIBRATED
+from ..stats import MAP_COLUMNS, point_density
 
 __all__ = ["MAX_SCATTER_POINTS", "IMAGE_MAPS", "cell_pixels", "explorer_layout", "explorer_html"]
 
@@ -62,14 +67,9 @@ IMAGE_MAPS = {
 }
 
 #: Per-pixel values in the page, and their column names in the downloaded CSV (those of
-#: brightness_intensity_values.csv, plus Variance and Number).
-PIXEL_COLUMNS = {
-    "intensity": "Intensity",
-    "variance": "Variance",
-    "apparent_brightness": "Apparent brightness",
-    "brightness": "Brightness",
-    "number": "Number",
-}
+#: brightness_intensity_values.csv, plus Variance and Number; brightflow.stats.MAP_COLUMNS).
+PIXEL_COLUMNS = {name: MAP_COLUMNS[name] for name in ("intensity", "variance", "apparent_brightness", "brightness",
+                                                      "number")}
 
 #: Colour (red, green, blue, opacity) of the selected pixels on the image; in the plot, the same
 #: orange-red, opaque.
@@ -78,6 +78,16 @@ SELECTION_RGBA = (255, 69, 0, 220)
 OUTLINE_RGBA = (0, 229, 255, 170)
 #: Size on the page (CSS pixels) of the plot's frame (square) and of the image's longer side.
 PLOT_SIZE = 470
+
+
+def _asset(name):
+    """The text of ``name``, a file of this package (the callbacks' JavaScript, the readout's CSS)."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _callback(name, args, prelude=True):
+    """A ``CustomJS`` running ``name`` (with ``prelude.js`` before it) with ``args``."""
+    return CustomJS(args=args, code=(_asset("prelude.js") if prelude else "") + _asset(name))
 
 
 def _rgba(rgba):
@@ -137,183 +147,16 @@ def _outline(labels):
 # image (the overlay, repainted from the outline image) and in the readout. Numbers use the same
 # formulas as brightflow.nb and brightflow.stats.
 
-_PRELUDE = r"""
-const N = pixels.data;
-function format(v) {
-  if (!Number.isFinite(v)) return "undefined";
-  const a = Math.abs(v);
-  return (a !== 0 && (a < 1e-3 || a >= 1e5)) ? v.toExponential(3) : v.toPrecision(4);
-}
-function pixel_mean(name, indices) {
-  let sum = 0, count = 0;
-  for (const i of indices) { const v = N[name][i]; if (Number.isFinite(v)) { sum += v; count += 1; } }
-  return count > 0 ? sum / count : NaN;
-}
-function ratio_of_means(indices) {
-  // brightflow.stats.cell_estimators: the N&B equations on the mean intensity and mean variance
-  // over the pixels where both are defined (Digman 2008; Dalal 2008 for an analog detector)
-  let k = 0, v = 0, count = 0;
-  for (const i of indices) {
-    const ki = N.intensity[i], vi = N.variance[i];
-    if (Number.isFinite(ki) && Number.isFinite(vi)) { k += ki; v += vi; count += 1; }
-  }
-  k /= count; v /= count;
-  const signal = k - detector.offset, excess = v - detector.readout_variance;
-  const B = signal !== 0 ? excess / signal : NaN;
-  const n_den = excess - detector.s_factor * signal;
-  return {count: count, B: B, epsilon: B / detector.s_factor - 1, n: n_den !== 0 ? signal * signal / n_den : NaN};
-}
-function row(quantity, label, value, note) {
-  return `<tr><th>${label}</th><td class="value" data-quantity="${quantity}" data-value="${value}">` +
-         `${format(value)}</td><td class="note">${note}</td></tr>`;
-}
-function paint(indices) {
-  const image = highlight.data.image[0];
-  image.fill(0);
-  for (const i of highlight.data.outline[0]) image[i] = outline_color;
-  const width = image_width, color = selection_color;
-  for (const i of indices) image[N.y[i] * width + N.x[i]] = color;
-  highlight.change.emit();
-}
-function describe(indices, what) {
-  if (indices.length === 0) { readout.text = nothing_selected; return; }
-  const cells = [...new Set(Array.from(indices, (i) => N.cell[i]))].sort((a, b) => a - b);
-  const rom = ratio_of_means(indices);
-  const listed = cells.length <= 12 ? cells.join(", ") : cells.slice(0, 12).join(", ") + ", ...";
-  let text = `<p><b>${what}</b>: <span data-quantity="pixels" data-value="${indices.length}">` +
-             `${indices.length.toLocaleString("en-US")}</span> of ${N.cell.length.toLocaleString("en-US")} ` +
-             `cell pixels, in ${cells.length} cell${cells.length === 1 ? "" : "s"} (${listed}).`;
-  if (rom.count !== indices.length) text += ` ${rom.count} of them have a defined intensity and variance.`;
-  text += '</p><div class="tables"><table><caption><b>Pixel means</b>: each map\'s mean over the selected ' +
-    "pixels<br>(as the Intensity, Apparent brightness, Brightness, Number<br>columns of average_values_in_roi.csv)" +
-    "</caption>" +
-    row("mean_intensity", "intensity &lt;k&gt;", pixel_mean("intensity", indices), "counts per frame") +
-    row("mean_apparent_brightness", "apparent brightness B", pixel_mean("apparent_brightness", indices), "") +
-    row("mean_brightness", "brightness ε", pixel_mean("brightness", indices), "counts per molecule per frame") +
-    row("mean_number", "number n", pixel_mean("number", indices), "molecules (biased high)") +
-    '</table><table><caption><b>Ratio of means</b> (the values to quote): the N&amp;B equations<br>applied once ' +
-    'to the selection\'s mean intensity and mean variance<br>(as the "(ratio of means)" columns)</caption>' +
-    row("rom_apparent_brightness", "apparent brightness B", rom.B, "") +
-    row("rom_brightness", "brightness ε", rom.epsilon, "counts per molecule per frame") +
-    row("rom_number", "number n", rom.n, "molecules") +
-    "</table></div>";
-  readout.text = text;
-}
-function show(indices, what) {
-  pixels.selected.indices = Array.from(indices);
-  paint(indices);
-  describe(indices, what);
-}
-"""
 
-# A region drawn in the plot (box or lasso): every cell pixel inside it, also those the plot does
-# not draw. A box keeps x0 <= intensity <= x1 and y0 <= B <= y1; a lasso keeps the points inside
-# the polygon by the even-odd rule (a ray to +x crosses its edges an odd number of times).
-_ON_REGION = r"""
-if (!cb_obj.final) return;
-const g = cb_obj.geometry;
-const xs = N.intensity, ys = N.apparent_brightness, chosen = [];
-let outline_x, outline_y, what;
-if (g.type === "rect") {
-  const x0 = Math.min(g.x0, g.x1), x1 = Math.max(g.x0, g.x1), y0 = Math.min(g.y0, g.y1), y1 = Math.max(g.y0, g.y1);
-  for (let i = 0; i < xs.length; i++) {
-    if (xs[i] >= x0 && xs[i] <= x1 && ys[i] >= y0 && ys[i] <= y1) chosen.push(i);
-  }
-  outline_x = [x0, x1, x1, x0]; outline_y = [y0, y0, y1, y1];
-  what = `Box in the plot: intensity ${format(x0)} to ${format(x1)}, B ${format(y0)} to ${format(y1)}`;
-} else if (g.type === "poly") {
-  const px = Array.from(g.x), py = Array.from(g.y), m = px.length;
-  for (let i = 0; i < xs.length; i++) {
-    const x = xs[i], y = ys[i];
-    if (!(Number.isFinite(x) && Number.isFinite(y))) continue;
-    let inside = false;
-    for (let a = 0, b = m - 1; a < m; b = a++) {
-      if ((py[a] > y) !== (py[b] > y) && x < (px[b] - px[a]) * (y - py[a]) / (py[b] - py[a]) + px[a]) inside = !inside;
-    }
-    if (inside) chosen.push(i);
-  }
-  outline_x = px; outline_y = py;
-  what = "Lasso in the plot";
-} else {
-  return;
-}
-region.data = {x: outline_x, y: outline_y};
-cell_select.value = "";
-show(chosen, what);
-"""
 
-_ON_CELL = r"""
-if (cell_select.value === "") return;
-const cell = Number(cell_select.value), chosen = [];
-for (let i = 0; i < N.cell.length; i++) if (N.cell[i] === cell) chosen.push(i);
-region.data = {x: [], y: []};
-show(chosen, `Cell ${cell}`);
-"""
 
-# A click on the image chooses the cell under it (a click on the background changes nothing).
-_ON_TAP = r"""
-const column = Math.floor(cb_obj.x / pixel_width), line = Math.floor(cb_obj.y / pixel_height);
-if (column < 0 || line < 0 || column >= image_width || line >= image_height) return;
-for (let i = 0; i < N.cell.length; i++) {
-  if (N.y[i] === line && N.x[i] === column) {
-    const value = String(N.cell[i]);
-    if (cell_select.value === value) cell_select.value = "";  // chosen again: show it anew
-    cell_select.value = value;
-    return;
-  }
-}
-"""
 
-_ON_CLEAR = r"""
-region.data = {x: [], y: []};
-cell_select.value = "";
-show([], "");
-"""
 
-# The selected pixels as CSV, sorted by cell, y, x (as brightness_intensity_values.csv); an
-# undefined value is an empty field, as pandas writes NaN. Numbers are written in JavaScript's
-# shortest round-trip form, so they read back as the exact float64 values.
-_ON_DOWNLOAD = r"""
-const N = pixels.data;
-const chosen = Array.from(pixels.selected.indices);
-chosen.sort((a, b) => (N.cell[a] - N.cell[b]) || (N.y[a] - N.y[b]) || (N.x[a] - N.x[b]));
-const names = Object.keys(columns);
-const lines = [["Cell ID", "y", "x", ...names.map((name) => columns[name])].join(",")];
-for (const i of chosen) {
-  const values = names.map((name) => Number.isFinite(N[name][i]) ? String(N[name][i]) : "");
-  lines.push([N.cell[i], N.y[i], N.x[i], ...values].join(","));
-}
-const text = lines.join("\n") + "\n";
-const link = document.createElement("a");
-link.href = URL.createObjectURL(new Blob([text], {type: "text/csv"}));
-link.download = file_name;
-document.body.appendChild(link);
-link.click();
-link.remove();
-setTimeout(() => URL.revokeObjectURL(link.href), 10000);
-"""
 
-_ON_MAP = r"""
-const chosen = map_switch.active;
-for (let i = 0; i < renderers.length; i++) renderers[i].visible = i === chosen;
-color_bar.color_mapper = renderers[chosen].glyph.color_mapper;
-color_bar.title = titles[chosen];
-"""
 
 _NOTHING_SELECTED = ("<p>Nothing selected. Drag a box (or a lasso) in the plot, or choose a cell in the list or "
                      "click it on the image.</p>")
 
-#: Style of the readout's table (Bokeh draws each widget in its own shadow DOM, so the style goes
-#: with the widget).
-_READOUT_CSS = """
-div.tables { display: flex; gap: 48px; align-items: flex-start; }
-table { border-collapse: collapse; font-size: 14px; }
-caption { text-align: left; padding-bottom: 4px; color: #444; font-size: 13px; }
-th, td { padding: 2px 12px 2px 0; text-align: left; font-weight: normal; }
-td.value { font-family: "DejaVu Sans Mono", monospace; text-align: right; }
-td.note { color: #666; }
-p { font-size: 14px; }
-"""
 
 
 def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorModel(), title="",
@@ -387,22 +230,21 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     map_switch = RadioButtonGroup(name="map_switch", labels=["intensity", "B", "ε", "n"], active=0)
     page_width = 2 * PLOT_SIZE + 260
     readout = Div(name="readout", width=page_width, text=_NOTHING_SELECTED,
-                  stylesheets=[InlineStyleSheet(css=_READOUT_CSS)])
+                  stylesheets=[InlineStyleSheet(css=_asset("readout.css"))])
 
     height, width = labels.shape
     args = dict(pixels=source, highlight=highlight, readout=readout, region=region, cell_select=cell_select,
                 image_width=width, image_height=height, pixel_width=pixel_size[0], pixel_height=pixel_size[1],
                 selection_color=_rgba(SELECTION_RGBA), outline_color=_rgba(OUTLINE_RGBA),
                 nothing_selected=_NOTHING_SELECTED,
-                detector=dict(offset=detector.offset, s_factor=detector.s_factor,
-                              readout_variance=detector.readout_variance))
-    scatter_plot.js_on_event("selectiongeometry", CustomJS(args=args, code=_PRELUDE + _ON_REGION))
-    cell_select.js_on_change("value", CustomJS(args=args, code=_PRELUDE + _ON_CELL))
-    image_plot.js_on_event("tap", CustomJS(args=args, code=_PRELUDE + _ON_TAP))
-    clear.js_on_event("button_click", CustomJS(args=args, code=_PRELUDE + _ON_CLEAR))
+                forms=nb.ratio_of_means_forms(detector))
+    scatter_plot.js_on_event("selectiongeometry", _callback("on_region.js", args))
+    cell_select.js_on_change("value", _callback("on_cell.js", args))
+    image_plot.js_on_event("tap", _callback("on_tap.js", args))
+    clear.js_on_event("button_click", _callback("on_clear.js", args))
     download.js_on_event("button_click", CustomJS(
-        args=dict(pixels=source, columns=PIXEL_COLUMNS, file_name=file_name), code=_ON_DOWNLOAD))
-    map_switch.js_on_change("active", CustomJS(code=_ON_MAP, args=dict(
+        args=dict(pixels=source, columns=PIXEL_COLUMNS, file_name=file_name), code=_asset("on_download.js")))
+    map_switch.js_on_change("active", CustomJS(code=_asset("on_map.js"), args=dict(
         map_switch=map_switch, renderers=image_renderers, color_bar=color_bar, titles=list(IMAGE_MAPS.values()))))
 
     heading = Div(text=f"<h2>Brightness explorer{': ' + html.escape(title) if title else ''}</h2>", width=page_width)
@@ -499,7 +341,7 @@ def _scatter_plot(source, drawn, total, density, reference, shown):
     plot.patch("x", "y", source=region, fill_alpha=0.08, fill_color="black", line_color="black", line_dash="dashed",
                line_width=1.5)
     for tool in plot.select(type=BoxSelectTool) + plot.select(type=LassoSelectTool):
-        # the tools only draw the region: the page selects among all cell pixels itself (_ON_REGION)
+        # the tools only draw the region: the page selects among all cell pixels itself (on_region.js)
         tool.renderers = []
         tool.continuous = False
     return plot, region

@@ -1,0 +1,3 @@
+region.data = {x: [], y: []};
+cell_select.value = "";
+show([], "");
