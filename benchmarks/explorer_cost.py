@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-from brightflow.nb import MAP_NAMES
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
