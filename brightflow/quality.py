@@ -29,6 +29,10 @@ Codes (:data:`CODES`):
 ``few frames (T)``
     fewer than ``quality.min_frames`` frames: the relative standard error of each pixel's variance
     is about ``sqrt(2 / (T - 1))`` (20% at T = 50), and B and n inherit it.
+``bleaching left (x SE)``
+    the automatic bleach correction's most severe setting still leaves a bleaching trend that adds
+    x standard errors of the cells' mean B (brightflow.detrend.auto: the tolerance is 0.1): the
+    brightness may be high. A sudden change in the recording, or values far above photon counts.
 ``no cells``
     the experiment has no cell (the folder table keeps a row for it).
 """
@@ -46,6 +50,7 @@ __all__ = [
     "NON_FINITE",
     "LOW_SIGNAL",
     "FEW_FRAMES",
+    "BLEACHING_LEFT",
     "NO_CELLS",
     "CODES",
     "MIN_FRAMES",
@@ -61,8 +66,9 @@ NEGATIVE = "negative values"
 NON_FINITE = "non-finite samples"
 LOW_SIGNAL = "low signal"
 FEW_FRAMES = "few frames"
+BLEACHING_LEFT = "bleaching left"
 NO_CELLS = "no cells"
-CODES = (SATURATED, NEGATIVE, NON_FINITE, LOW_SIGNAL, FEW_FRAMES, NO_CELLS)
+CODES = (SATURATED, NEGATIVE, NON_FINITE, LOW_SIGNAL, FEW_FRAMES, BLEACHING_LEFT, NO_CELLS)
 
 #: Fewest frames without the ``few frames`` flag: the variance's relative standard error is
 #: sqrt(2 / (T - 1)), 20% at 50 frames.
@@ -132,7 +138,7 @@ def code_of(warning):
 
 
 def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detector=DetectorModel(),
-                  min_frames=MIN_FRAMES, low_signal_sigmas=LOW_SIGNAL_SIGMAS):
+                  min_frames=MIN_FRAMES, low_signal_sigmas=LOW_SIGNAL_SIGMAS, bleaching_left=None):
     """The ``Warnings`` of each cell: codes joined by ``"; "`` (empty when all is well).
 
     Parameters
@@ -150,6 +156,9 @@ def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detect
     detector : brightflow.nb.DetectorModel
     min_frames : int
     low_signal_sigmas : float
+    bleaching_left : float, optional
+        brightflow.detrend.CorrectionModel.leftover_standard_errors: the bleaching the correction left,
+        in standard errors of the cells' mean B (None: within the tolerance).
 
     Returns
     -------
@@ -179,5 +188,7 @@ def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detect
             found.append(LOW_SIGNAL)
         if frames < min_frames:
             found.append(f"{FEW_FRAMES} ({int(frames)})")
+        if bleaching_left is not None:
+            found.append(f"{BLEACHING_LEFT} ({bleaching_left:.2g} SE)")
         warnings[int(cell)] = "; ".join(found)
     return warnings

@@ -814,3 +814,26 @@ def test_the_method_list_is_the_schemas_and_no_code_compares_a_method_name():
             if comparison.search(line) or none:
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_bleaching_the_automatic_parameter_cannot_remove_is_reported():
+    """A jump in the recording (a focus change) no smoothing removes: the most severe setting is used and
+    the model says how much bleaching is left, for the per-cell Warnings ('bleaching left'); an ordinary
+    bleach is within the tolerance."""
+    rng = np.random.default_rng(8)
+    pixels = 10_000
+    jump = 20.0 + 6.0 * (np.arange(120) >= 60)
+    model = detrend.fit_correction(rng.poisson(jump * pixels) / pixels, "boxcar", "auto", 1, pixels)
+    assert model.parameter == 1 and model.auto["tolerance_met"] is False
+    assert model.leftover_standard_errors() > detrend.LEFTOVER_STANDARD_ERRORS
+    assert "sudden change" in model.auto["note"] and "nb.detector" in model.auto["note"]
+    from brightflow import quality
+
+    labels = np.zeros((4, 4), int)
+    labels[1:3, 1:3] = 1
+    intensity = np.where(labels > 0, 20.0, 1.0)
+    warnings = quality.cell_warnings(labels, labels, [1], np.zeros((3, 4, 4), int), intensity, 120,
+                                     bleaching_left=model.leftover_standard_errors())
+    assert warnings[1] == f"bleaching left ({model.leftover_standard_errors():.2g} SE)"
+    bleached = rng.poisson(20.0 * simulate.exponential_bleach(120, 0.3) * pixels) / pixels
+    assert detrend.fit_correction(bleached, "boxcar", "auto", 1, pixels).leftover_standard_errors() is None

@@ -158,12 +158,18 @@ def leftover_parameter(trace, correction, cell_pixels):
         if excess <= tolerance:
             chosen = candidate
             break
+    info["tolerance_met"] = chosen is not None
     if chosen is None:
         chosen = candidates[-1]
+        excess = info["search"][-1]["leftover_B"]
+        info["leftover_standard_errors"] = float(excess / standard_error)
         info["note"] = (
-            f"even {correction.parameter_name} = {chosen} leaves a bleaching trend of "
-            f"{info['search'][-1]['leftover_B']:.3g} in B (tolerance {tolerance:.3g}); it is used, and the "
-            "brightness may be slightly high: a sudden change in the recording may be the cause"
+            f"even {correction.parameter_name} = {chosen}, the most severe setting tried, leaves a bleaching trend "
+            f"that adds {excess:.3g} to B at the cells' mean intensity ({excess / standard_error:.3g} standard errors "
+            f"of their mean B; the tolerance is {LEFTOVER_STANDARD_ERRORS:g}): it is used, the brightness may be high, "
+            "and the per-cell Warnings say 'bleaching left'. Causes: a sudden change in the recording (a jump, a "
+            "focus drift), or values far above photon counts (an analog detector: describe it with nb.detector, "
+            "offset, s_factor and readout_variance, Dalal et al. 2008)"
         )
     elif chosen == candidates[0]:
         info["note"] = (

@@ -148,6 +148,14 @@ class CorrectionModel:
             return None
         return np.sqrt(self.trace.mean() / self.trend)
 
+    def leftover_standard_errors(self):
+        """How many standard errors of the cells' mean B the bleaching left by this correction adds, when
+        the automatic parameter could not bring it within its tolerance (brightflow.detrend.auto); None
+        when it did, or the parameter was not chosen by that criterion."""
+        if not self.auto or self.auto.get("tolerance_met", True):
+            return None
+        return float(self.auto["leftover_standard_errors"])
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 

@@ -91,7 +91,9 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter, s
         log.warning("bleach correction: %s requested, none applied: %s", fitted.method_requested, fitted.replaced)
     else:
         log.info("bleach correction: %s, %s (%s)", fitted.method, fitted.describe_parameter(), fitted.parameter_source)
-    if fitted.auto and fitted.auto.get("note") and fitted.replaced is None:
+    if fitted.leftover_standard_errors() is not None:
+        log.warning("automatic parameter: %s", fitted.auto["note"])
+    elif fitted.auto and fitted.auto.get("note") and fitted.replaced is None:
         log.info("automatic parameter: %s", fitted.auto["note"])
     if fitted.degrees_of_freedom:
         log.info("the variance is divided by %.6g residual degrees of freedom instead of %d (x %.6g)",

@@ -11,7 +11,7 @@ from importlib import metadata
 import numpy as np
 
 from ..nb import MAP_NAMES
-from .. import __version__, io, nb, quality
+from .. import __version__, detrend, io, nb, quality
 
 # pandas (tables) and scikit-image (masks) are imported by the calls that use them
 
@@ -36,7 +36,7 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamm
     Parameters
     ----------
     samples, model : str
-        ``sample_quality.npy`` and the bleach-correction model (its ``frames``).
+        ``sample_quality.npy`` and the bleach-correction model (its frames, and the bleaching it left).
     min_frames, low_signal_sigmas
         ``quality.min_frames``, ``quality.low_signal_sigmas``.
     """
@@ -51,9 +51,10 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamm
     table = stats.cell_table(values, analysed, cell_ids, detector_model, gamma)
     if monomer_brightness is not None:
         table = stats.add_oligomeric_state(table, monomer_brightness)
-    frames = io.read_json(model)["frames"]
-    warnings = quality.cell_warnings(analysed, segmented, cell_ids, io.read_npy(samples), values["intensity"], frames,
-                                     detector_model, min_frames, low_signal_sigmas)
+    fitted = detrend.CorrectionModel.from_json(io.read_json(model))
+    warnings = quality.cell_warnings(analysed, segmented, cell_ids, io.read_npy(samples), values["intensity"],
+                                     fitted.frames, detector_model, min_frames, low_signal_sigmas,
+                                     fitted.leftover_standard_errors())
     table["Warnings"] = [warnings[int(cell)] for cell in table["Cell ID"]]
     for cell, text in warnings.items():
         if text:
