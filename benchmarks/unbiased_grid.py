@@ -1,6 +1,6 @@
 """Is brightness unbiased after bleach correction? The full grid of issue 21, on simulations of known truth.
 
-Run by hand (about 15 minutes on 2 cores):
+Run by hand (about 40 minutes on 2 cores; 1 GB of memory):
 
     .venv/bin/python benchmarks/unbiased_grid.py              # writes benchmarks/results/unbiased-grid.{md,json}
     .venv/bin/python benchmarks/unbiased_grid.py --quick      # a tenth of the pixels, to try it out
@@ -14,7 +14,7 @@ on the cells' mean, each pixel's series corrected, the variance scaled by the re
 freedom), and reports the ratio-of-means estimate (the per-cell CSV's ``Brightness (ratio of
 means)``): B - 1 relative to 1 for shot noise, epsilon relative to its truth otherwise, with its
 standard error from 20 independent groups of pixels. The pixels are enough for a standard error below
-0.2% of the quantity tested (epsilon 0.2 needs the most: 1.8 x 10^7 values per cell).
+0.2% of the quantity tested (epsilon 0.2 needs the most: 4 x 10^7 values per cell; about 0.17%).
 
 Targets (issue 21): shot noise within 0.5% of B = 1 and epsilon within 1% of truth for every cell
 without bleaching; epsilon within 1.5% at 10% and 40% bleaching with the default settings (the
@@ -41,7 +41,7 @@ import numpy as np
 from brightflow import detrend, nb, simulate
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FRAMES_AND_PIXELS = ((50, 360_000), (100, 180_000), (1000, 18_000))
+FRAMES_AND_PIXELS = ((50, 800_000), (100, 400_000), (1000, 40_000))
 SIGNALS = (0.0, 0.2, 1.0, 4.0)  # 0: shot noise
 BLEACHES = (0.0, 0.1, 0.4)
 SETTINGS = ([("boxcar", value) for value in (5, 10, 20, 50)] + [("exponential", value) for value in (5.0, 20.0, 50.0, 200.0)]
