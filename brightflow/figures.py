@@ -15,6 +15,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from brightflow.calibration import UNCALIBRATED, scale_bar_length
+from brightflow.nb import brightness_unit
 from brightflow.stats import point_density
 
 __all__ = [
@@ -52,7 +53,8 @@ MAP_TITLES = {
 
 #: Colour bar label of each map: the quantity, its symbol and its unit (Digman et al. 2008,
 #: Biophys J 94:2320; cross-correlation: Digman et al. 2009, PNAS 106:2170). "counts" are the
-#: detector's counts (photons for a photon-counting detector).
+#: detector's counts (photons for a photon-counting detector); the brightness's unit follows
+#: nb.detector (:func:`map_label`).
 MAP_LABELS = {
     "intensity": "<k>: mean counts per frame",
     "variance": "s²: variance of the counts (counts²)",
@@ -64,6 +66,15 @@ MAP_LABELS = {
     "cross_brightness": "B_cc: counts per molecule per frame",
     "cross_number": "N_cc: molecules",
 }
+
+
+def map_label(name, detector=None):
+    """The colour bar label of map ``name``, the brightness's unit after ``detector``
+    (brightflow.nb.brightness_unit: photons once an analog detector is described, else counts)."""
+    label = MAP_LABELS[name]
+    if name in ("brightness", "cross_brightness"):
+        label = label.replace("counts per molecule per frame", brightness_unit(detector))
+    return label
 
 
 def robust_limits(values, percentiles=(1.0, 99.0)):

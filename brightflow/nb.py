@@ -45,6 +45,7 @@ __all__ = [
     "brightness",
     "number",
     "number_and_brightness",
+    "brightness_unit",
     "pixel_mean_variance",
     "ratio_of_means_forms",
 ]
@@ -90,6 +91,21 @@ class DetectorModel:
             raise ValueError(
                 f"detector readout_variance must be a number >= 0, got {self.readout_variance!r}"
             )
+
+
+def brightness_unit(detector=None):
+    """The unit of the brightness epsilon (and of the cross brightness): ``"photons per molecule per
+    frame"`` when ``detector`` describes an analog detector (its S factor, offset or readout variance
+    differ from photon counting: epsilon = B / S - 1 converts counts to photons, Dalal et al. 2008),
+    else ``"counts per molecule per frame"`` (the detector's counts: photons only if it counts photons,
+    which brightflow cannot tell from the data). The one home of this wording for every figure and
+    caption."""
+    detector = DetectorModel() if detector is None else detector
+    if isinstance(detector, dict):
+        detector = DetectorModel(**detector)
+    if detector == DetectorModel():
+        return "counts per molecule per frame"
+    return "photons per molecule per frame"
 
 
 def _divide(numerator, denominator):

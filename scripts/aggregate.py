@@ -12,4 +12,5 @@ run(
     figure=snakemake.output.figure,
     channels=snakemake.params.channels,
     monomer_brightness=snakemake.params.monomer_brightness,
+    detector=snakemake.params.detector,
 )

@@ -287,3 +287,19 @@ def test_folder_figure_marks_flagged_cells_and_names_empty_experiments():
     crosses = [collection for collection in ax.collections if collection.get_label().startswith("cell with a warning")]
     assert len(crosses) == 1 and crosses[0].get_offsets().shape == (1, 2)
     assert crosses[0].get_offsets()[0][1] == 2.0
+
+
+def test_the_brightness_unit_follows_the_detector():
+    """Counts per molecule per frame with the default (photon-counting) detector model, which brightflow
+    cannot confirm from the data; photons once nb.detector describes an analog detector (epsilon = B / S - 1,
+    Dalal et al. 2008). Every figure takes its wording from nb.brightness_unit."""
+    from brightflow import nb
+
+    analog = {"offset": 100.0, "s_factor": 3.2, "readout_variance": 12.0}
+    assert nb.brightness_unit() == nb.brightness_unit({"offset": 0.0, "s_factor": 1.0, "readout_variance": 0.0}) \
+        == "counts per molecule per frame"
+    assert nb.brightness_unit(analog) == nb.brightness_unit(nb.DetectorModel(s_factor=2.0)) \
+        == "photons per molecule per frame"
+    assert figures.map_label("brightness", analog) == "ε: photons per molecule per frame"
+    assert figures.map_label("cross_brightness") == "B_cc: counts per molecule per frame"
+    assert figures.map_label("intensity", analog) == figures.MAP_LABELS["intensity"]  # still the detector's counts

@@ -237,7 +237,7 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
                 image_width=width, image_height=height, pixel_width=pixel_size[0], pixel_height=pixel_size[1],
                 selection_color=_rgba(SELECTION_RGBA), outline_color=_rgba(OUTLINE_RGBA),
                 nothing_selected=_NOTHING_SELECTED,
-                forms=nb.ratio_of_means_forms(detector))
+                forms=nb.ratio_of_means_forms(detector), brightness_unit=nb.brightness_unit(detector))
     scatter_plot.js_on_event("selectiongeometry", _callback("on_region.js", args))
     cell_select.js_on_change("value", _callback("on_cell.js", args))
     image_plot.js_on_event("tap", _callback("on_tap.js", args))
@@ -245,7 +245,9 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     download.js_on_event("button_click", CustomJS(
         args=dict(pixels=source, columns=PIXEL_COLUMNS, file_name=file_name), code=_asset("on_download.js")))
     map_switch.js_on_change("active", CustomJS(code=_asset("on_map.js"), args=dict(
-        map_switch=map_switch, renderers=image_renderers, color_bar=color_bar, titles=list(IMAGE_MAPS.values()))))
+        map_switch=map_switch, renderers=image_renderers, color_bar=color_bar,
+        titles=[title.replace("counts per molecule per frame", nb.brightness_unit(detector))
+                for title in IMAGE_MAPS.values()])))
 
     heading = Div(text=f"<h2>Brightness explorer{': ' + html.escape(title) if title else ''}</h2>", width=page_width)
     notice = Div(name="notice", width=page_width, text=_notice(

@@ -53,12 +53,12 @@ function describe(indices, what) {
     "</caption>" +
     row("mean_intensity", "intensity &lt;k&gt;", pixel_mean("intensity", indices), "counts per frame") +
     row("mean_apparent_brightness", "apparent brightness B", pixel_mean("apparent_brightness", indices), "") +
-    row("mean_brightness", "brightness ε", pixel_mean("brightness", indices), "counts per molecule per frame") +
+    row("mean_brightness", "brightness ε", pixel_mean("brightness", indices), brightness_unit) +
     row("mean_number", "number n", pixel_mean("number", indices), "molecules (biased high)") +
     '</table><table><caption><b>Ratio of means</b> (the values to quote): the N&amp;B equations<br>applied once ' +
     'to the selection\'s mean intensity and mean variance<br>(as the "(ratio of means)" columns)</caption>' +
     row("rom_apparent_brightness", "apparent brightness B", rom.B, "") +
-    row("rom_brightness", "brightness ε", rom.epsilon, "counts per molecule per frame") +
+    row("rom_brightness", "brightness ε", rom.epsilon, brightness_unit) +
     row("rom_number", "number n", rom.n, "molecules") +
     "</table></div>";
   readout.text = text;

@@ -7,12 +7,12 @@ import logging
 
 import pandas as pd
 
-from .. import figures, io, quality, stats
+from .. import figures, io, nb, quality, stats
 
 log = logging.getLogger("brightflow")
 
 
-def aggregate(cells, experiments, table, figure, channels, monomer_brightness):
+def aggregate(cells, experiments, table, figure, channels, monomer_brightness, detector):
     """Gather the per-cell tables of every experiment (and channel) into the folder's table and figure.
 
     Parameters
@@ -29,6 +29,8 @@ def aggregate(cells, experiments, table, figure, channels, monomer_brightness):
     monomer_brightness : float or str, optional
         The monomer's brightness, or the unit whose cells are the monomer reference (the median
         of their per-cell brightness, brightflow.stats.monomer_brightness_from_reference).
+    detector : dict
+        ``nb.detector``: the brightness's unit on the figure (brightflow.nb.brightness_unit).
     """
     tables = {unit: pd.read_csv(path) for unit, path in zip(experiments, cells, strict=True)}
     folder = stats.folder_table(tables)
@@ -59,7 +61,7 @@ def aggregate(cells, experiments, table, figure, channels, monomer_brightness):
             source = "nb.monomer_brightness"
         title = f"Oligomeric state per cell\nmonomer brightness {value:.3g} ({source})"
     else:
-        column, ylabel, lines = stats.BRIGHTNESS, "brightness epsilon (photons per molecule per frame)", ()
+        column, ylabel, lines = stats.BRIGHTNESS, f"brightness ε ({nb.brightness_unit(detector)})", ()
         title = "Brightness per cell (ratio of means)\nset nb.monomer_brightness for the oligomeric state"
     warnings = folder.pop("Warnings").fillna("").astype(str)
     folder["Warnings"] = warnings  # always the last column

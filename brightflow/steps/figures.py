@@ -36,7 +36,7 @@ def map_figures(maps, labels, image, model, corrected_trace, previews, scatter, 
     cells = io.read_image(labels) > 0
     calibration = io.read_calibration(image)
     for name, path in zip(MAP_NAMES, previews, strict=True):
-        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.MAP_LABELS[name], cells,
+        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.map_label(name, detector), cells,
                                       calibration)
         io.save_figure(preview, path)
     reference = nb.DetectorModel(**detector).s_factor

@@ -186,7 +186,8 @@ def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table
     table.to_csv(cells_table, index=False)
     title = (f"Per-cell brightness over time ({frames_per_set} frames per window, "
              f"{overlap} shared, {len(bounds)} windows)")
-    io.save_figure(figures.cell_timeseries_figure(table, stats.BRIGHTNESS, title=title,
+    ylabel = f"brightness ε, ratio of means\n({nb.brightness_unit(model_of_detector)})"
+    io.save_figure(figures.cell_timeseries_figure(table, stats.BRIGHTNESS, ylabel=ylabel, title=title,
                                                  frame_interval=calibration.frame_interval), figure)
 
 
@@ -260,7 +261,8 @@ def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, tabl
     for name, npy_path, tif_path, png_path in zip(cross.CROSS_MAP_NAMES, npy, tif, png, strict=True):
         io.write_map(npy_path, tif_path, maps[name], calibration)
         title = f"{figures.MAP_TITLES[name]}, channels {first} and {second}"
-        io.save_figure(figures.map_preview(maps[name], title, figures.MAP_LABELS[name], analysed > 0, calibration),
+        io.save_figure(figures.map_preview(maps[name], title, figures.map_label(name, detector), analysed > 0,
+                                           calibration),
                        png_path)
     segmented = io.read_seg_masks(seg)
     cell_ids = np.unique(segmented[segmented > 0])

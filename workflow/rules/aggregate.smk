@@ -34,5 +34,7 @@ rule aggregate:
         # with a multi-channel stack the folder CSV gets a Channel column after Experiment
         channels={unit: channel for unit, (_, channel) in UNITS.items()} if MULTICHANNEL else None,
         monomer_brightness=MONOMER_BRIGHTNESS,
+        # the brightness's unit on the figure (counts, or photons with an analog detector described)
+        detector=config["nb"]["detector"],
     script:
         "../../scripts/aggregate.py"

@@ -16,7 +16,7 @@ from brightflow import io as bio
 from brightflow import threshold as bthreshold
 from brightflow.detrend import correction_named
 from brightflow.cross import CROSS_MAP_NAMES
-from brightflow.nb import MAP_NAMES
+from brightflow.nb import MAP_NAMES, brightness_unit
 from brightflow.simulate import DEMO_EXPERIMENTS
 from brightflow.timeseries import TIMESERIES_MAP_NAMES
 

@@ -77,6 +77,8 @@ def _report_summary():
         "timeseries": TIMESERIES,
         "cross_channels": CROSS_CHANNELS,
         "monomer_brightness": MONOMER_BRIGHTNESS,
+        # the brightness's unit after nb.detector, as every figure states it
+        "brightness_unit": brightness_unit(config["nb"]["detector"]),
         "folder_category": FOLDER_CATEGORY,
         "versions": {
             "brightflow": BRIGHTFLOW_VERSION,
