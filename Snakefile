@@ -54,6 +54,7 @@ localrules:
     aggregate,
     missing_input,
     simulate_demo,
+    demo_ground_truth,
 
 
 rule all:

@@ -14,6 +14,7 @@ import numpy as np
 # the light functions here (checksums, _seg.npy dicts), and their start-up time counts per job
 
 __all__ = [
+    "truth_of_cells",
     "erode_labels",
     "masks_checksum",
     "masks_from_seg_dict",
@@ -446,6 +447,36 @@ def outlines_text(outlines):
     """
     lines = [",".join(str(int(v)) for v in np.asarray(o).ravel()) for o in outlines]
     return "".join(line + "\n" for line in lines)
+
+
+def truth_of_cells(labels, truth):
+    """For each cell of a segmentation, the ground-truth cell it overlaps most, and by how much.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (y, x)
+        The segmentation (0 = background), e.g. ``segmentation_labels.tif``: its labels are the
+        tables' ``Cell ID``.
+    truth : ndarray of int, shape (y, x)
+        The true cells (0 = background).
+
+    Returns
+    -------
+    dict of int -> (int, float)
+        ``{cell: (truth cell, share)}``: the truth cell holding most of the cell's pixels (0 when most
+        are background) and the share of the cell's pixels inside it.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    truth = np.asarray(truth).astype(np.int64)
+    if labels.shape != truth.shape:
+        raise ValueError(f"shapes differ: segmentation {labels.shape}, truth {truth.shape}")
+    matches = {}
+    for cell in np.unique(labels[labels > 0]):
+        inside = truth[labels == cell]
+        counts = np.bincount(inside, minlength=int(truth.max()) + 1)
+        best = int(counts.argmax())
+        matches[int(cell)] = (best, float(counts[best] / inside.size))
+    return matches
 
 
 def match_scores(truth, predicted, iou_threshold=0.5):

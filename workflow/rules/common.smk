@@ -290,10 +290,14 @@ def _table_from_sheet(sheet):
     return pd.DataFrame(records)
 
 
+#: Whether this run analyses the simulated demo (input_dir: demo, no sample sheet).
+DEMO = not config["samples"] and config["input_dir"] == "demo"
+
+
 def _sample_table():
     if config["samples"]:
         table, source = _table_from_sheet(config["samples"]), f"sample sheet {config['samples']}"
-    elif config["input_dir"] == "demo":
+    elif DEMO:
         names = list(DEMO_EXPERIMENTS)
         table = pd.DataFrame(
             {
@@ -520,7 +524,8 @@ def experiment_outputs(experiment):
 
 def all_outputs():
     outputs = [path for name in EXPERIMENTS for path in experiment_outputs(name)]
-    return outputs + [f"{OUT}/{name}" for name in FOLDER_OUTPUTS]
+    truth = [f"{DEMO_DIR}/ground_truth.csv"] if DEMO else []
+    return outputs + [f"{OUT}/{name}" for name in FOLDER_OUTPUTS] + truth
 
 
 def print_failure_summary():

@@ -57,7 +57,7 @@ def _report_summary():
     experiments and their units, the settings resolved at start-up and the software versions."""
     if config["samples"]:
         source = f"sample sheet {config['samples']}"
-    elif config["input_dir"] == "demo":
+    elif DEMO:
         source = "the demo (simulated recordings with known ground truth)"
     else:
         source = f"input_dir {config['input_dir']}"
