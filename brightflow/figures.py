@@ -138,6 +138,8 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
     - The background is veiled in white (:data:`BACKGROUND_VEIL`): visible, but clearly not data.
     - Undefined (NaN) pixels are magenta; the title counts those inside the cells.
     - The colour bar is labelled with the quantity and its unit (``colorbar_label``).
+    - Given a label image, each cell gets a thin white outline and its ID, so a cell cut in two by
+      the segmentation is visible on every map.
     - With a spatially calibrated recording, the axes are in its unit and a scale bar is drawn;
       otherwise the axes are in pixels and say the file had no pixel size.
 
@@ -146,12 +148,14 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
     values : ndarray, shape (y, x)
     title : str
     colorbar_label : str, optional
-    cells : ndarray of bool, shape (y, x), optional
-        The cell pixels; None (or no cell pixel) takes the range from the whole map, unveiled.
+    cells : ndarray of bool or int, shape (y, x), optional
+        The cell pixels, or a label image (0 = background) whose cells are also outlined and numbered;
+        None (or no cell pixel) takes the range from the whole map, unveiled.
     calibration : brightflow.calibration.Calibration
     """
     values = np.asarray(values, dtype=np.float64)
-    inside = None if cells is None else np.asarray(cells, dtype=bool)
+    labels = None if cells is None or np.asarray(cells).dtype == bool else np.asarray(cells)
+    inside = None if cells is None else np.asarray(cells) > 0
     if inside is not None and not inside.any():
         inside = None
     low, high = robust_limits(values if inside is None else values[inside])
@@ -176,6 +180,8 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
         ax.imshow(veil, interpolation="nearest", extent=extent)
         subtitle = (f"colour range: 1st-99th percentile of the cell pixels; background veiled\n"
                     f"magenta: undefined ({int((undefined & inside).sum())} of {int(inside.sum())} cell px)")
+        if labels is not None:
+            _draw_outlines(ax, labels, "white", linewidth=0.6, calibration=calibration, stroke="black")
     ax.set_title(f"{title}\n{subtitle}", fontsize=9)
     _label_axes(ax, calibration)
     _scale_bar(ax, values.shape, calibration)
@@ -228,19 +234,27 @@ def _cell_outlines(labels):
         image[r - top + 1, c - left + 1] = 1.0
         lines = contourpy.contour_generator(z=image, line_type="Separate").lines(0.5)
         outlines = [np.column_stack((line[:, 1] + top - 1, line[:, 0] + left - 1)) for line in lines]
-        cells.append((int(label), outlines, (r.mean(), c.mean())))
+        # the ID at the centroid, or at the cell's pixel nearest to it when the centroid lies outside
+        # the cell (a ring, an L-shaped cell)
+        centre = (r.mean(), c.mean())
+        if labels[int(round(centre[0])), int(round(centre[1]))] != label:
+            nearest = int(np.argmin((r - centre[0]) ** 2 + (c - centre[1]) ** 2))
+            centre = (float(r[nearest]), float(c[nearest]))
+        cells.append((int(label), outlines, centre))
     return cells
 
 
-def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibration=UNCALIBRATED):
+def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibration=UNCALIBRATED, stroke=None):
     # pixel (row, col) to the drawing's coordinates: pixel centres at integers, or in the unit
     if calibration.spatial:
         sx, sy, shift = calibration.pixel_width, calibration.pixel_height, 0.5
     else:
         sx, sy, shift = 1.0, 1.0, 0.0
+    effects = [patheffects.withStroke(linewidth=linewidth + 1.2, foreground=stroke)] if stroke else None
     for label, outlines, (row, col) in _cell_outlines(labels):
         for outline in outlines:
-            ax.plot((outline[:, 1] + shift) * sx, (outline[:, 0] + shift) * sy, color=colour, linewidth=linewidth)
+            ax.plot((outline[:, 1] + shift) * sx, (outline[:, 0] + shift) * sy, color=colour, linewidth=linewidth,
+                    path_effects=effects)
         if label_ids:
             ax.text((col + shift) * sx, (row + shift) * sy, str(label), **_ID_STYLE)
 

@@ -14,6 +14,8 @@ import numpy as np
 # the light functions here (checksums, _seg.npy dicts), and their start-up time counts per job
 
 __all__ = [
+    "PEAK_DISTANCE_DIAMETERS",
+    "resolve_peak_distance",
     "truth_of_cells",
     "erode_labels",
     "masks_checksum",
@@ -57,6 +59,32 @@ def relabel_sequential(labels):
     relabelled, _, _ = segmentation.relabel_sequential(labels.astype(np.int64))
     top = int(relabelled.max()) if relabelled.size else 0
     return relabelled.astype(np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+
+
+#: Seeds of the classical segmentation's watershed (two cell centres) at least this many expected cell
+#: diameters apart (``segmentation.threshold.min_peak_distance: auto``).
+PEAK_DISTANCE_DIAMETERS = 0.8
+
+
+def resolve_peak_distance(setting, diameter):
+    """``segmentation.threshold.min_peak_distance``: a number of pixels as it is, or ``auto``:
+    :data:`PEAK_DISTANCE_DIAMETERS` x the expected cell diameter (``segmentation.diameter``).
+
+    The rule: two touching cells of the expected size have their centres about one diameter apart,
+    so seeds closer than 0.8 diameters belong to one cell (an irregular cell, or one cut by the image
+    border, has several maxima of its distance transform, which would otherwise each seed a "cell"),
+    while touching cells squeezed by up to a fifth are still told apart. ValueError when ``auto`` has
+    no diameter to work from.
+    """
+    if setting != "auto":
+        return int(setting)
+    if not diameter or diameter <= 0:
+        raise ValueError(
+            "segmentation.threshold.min_peak_distance is auto, which is 0.8 x segmentation.diameter, but "
+            f"segmentation.diameter is {diameter!r}: set segmentation.diameter to the typical cell diameter in "
+            "pixels, or min_peak_distance to a number of pixels"
+        )
+    return max(1, int(round(PEAK_DISTANCE_DIAMETERS * float(diameter))))
 
 
 def threshold_segmentation(

@@ -422,3 +422,26 @@ def test_threshold_segmentation_finds_the_demo_cells():
 def test_masks_from_seg_dict_rejects_other_files():
     with pytest.raises(ValueError, match="masks"):
         segment.masks_from_seg_dict({"img": np.zeros((3, 3))})
+
+
+def test_the_seed_spacing_follows_the_expected_cell_size(shared_data):
+    """min_peak_distance auto is 0.8 x segmentation.diameter: nandb's 50.tif (the edge of one cell, cut by
+    the image border) stays one cell with the default diameter (the old fixed 10 pixels cut it into 3),
+    the demo's cells stay four, and touching cells 16-22 pixels across are all split with the diameter of
+    the smaller ones, 16."""
+    assert segment.resolve_peak_distance("auto", 75) == 60 and segment.resolve_peak_distance(12, 75) == 12
+    with pytest.raises(ValueError, match="set segmentation.diameter to the typical cell diameter"):
+        segment.resolve_peak_distance("auto", 0)
+    edge = tifffile.imread(shared_data / "50.tif").astype(np.float64).mean(axis=0)
+    assert segment.threshold_segmentation(edge, min_peak_distance=10).max() == 3
+    assert segment.threshold_segmentation(edge, min_peak_distance=segment.resolve_peak_distance("auto", 75)).max() == 1
+    stack, truth = simulate.demo_experiment(simulate.DEMO_EXPERIMENTS["demo_mixed"], seed=2)
+    found = segment.threshold_segmentation(stack.mean(axis=0), min_peak_distance=segment.resolve_peak_distance("auto", 75))
+    assert segment.match_scores(truth, found)["matched"] == 4
+    for seed in range(3, 9):
+        rng = np.random.default_rng(seed)
+        field = simulate.cell_field((96, 96), 7, rng, touching_pairs=3)  # radii 8-11 pixels, 3 touching pairs
+        projection = simulate.cell_field_projection(field, rng, frames=50)
+        scores = segment.match_scores(field, segment.threshold_segmentation(
+            projection, min_peak_distance=segment.resolve_peak_distance("auto", 16)))
+        assert scores["matched"] == scores["true_cells"] == scores["predicted_cells"] == 7, (seed, scores)

@@ -647,6 +647,8 @@ def test_nandb_convention_in_the_workflow_gives_nandbs_triangle_on_its_own_data(
         values[convention] = record["value"]
         settings = json.loads((tmp_path / f"out_{convention}" / "50" / "settings.json").read_text())
         assert settings["parameters"]["nb"]["convention"] == convention
+        # the classical segmentation's defaults keep the edge of this one cell whole (issue 25)
+        assert len(pd.read_csv(tmp_path / f"out_{convention}" / "50" / "average_values_in_roi.csv")) == 1
     assert values["nandb"] == pytest.approx(0.68, abs=1e-12)
     assert values["brightflow"] == pytest.approx(0.9335, abs=1e-4)
 

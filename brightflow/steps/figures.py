@@ -33,11 +33,13 @@ def map_figures(maps, labels, image, model, corrected_trace, previews, scatter, 
     from .. import detrend, figures
 
     values = io.read_maps(maps, MAP_NAMES)
-    cells = io.read_image(labels) > 0
+    analysed = io.read_image(labels)
+    cells = analysed > 0
     calibration = io.read_calibration(image)
     for name, path in zip(MAP_NAMES, previews, strict=True):
-        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.map_label(name, detector), cells,
-                                      calibration)
+        # each cell outlined and numbered on every preview, so a split is visible
+        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.map_label(name, detector),
+                                      analysed, calibration)
         io.save_figure(preview, path)
     reference = nb.DetectorModel(**detector).s_factor
     drawing = figures.brightness_intensity_figure(values["intensity"][cells], values["apparent_brightness"][cells],

@@ -261,7 +261,7 @@ def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, tabl
     for name, npy_path, tif_path, png_path in zip(cross.CROSS_MAP_NAMES, npy, tif, png, strict=True):
         io.write_map(npy_path, tif_path, maps[name], calibration)
         title = f"{figures.MAP_TITLES[name]}, channels {first} and {second}"
-        io.save_figure(figures.map_preview(maps[name], title, figures.map_label(name, detector), analysed > 0,
+        io.save_figure(figures.map_preview(maps[name], title, figures.map_label(name, detector), analysed,
                                            calibration),
                        png_path)
     segmented = io.read_seg_masks(seg)

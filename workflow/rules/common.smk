@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from brightflow import io as bio
+from brightflow import segment as bsegment
 from brightflow import threshold as bthreshold
 from brightflow.detrend import correction_named
 from brightflow.cross import CROSS_MAP_NAMES

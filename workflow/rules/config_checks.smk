@@ -111,7 +111,14 @@ def _segmentation_settings(method):
     if segmentation["method"] != method:
         return {}
     if method == "threshold":
-        return segmentation["threshold"]
+        settings = dict(segmentation["threshold"])
+        try:
+            settings["min_peak_distance"] = bsegment.resolve_peak_distance(
+                settings["min_peak_distance"], segmentation["diameter"]
+            )
+        except ValueError as error:
+            raise WorkflowError(f"{error}.")
+        return settings
     return {
         "model": segmentation["model"],
         "diameter": float(segmentation["diameter"]),
