@@ -235,12 +235,15 @@ def test_a_second_run_on_the_same_output_folder_refuses_while_the_first_runs(run
     run_workflow(other, config=config)  # and the folder is free again
 
 
+#: A process id no Linux kernel hands out (above PID_MAX_LIMIT, 2**22): never a live process, unlike the id
+#: of a process that has ended, which another process may be given meanwhile (pid_max is often 32768).
+NEVER_A_PID = 2**22 + 1
+
+
 def test_a_lock_left_by_a_dead_run_is_taken_over(run_workflow, tmp_path, two_stacks):
     results = tmp_path / "results"
     (results / ".brightflow").mkdir(parents=True)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    record = {"pid": dead.pid, "host": socket.gethostname(), "directory": "/nowhere", "started": "yesterday"}
+    record = {"pid": NEVER_A_PID, "host": socket.gethostname(), "directory": "/nowhere", "started": "yesterday"}
     (results / ".brightflow" / "run.lock").write_text(json.dumps(record))
     run_workflow(tmp_path, config={"input_dir": two_stacks})
     assert not (results / ".brightflow" / "run.lock").exists()
