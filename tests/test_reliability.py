@@ -10,12 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tifffile
-from helpers import REPO, jobs_run, write_stack
+from helpers import REPO, held_run, jobs_run, write_stack
 
 from brightflow import simulate
 
@@ -217,34 +216,34 @@ def test_a_second_run_on_the_same_output_folder_refuses_while_the_first_runs(run
     other = tmp_path / "elsewhere"
     other.mkdir()
     config = {"input_dir": two_stacks, "output_dir": tmp_path / "shared_results"}
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(tmp_path), "--cores", "1", "--config"] + [f"{k}={v}" for k, v in config.items()]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lock = tmp_path / "shared_results" / ".brightflow" / "run.lock"
-    try:
-        for _ in range(300):
-            if lock.exists() or first.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert lock.exists(), "the first run never took the lock"
+    # The first run cannot end before the block does (helpers.held_run: one more job waits for the test to
+    # release it), however long the second runs take to start: no race with the first run's end.
+    with held_run(tmp_path, config=config) as first:
+        holder = json.loads(lock.read_text()) if lock.exists() else None
+        assert holder and holder["pid"] == first.pid, f"the first run (process {first.pid}) does not hold the lock: {holder}"
         for workdir, where in ((other, f"from the working directory {tmp_path}"), (tmp_path, "from this same working")):
             result = run_workflow(workdir, config=config, check=False)
             output = result.stdout + result.stderr
             assert result.returncode != 0
             assert "another brightflow run is writing this output folder" in output and where in output, output[-1500:]
             assert f"process {first.pid}" in output
-    finally:
-        assert first.wait(timeout=300) == 0
-    assert not lock.exists()  # given back at the end
+        # the refusals came while the first run ran and held the folder
+        assert first.poll() is None and json.loads(lock.read_text())["pid"] == first.pid
+    # released: the first run finished (status 0, checked by held_run) and gave the lock back
+    assert not lock.exists()
     run_workflow(other, config=config)  # and the folder is free again
+
+
+#: A process id no Linux kernel hands out (above PID_MAX_LIMIT, 2**22): never a live process, unlike the id
+#: of a process that has ended, which another process may be given meanwhile (pid_max is often 32768).
+NEVER_A_PID = 2**22 + 1
 
 
 def test_a_lock_left_by_a_dead_run_is_taken_over(run_workflow, tmp_path, two_stacks):
     results = tmp_path / "results"
     (results / ".brightflow").mkdir(parents=True)
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    record = {"pid": dead.pid, "host": socket.gethostname(), "directory": "/nowhere", "started": "yesterday"}
+    record = {"pid": NEVER_A_PID, "host": socket.gethostname(), "directory": "/nowhere", "started": "yesterday"}
     (results / ".brightflow" / "run.lock").write_text(json.dumps(record))
     run_workflow(tmp_path, config={"input_dir": two_stacks})
     assert not (results / ".brightflow" / "run.lock").exists()
