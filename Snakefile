@@ -36,6 +36,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/hooks.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/projection.smk"
@@ -64,13 +65,12 @@ rule all:
 
 
 onstart:
-    take_output_folder()
+    start_run()
 
 
 onsuccess:
-    give_back_output_folder()
+    finish_run(log)
 
 
 onerror:
-    give_back_output_folder()
-    print_failure_summary()
+    fail_run(log)

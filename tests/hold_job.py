@@ -12,13 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-started, release, limit = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
-started.touch()
-deadline = time.monotonic() + limit
-while not release.exists():
-    if time.monotonic() > deadline:
-        sys.exit(
-            f"held_by_the_test: not released within {limit:.0f} s ({release} was never created): the test that "
-            "held this run open stopped without releasing it; this job fails so that the run ends."
-        )
-    time.sleep(0.1)  # polling a condition; the bound above is the deadline, not this interval
+
+def hold(started, release, limit):
+    """Say the job has started, then wait (at most ``limit`` seconds) until ``release`` exists."""
+    started.touch()
+    deadline = time.monotonic() + limit
+    while not release.exists():
+        if time.monotonic() > deadline:
+            sys.exit(
+                f"held_by_the_test: not released within {limit:.0f} s ({release} was never created): the test that "
+                "held this run open stopped without releasing it; this job fails so that the run ends."
+            )
+        time.sleep(0.1)  # polling a condition; the bound above is the deadline, not this interval
+
+
+if __name__ == "__main__":
+    hold(Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]))

@@ -233,3 +233,24 @@ def test_map_series_writer_pages_are_an_imagej_time_series(tmp_path):
     with tifffile.TiffFile(path) as tif:
         assert tif.series[0].axes == "TYX" and tif.imagej_metadata["frames"] == 6
         np.testing.assert_array_equal(tif.asarray(), maps.astype(np.float32))
+
+
+def test_a_full_disk_is_said_plainly(tmp_path):
+    """A step that hits a full disk (ENOSPC, as numpy or tifffile raise it) ends its job with one line that
+    says so and what to do, in the job's log where the failure summary finds it, not a traceback."""
+    import errno
+
+    from brightflow import io as bio
+
+    def step(path):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    log = tmp_path / "job.log"
+    with pytest.raises(SystemExit) as ended:
+        bio.run(step, str(log), 1, path=str(tmp_path / "maps.npy"))
+    assert ended.value.code == 1
+    text = log.read_text()
+    assert f"ERROR brightflow: the disk is full writing {tmp_path / 'maps.npy'} (No space left on device)" in text
+    assert "Traceback" not in text
+    summary = bio.failure_summary({"x": [str(tmp_path / "maps.npy")]}, {"x": [str(tmp_path)]})
+    assert "the disk is full writing" in summary[1]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 from helpers import REPO, held_run, jobs_run, write_stack
@@ -207,6 +209,55 @@ def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_nam
     for good in "ab":
         assert (tmp_path / "results" / good / "average_values_in_roi.csv").is_file()
     assert not (tmp_path / "results" / "gone").exists()
+    # which finished, said last, and kept in run_summary.txt
+    assert "2 finished, with complete results: a, b." in summary
+    assert output.rstrip().endswith("run again (only what is missing runs).")
+    assert (tmp_path / "results" / "run_summary.txt").read_text().startswith("brightflow: 2 of 4 experiment(s)")
+
+
+def test_a_successful_run_ends_with_its_summary(run_workflow, tmp_path, two_stacks):
+    """Every run ends with a few lines, the last a user reads and kept in run_summary.txt: where the
+    results are, the experiments with their cells and bleach correction, the flagged cells, the time."""
+    result = run_workflow(tmp_path, config={"input_dir": two_stacks})
+    output = (result.stdout + result.stderr).rstrip()
+    summary = (tmp_path / "results" / "run_summary.txt").read_text()
+    lines = summary.splitlines()
+    assert re.fullmatch(r"brightflow: 2 experiment\(s\) analysed in \d+ (s|min \d+ s)\. Results: "
+                        + re.escape(str(tmp_path / "results")) + r"/ .*", lines[0]), lines[0]
+    for name in "ab":
+        cells = len(pd.read_csv(tmp_path / "results" / name / "average_values_in_roi.csv"))
+        assert any(re.fullmatch(rf"  - {name}: {cells} cell\(s\); bleach correction boxcar l = \d+ \(auto\)", line)
+                   for line in lines), lines
+    assert lines[-1] == "No cell is flagged in Warnings."
+    assert output.endswith(summary.rstrip())  # after snakemake's own last lines
+
+
+def test_every_experiment_failing_says_none_finished(tmp_path):
+    """The failure summary never claims that other results are complete when none are."""
+    from brightflow import io as bio
+
+    outputs = {name: [str(tmp_path / name / "out.csv")] for name in ("a", "b")}
+    lines = bio.failure_summary(outputs, {})
+    assert lines[0] == "brightflow: 2 of 2 experiment(s) did not finish:"
+    assert lines[-1].startswith("None finished.") and not any("complete results" in line for line in lines)
+
+
+def test_a_killed_job_is_named_as_killed(tmp_path, monkeypatch):
+    """A job ended by a signal writes no error line of its own: the cause comes from snakemake's log of a real
+    run whose job was killed (SIGKILL, as the system's out-of-memory killer does)."""
+    (tmp_path / "Snakefile").write_text(
+        'rule killed:\n    output: "a/out.csv"\n    log: "logs/a/killed.log"\n'
+        '    shell: "echo started > {log}; kill -9 $$"\n'
+    )
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path),
+                          "--snakefile", str(tmp_path / "Snakefile")], capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    snakemake_log = sorted((tmp_path / ".snakemake" / "log").glob("*.snakemake.log"))[-1]
+    from brightflow import io as bio
+
+    monkeypatch.chdir(tmp_path)  # where the hooks run: the run's folder, whose relative paths the log holds
+    lines = bio.failure_summary({"a": ["a/out.csv"]}, {"a": ["logs/a"]}, str(snakemake_log))
+    assert lines[1].startswith("  - a: the job was killed (signal 9"), (lines, snakemake_log.read_text())
 
 
 # --- one run at a time per output folder ----------------------------------------------------------------

@@ -8,7 +8,8 @@
 - :mod:`~brightflow.io.job`: running a step as a workflow job (log, threads, clear errors);
 - :mod:`~brightflow.io.digests`: input files' SHA-256, computed once per content (content-aware reruns);
 - :mod:`~brightflow.io.lock`: one run at a time per output folder;
-- :mod:`~brightflow.io.failures`: which experiments of a run failed, and why (from the logs);
+- :mod:`~brightflow.io.summary`: what a run did, said at its end (the closing summary; which experiments
+  failed, and why, from the logs);
 - :class:`InputError`: a file or setting a user can fix; its message names the file, the
   problem and what to do.
 
@@ -17,7 +18,7 @@ The science modules never read or write files; the steps (brightflow.steps) use 
 
 from .digests import content_digest
 from .errors import InputError
-from .failures import failure_summary
+from .summary import failure_summary, run_summary, write_run_summary
 from . import lock
 from .files import (
     PNG_COMPRESS_LEVEL,
@@ -95,6 +96,8 @@ __all__ = [
     "write_stack",
     "content_digest",
     "failure_summary",
+    "run_summary",
+    "write_run_summary",
     "lock",
     "write_text",
 ]

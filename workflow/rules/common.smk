@@ -527,33 +527,3 @@ def all_outputs():
     outputs = [path for name in EXPERIMENTS for path in experiment_outputs(name)]
     truth = [f"{DEMO_DIR}/ground_truth.csv"] if DEMO else []
     return outputs + [f"{OUT}/{name}" for name in FOLDER_OUTPUTS] + truth
-
-
-def print_failure_summary():
-    """At the end of a run with failures: each experiment that did not finish, the cause and its log."""
-    import sys
-
-    outputs, log_dirs = {}, {}
-    for unit, (experiment, _) in UNITS.items():
-        outputs[unit] = [f"{OUT}/{experiment}/{name}" for name in SEGMENTATION_OUTPUTS] + unit_outputs(unit)
-        log_dirs[unit] = sorted({f"{LOG_DIR}/{unit}", f"{LOG_DIR}/{experiment}"})
-    lines = bio.failure_summary(outputs, log_dirs)
-    if lines:
-        lines.append(
-            "The other experiments' results are complete. The folder table waits for every experiment: fix or "
-            "remove the failed ones and run again (only what is missing runs)."
-        )
-        print("\n".join(lines), file=sys.stderr)
-
-
-def take_output_folder():
-    """onstart: hold the output folder's lock while this run's jobs run."""
-    try:
-        bio.lock.acquire(OUT)
-    except bio.InputError as error:
-        raise WorkflowError(str(error)) from error
-
-
-def give_back_output_folder():
-    """onsuccess, onerror: release the output folder's lock."""
-    bio.lock.release(OUT)
