@@ -314,3 +314,26 @@ def test_channel_categories_open_in_chromium(two_channels, browser):
             listed = page.inner_text("#app")
             assert all(subcategory in listed for subcategory in subcategories), (category, listed)
         assert events.page_errors == [] and events.console_errors == [] and events.network_requests == []
+
+
+def test_a_second_analysis_in_the_same_folder_cannot_make_a_mixed_report(run_workflow, tmp_path):
+    """Two analyses into one output folder: the report of the first one's configuration is refused (the
+    folder table and figure are now the second's), saying whose results the folder holds; the second's
+    report is made, and its start page names its configuration and input."""
+    configs = {}
+    for name, seed in (("first", 5), ("second", 6)):
+        stacks = tmp_path / f"stacks_{name}"
+        stacks.mkdir()
+        stack, _ = simulate.demo_experiment([(2.0, 5.0), (4.0, 3.0)], seed=seed, shape=(48, 48), frames=40)
+        write_stack(stacks / f"cells_{name}.tif", stack)
+        configs[name] = write_config(tmp_path / f"{name}.yaml", input_dir=str(stacks))
+        run_workflow(tmp_path, "--configfile", configs[name])
+    refused = run_workflow(tmp_path, "--configfile", configs["first"], "--report", tmp_path / "first.html",
+                           check=False)
+    assert refused.returncode != 0 and not (tmp_path / "first.html").exists()
+    message = " ".join((refused.stdout + refused.stderr).split())
+    assert f"results holds the results of another run (input_dir {tmp_path / 'stacks_second'}: experiments " \
+           "cells_second), not of this configuration" in message, message[-2000:]
+    run_workflow(tmp_path, "--configfile", configs["second"], "--report", tmp_path / "second.html")
+    start = _text(_report_data(tmp_path / "second.html")["workflow_desc"])
+    assert f"input_dir {tmp_path / 'stacks_second'}" in start and str(configs["second"]) in start

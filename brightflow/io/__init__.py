@@ -18,7 +18,13 @@ The science modules never read or write files; the steps (brightflow.steps) use 
 
 from .digests import content_digest
 from .errors import InputError
-from .summary import failure_summary, run_summary, write_run_summary
+from .summary import (
+    check_report_matches_run,
+    failure_summary,
+    run_summary,
+    write_run_record,
+    write_run_summary,
+)
 from . import lock
 from .files import (
     PNG_COMPRESS_LEVEL,
@@ -97,6 +103,8 @@ __all__ = [
     "content_digest",
     "failure_summary",
     "run_summary",
+    "check_report_matches_run",
+    "write_run_record",
     "write_run_summary",
     "lock",
     "write_text",

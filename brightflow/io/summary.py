@@ -19,10 +19,13 @@ from pathlib import Path
 
 from .. import quality
 
-__all__ = ["failure_summary", "run_summary", "write_run_summary"]
+__all__ = ["RUN_RECORD", "check_report_matches_run", "failure_summary", "run_summary", "write_run_record",
+           "write_run_summary"]
 
 #: The closing summary's file, in the output folder.
 SUMMARY_FILE = "run_summary.txt"
+#: What the last complete run in an output folder analysed, with which settings (for its report).
+RUN_RECORD = ".brightflow/run.json"
 
 
 def _first_error(logs):
@@ -201,3 +204,47 @@ def write_run_summary(output_dir, lines):
         Path(output_dir, SUMMARY_FILE).write_text("\n".join(lines) + "\n")
     except OSError:
         pass
+
+
+def write_run_record(output_dir, units, settings, source):
+    """Record, after a run whose every unit finished, what it analysed: its units, its settings (the
+    config that settings.json records) and where its stacks came from. ``snakemake --report`` checks
+    the config it is given against it (:func:`check_report_matches_run`)."""
+    path = Path(output_dir, RUN_RECORD)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"units": list(units), "settings": settings, "source": source}, indent=1,
+                               sort_keys=True))
+
+
+def check_report_matches_run(output_dir, units, settings, source):
+    """Before ``snakemake --report``: the output folder's results must be those of this config.
+
+    ValueError, saying what differs and what to do, when the folder holds no complete run, or the last
+    complete run analysed other experiments or used other settings (a report would mix two analyses:
+    this config's experiments with another run's folder table and figure).
+    """
+    path = Path(output_dir, RUN_RECORD)
+    if not path.is_file():
+        raise ValueError(
+            f"{output_dir} holds no complete run of this workflow (no {RUN_RECORD}): run it with the same "
+            "configuration first, then make the report"
+        )
+    record = json.loads(path.read_text())
+    settings = json.loads(json.dumps(settings))  # as the record holds it (tuples as lists)
+    if list(record["units"]) != list(units):
+        theirs, ours = set(record["units"]), set(units)
+        raise ValueError(
+            f"{output_dir} holds the results of another run ({record['source']}: experiments "
+            f"{', '.join(record['units'])}), not of this configuration ({source}: {', '.join(units)}); "
+            f"only in that run: {', '.join(sorted(theirs - ours)) or 'none'}, only in this configuration: "
+            f"{', '.join(sorted(ours - theirs)) or 'none'}. Give --report that run's configuration (its --configfile "
+            "and --config), or run this one into its own output_dir"
+        )
+    if record["settings"] != settings:
+        changed = sorted(key for key in set(record["settings"]) | set(settings)
+                         if record["settings"].get(key) != settings.get(key))
+        raise ValueError(
+            f"the results in {output_dir} were made with other settings than this configuration's (differing: "
+            f"{', '.join(changed)}): run the workflow with this configuration first (only what changed reruns), or "
+            "give --report the configuration of the run you want to report"
+        )

@@ -25,7 +25,8 @@ def _say_last(lines):
 
 
 def finish_run(log):
-    """onsuccess: release the lock; the closing summary."""
+    """onsuccess: record what the run analysed (its report checks it), release the lock; the closing summary."""
+    bio.write_run_record(OUT, list(UNITS), SETTINGS_RECORDED, RUN_SOURCE)
     bio.lock.release(OUT)
     seconds = time.monotonic() - RUN_STARTED[0] if RUN_STARTED else None
     _say_last(bio.run_summary(OUT, list(UNITS), seconds))

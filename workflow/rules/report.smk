@@ -6,6 +6,7 @@
 # workflow/report/workflow.rst.
 
 import platform
+import sys
 
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
@@ -52,15 +53,22 @@ def map_label(name):
     return f"{name.replace('_', ' ')} map ({name}.png)"
 
 
+def _run_source():
+    """Where this run's stacks come from, in words (the report's start page, the run's record)."""
+    if config["samples"]:
+        return f"sample sheet {config['samples']}"
+    if DEMO:
+        return "the demo (simulated recordings with known ground truth)"
+    return f"input_dir {config['input_dir']}"
+
+
+RUN_SOURCE = _run_source()
+
+
 def _report_summary():
     """What workflow/report/workflow.rst states beyond the config: where the stacks came from, the
-    experiments and their units, the settings resolved at start-up and the software versions."""
-    if config["samples"]:
-        source = f"sample sheet {config['samples']}"
-    elif DEMO:
-        source = "the demo (simulated recordings with known ground truth)"
-    else:
-        source = f"input_dir {config['input_dir']}"
+    configuration files, the experiments and their units, the settings resolved at start-up and the
+    software versions."""
     experiments = [
         {
             "name": name,
@@ -70,7 +78,8 @@ def _report_summary():
         for name in EXPERIMENTS
     ]
     return {
-        "source": source,
+        "source": RUN_SOURCE,
+        "configfiles": [os.path.abspath(path) for path in workflow.configfiles],
         "experiments": experiments,
         "units": list(UNITS),
         "segmentation_channels": SEGMENTATION_CHANNELS,
@@ -92,3 +101,13 @@ def _report_summary():
 # there, under a key no config file may set (the schema refuses unknown keys). It is added after
 # every check and after SETTINGS_RECORDED was taken: no rule and no settings.json sees it.
 config["_report"] = _report_summary()
+
+#: Whether snakemake was started to write the report (--report): then the output folder's results must
+#: be those of this configuration (brightflow.io.check_report_matches_run), so that no report mixes two
+#: analyses (this configuration's experiments with another run's folder table).
+REPORTING = any(argument == "--report" or argument.startswith("--report=") for argument in sys.argv[1:])
+if REPORTING:
+    try:
+        bio.check_report_matches_run(OUT, list(UNITS), SETTINGS_RECORDED, RUN_SOURCE)
+    except ValueError as error:
+        raise WorkflowError(f"{error}.")
