@@ -108,7 +108,8 @@ class Correction:
                 "frame_factors": np.ones(trace.size)}
 
     def check_parameter(self, value, frames):
-        """The configured parameter as the method uses it; ValueError naming the range if it is outside."""
+        """The configured parameter as the method uses it; ValueError naming the range if it is outside.
+        ``frames`` None: the checks that need no recording (the configuration, before any is read)."""
         return None
 
     def plan(self, model, sums, seed):
@@ -389,7 +390,7 @@ class ExponentialCorrection(SmoothingCorrection):
 
     def check_parameter(self, value, frames):
         tau = super().check_parameter(value, frames)
-        if exponential_half_width(tau, frames) < 1:
+        if frames is not None and exponential_half_width(tau, frames) < 1:
             raise ValueError(f"the exponential tau {tau:g} keeps only the frame itself over {frames} frames")
         return tau
 
@@ -411,7 +412,7 @@ class PolynomialCorrection(SmoothingCorrection):
 
     def check_parameter(self, value, frames):
         degree = super().check_parameter(value, frames)
-        if degree > frames - 2:
+        if frames is not None and degree > frames - 2:
             raise ValueError(
                 f"polynomial degree {degree} needs at least {degree + 2} frames (one to fit each coefficient and "
                 f"one for the variance); the stack has {frames}"

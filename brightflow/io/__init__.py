@@ -60,6 +60,7 @@ from .stacks import (
     read_calibration,
     sha256,
     stack_axes,
+    stack_shape,
     whole_stack_megabytes,
 )
 from .stores import FrameStore, MapSeriesWriter, temporary_file_error
@@ -90,6 +91,7 @@ __all__ = [
     "save_figure",
     "sha256",
     "stack_axes",
+    "stack_shape",
     "temporary_file_error",
     "whole_stack_megabytes",
     "write_image",

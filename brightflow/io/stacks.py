@@ -35,6 +35,7 @@ __all__ = [
     "read_calibration",
     "sha256",
     "stack_axes",
+    "stack_shape",
     "whole_stack_megabytes",
 ]
 
@@ -518,6 +519,17 @@ def _tcyx_shape(path, configured_axes=None):
         return (shape[0], 1) + tuple(shape[1:]) if len(shape) == 3 else (1, 1) + tuple(shape[-2:])
     found = stack_axes(path, shape, metadata_axes, configured_axes)
     return axes.to_tcyx(np.broadcast_to(np.uint8(0), shape), found).shape  # a view: no memory used
+
+
+def stack_shape(path, configured_axes=None):
+    """The stack's ``(t, c, y, x)`` shape from its header (one channel for a (t, y, x) stack).
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a readable TIFF, or its axes cannot be resolved.
+    """
+    return tuple(int(size) for size in _tcyx_shape(path, configured_axes))
 
 
 def channel_count(path, configured_axes=None):

@@ -2,7 +2,6 @@
 # the input functions of the rules and the list of everything the workflow makes.
 
 import csv
-import difflib
 import os
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from brightflow import config as bconfig
 from brightflow import io as bio
 from brightflow import segment as bsegment
 from brightflow import threshold as bthreshold
@@ -32,71 +32,17 @@ def _schema(name):
 CONFIG_SCHEMA = _schema("config.schema.yaml")
 
 
-def _typed(value, schema):
-    """``value`` with the types ``schema`` asks for: snakemake's ``--config key='{a: 2}'`` delivers the
-    values of a nested override as strings ('2', 'true', '0.5'); each string that does not fit its
-    key's schema but whose YAML reading does is replaced by that reading."""
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        return {key: _typed(item, properties.get(key, {})) for key, item in value.items()}
-    if isinstance(value, str) and schema and not jsonschema.Draft202012Validator(schema).is_valid(value):
-        try:
-            read = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-        # a reading that fits, or that at least is not text (its own error, e.g. a minimum, is the clearer)
-        if jsonschema.Draft202012Validator(schema).is_valid(read) or not isinstance(read, str):
-            return read
-    return value
-
-
-def _unknown_keys(values, schema, prefix=""):
-    """WorkflowError for the first key the schema does not know, naming the nearest valid one."""
-    properties = schema.get("properties", {})
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if key not in properties:
-            if schema.get("additionalProperties") is False:
-                near = difflib.get_close_matches(str(key), list(properties), n=1, cutoff=0.6)
-                hint = f" Did you mean {prefix}{near[0]}?" if near else ""
-                raise WorkflowError(
-                    f"config: unknown key {name!r}.{hint} Valid keys here: {', '.join(properties)} "
-                    "(config/README.md describes each)."
-                )
-            continue
-        if isinstance(value, dict) and "properties" in properties[key]:
-            _unknown_keys(value, properties[key], f"{name}.")
-
-
-def _config_error(error):
-    """A schema violation as one sentence naming the key, the value and what it may be."""
-    key = ".".join(str(part) for part in error.absolute_path) or "(the config)"
-    what = error.schema.get("description", "")
-    allowed = error.schema.get("enum")
-    if allowed is None and error.validator == "oneOf":
-        allowed = [item for option in error.schema["oneOf"] for item in option.get("enum", [])]
-    hint = ""
-    if allowed and isinstance(error.instance, str):
-        near = difflib.get_close_matches(error.instance, [str(item) for item in allowed], n=1, cutoff=0.5)
-        hint = f" Did you mean {near[0]!r}?" if near else ""
-    detail = f" ({what})" if what else ""
-    return WorkflowError(
-        f"config key {key} is {error.instance!r}: {error.message}{detail}.{hint} See config/README.md."
-    )
-
-
 def _checked_config():
-    """Apply the config's types, then check every key and value against the schema (with its defaults)."""
-    typed = _typed(config, CONFIG_SCHEMA)
-    config.clear()
-    config.update(typed)
-    _unknown_keys(config, CONFIG_SCHEMA)
-    errors = sorted(
-        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(config), key=lambda e: [str(p) for p in e.path]
-    )
-    if errors:
-        raise _config_error(errors[0])
-    validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+    """Apply the config's types and check every key and value (brightflow.config), fill in the schema's
+    defaults, then check the ranges that depend on other keys."""
+    try:
+        checked = bconfig.check(config, CONFIG_SCHEMA)
+        config.clear()
+        config.update(checked)
+        validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+        bconfig.check_physics(config)
+    except bconfig.ConfigError as error:
+        raise WorkflowError(str(error)) from None
 
 
 _checked_config()
@@ -337,13 +283,21 @@ EXPERIMENTS = list(SAMPLES["experiment"])
 # {OUT}/{experiment}/, so every channel is measured in the same cells.
 
 
-def _channel_count(path):
-    """Channels of a stack, from its TIFF header (brightflow.io.channel_count); 1 when it cannot be
-    read: its jobs then stop with the file's own clear message, and the other experiments go on."""
-    try:
-        return bio.channel_count(path, config["input"]["axes"])
-    except bio.InputError:
-        return 1
+def _stack_shapes():
+    """{experiment: (t, c, y, x)} of every stack whose header can be read (brightflow.io.stack_shape). A stack
+    that cannot be read (or the demo's, not simulated yet) is left out: its jobs stop with the file's own
+    clear message, and the other experiments go on."""
+    shapes = {}
+    for experiment, path in zip(SAMPLES["experiment"], SAMPLES["path"]):
+        if os.path.isfile(path):
+            try:
+                shapes[experiment] = bio.stack_shape(path, config["input"]["axes"])
+            except bio.InputError:
+                pass
+    return shapes
+
+
+STACK_SHAPES = _stack_shapes()
 
 
 def _units():
@@ -353,7 +307,7 @@ def _units():
     wanted = config["input"]["channels"]
     chosen = config["segmentation"]["channel"]
     for experiment, path in zip(SAMPLES["experiment"], SAMPLES["path"]):
-        count = _channel_count(path) if os.path.isfile(path) else 1
+        count = STACK_SHAPES[experiment][1] if experiment in STACK_SHAPES else 1
         if count == 1:
             units[experiment] = (experiment, None)
             continue
@@ -372,6 +326,12 @@ def _units():
 
 UNITS, SEGMENTATION_CHANNELS = _units()
 MULTICHANNEL = bool(SEGMENTATION_CHANNELS)
+
+# the settings that depend on the recordings (frames, image size), checked once their headers are read
+try:
+    bconfig.check_against_stacks(config, {name: (t, y, x) for name, (t, _, y, x) in STACK_SHAPES.items()})
+except bconfig.ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 
 # an experiment name is one folder level (names are checked above); a channel unit adds /ch{c}
