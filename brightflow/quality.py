@@ -29,6 +29,12 @@ Codes (:data:`CODES`):
 ``few frames (T)``
     fewer than ``quality.min_frames`` frames: the relative standard error of each pixel's variance
     is about ``sqrt(2 / (T - 1))`` (20% at T = 50), and B and n inherit it.
+``not photon counts (B x)``
+    the cell's apparent brightness (ratio of means, over the S factor of ``nb.detector``) is above
+    :data:`MAX_APPARENT_BRIGHTNESS`: a brightness of more than 99 photons per molecule per frame,
+    far beyond any fluorophore of N&B practice (epsilon of about 0.1 to 10). The counts are most
+    likely an analog detector's, not photons: describe it with ``nb.detector`` (offset, S factor,
+    readout variance; Dalal et al. 2008), or epsilon and n mean nothing.
 ``bleaching left (x SE)``
     the automatic bleach correction's most severe setting still leaves a bleaching trend that adds
     x standard errors of the cells' mean B (brightflow.detrend.auto: the tolerance is 0.1): the
@@ -51,6 +57,8 @@ __all__ = [
     "LOW_SIGNAL",
     "FEW_FRAMES",
     "BLEACHING_LEFT",
+    "NOT_PHOTON_COUNTS",
+    "MAX_APPARENT_BRIGHTNESS",
     "NO_CELLS",
     "CODES",
     "MIN_FRAMES",
@@ -67,14 +75,18 @@ NON_FINITE = "non-finite samples"
 LOW_SIGNAL = "low signal"
 FEW_FRAMES = "few frames"
 BLEACHING_LEFT = "bleaching left"
+NOT_PHOTON_COUNTS = "not photon counts"
 NO_CELLS = "no cells"
-CODES = (SATURATED, NEGATIVE, NON_FINITE, LOW_SIGNAL, FEW_FRAMES, BLEACHING_LEFT, NO_CELLS)
+CODES = (SATURATED, NEGATIVE, NON_FINITE, LOW_SIGNAL, FEW_FRAMES, NOT_PHOTON_COUNTS, BLEACHING_LEFT, NO_CELLS)
 
 #: Fewest frames without the ``few frames`` flag: the variance's relative standard error is
 #: sqrt(2 / (T - 1)), 20% at 50 frames.
 MIN_FRAMES = 50
 #: ``low signal`` below this many standard deviations of a background pixel's mean.
 LOW_SIGNAL_SIGMAS = 3.0
+#: ``not photon counts`` above this apparent brightness over the S factor (epsilon above 99 photons per
+#: molecule per frame).
+MAX_APPARENT_BRIGHTNESS = 100.0
 
 
 def saturation_level(dtype, configured=None):
@@ -138,7 +150,7 @@ def code_of(warning):
 
 
 def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detector=DetectorModel(),
-                  min_frames=MIN_FRAMES, low_signal_sigmas=LOW_SIGNAL_SIGMAS, bleaching_left=None):
+                  min_frames=MIN_FRAMES, low_signal_sigmas=LOW_SIGNAL_SIGMAS, bleaching_left=None, variance_map=None):
     """The ``Warnings`` of each cell: codes joined by ``"; "`` (empty when all is well).
 
     Parameters
@@ -159,6 +171,8 @@ def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detect
     bleaching_left : float, optional
         brightflow.detrend.CorrectionModel.leftover_standard_errors: the bleaching the correction left,
         in standard errors of the cells' mean B (None: within the tolerance).
+    variance_map : ndarray, shape (y, x), optional
+        The variance map: each cell's ratio-of-means apparent brightness, for ``not photon counts``.
 
     Returns
     -------
@@ -188,6 +202,13 @@ def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detect
             found.append(LOW_SIGNAL)
         if frames < min_frames:
             found.append(f"{FEW_FRAMES} ({int(frames)})")
+        if variance_map is not None:
+            both = pixels & np.isfinite(intensity) & np.isfinite(variance_map)
+            signal = intensity[both].mean() - detector.offset if both.any() else 0.0
+            if signal > 0:
+                apparent = (variance_map[both].mean() - detector.readout_variance) / signal / detector.s_factor
+                if apparent > MAX_APPARENT_BRIGHTNESS:
+                    found.append(f"{NOT_PHOTON_COUNTS} (B {apparent:.2g})")
         if bleaching_left is not None:
             found.append(f"{BLEACHING_LEFT} ({bleaching_left:.2g} SE)")
         warnings[int(cell)] = "; ".join(found)

@@ -837,3 +837,26 @@ def test_bleaching_the_automatic_parameter_cannot_remove_is_reported():
     assert warnings[1] == f"bleaching left ({model.leftover_standard_errors():.2g} SE)"
     bleached = rng.poisson(20.0 * simulate.exponential_bleach(120, 0.3) * pixels) / pixels
     assert detrend.fit_correction(bleached, "boxcar", "auto", 1, pixels).leftover_standard_errors() is None
+
+
+def test_the_tolerance_is_on_the_datas_own_scale():
+    """The automatic parameter's tolerance is 0.1 standard errors of the cells' B, measured on a sample of
+    cell pixels: 1 + epsilon for photon counts; counts far above photons (an analog detector) get theirs, so
+    the noise of such data cannot pass for a negligible leftover, nor flag bleaching that is not there."""
+    rng = np.random.default_rng(12)
+    stack = simulate.mobile_stack(np.full((40, 40), 10.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.3))
+    cells = np.ones((40, 40), dtype=bool)
+    model, _ = detrend.fit_to_stack(stack, cells, "boxcar", "auto", 1)
+    assert model.auto["apparent_brightness_of_cells"] == pytest.approx(2.0, abs=0.1)  # 1 + epsilon
+    assert model.auto["tolerance"] == pytest.approx(
+        0.1 * model.auto["apparent_brightness_of_cells"] * np.sqrt(2 / (99 * 1600)))
+    scaled = ((stack * 2e7 + 1e9) * np.linspace(1, 0.6, 100)[:, None, None]).astype(np.uint32)
+    model, _ = detrend.fit_to_stack(scaled, cells, "boxcar", "auto", 1)
+    assert model.auto["apparent_brightness_of_cells"] > 1e5 and model.leftover_standard_errors() is None
+    from brightflow import quality
+
+    labels = np.zeros((4, 4), int)
+    labels[1:3, 1:3] = 1
+    warnings = quality.cell_warnings(labels, labels, [1], np.zeros((3, 4, 4), int), np.where(labels, 2e9, 1e3), 100,
+                                     variance_map=np.where(labels, 4e15, 1e3))
+    assert warnings[1] == "not photon counts (B 2e+06)"

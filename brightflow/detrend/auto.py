@@ -18,7 +18,11 @@ boxcar ``l``, largest exponential ``tau``, lowest polynomial degree) of a geomet
 2^(1/4)) whose leftover at the cells' mean intensity is at most
 :data:`LEFTOVER_STANDARD_ERRORS` standard errors of the cells' mean ``B``,
 
-    dB(<c>) <= 0.1 * sqrt(2 / ((T - 1) P))       (P cell pixels; the standard error of B at B = 1).
+    dB(<c>) <= 0.1 * B * sqrt(2 / ((T - 1) P))     (P cell pixels),
+
+with ``B`` the apparent brightness of a seeded sample of up to 2,000 cell pixels, corrected without
+bias (:func:`sample_brightness`): the data's own scale, 1 + epsilon for photon counts, S (1 + epsilon)
+for an analog detector (the trace's own noise would overstate it by the pixels the PSF spans).
 
 A recording without bleaching gets a window spanning the whole recording (the same as no
 correction), one with bleaching a window narrow enough: every recording is corrected, and every
@@ -51,6 +55,7 @@ __all__ = [
     "auto_sample_pixels",
     "leftover_brightness",
     "leftover_parameter",
+    "sample_brightness",
     "trace_noise_variance",
 ]
 
@@ -115,7 +120,34 @@ def leftover_brightness(trace, smoother):
     return (squares - noise * degrees) / ((frames - 1) * trace.mean()), degrees, noise
 
 
-def leftover_parameter(trace, correction, cell_pixels):
+def sample_brightness(sample, trace):
+    """The apparent brightness of a sample of cell pixels (ratio of means), bleaching removed without bias.
+
+    The sample's series ``(t, n)`` are corrected with a boxcar of half-width 5 and the cells' gains, and
+    their variance divided by its residual degrees of freedom (brightflow.detrend.dof): the B that N&B
+    will find, in the data's own units (1 + epsilon for photon counts, S (1 + epsilon) for an analog
+    detector, far more for counts that are not photons), which sets the scale of its standard error.
+    """
+    from .smoothing import BoxcarSmoother, _detrend_with_gains_in_place
+
+    sample = np.asarray(sample, dtype=np.float64)
+    trace = np.asarray(trace, dtype=np.float64)
+    frames = trace.size
+    smoother = BoxcarSmoother(frames, min(5, frames - 1))
+    trend = smoother.apply(trace)
+    if not (trend > 0).all():
+        return float("nan")
+    gains = np.sqrt(trace.mean() / trend)
+    corrected = _detrend_with_gains_in_place(sample.copy(), smoother.apply(sample), gains)
+    degrees = float(dof.residual_dof(smoother, gains)[0])
+    variance = corrected.var(axis=0, ddof=0) * frames / degrees
+    mean = corrected.mean(axis=0)
+    finite = np.isfinite(variance) & np.isfinite(mean)
+    total = float(mean[finite].sum())
+    return float(variance[finite].sum() / total) if total > 0 else float("nan")
+
+
+def leftover_parameter(trace, correction, cell_pixels, sample=None):
     """The least severe smoothing whose leftover trend is negligible (module docstring).
 
     Parameters
@@ -126,6 +158,9 @@ def leftover_parameter(trace, correction, cell_pixels):
         The method: its smoother and its ladder of candidates, least severe first.
     cell_pixels : int
         Number of cell pixels ``P`` the trace is the mean of.
+    sample : ndarray, shape (t, n), optional
+        The series of a sample of cell pixels: the standard error is that of their apparent brightness
+        :func:`sample_brightness` (the data's own scale); without it, that of B = 1 (photon counting).
 
     Returns
     -------
@@ -135,7 +170,10 @@ def leftover_parameter(trace, correction, cell_pixels):
     """
     trace = np.asarray(trace, dtype=np.float64)
     frames = trace.size
-    standard_error = float(np.sqrt(2.0 / ((frames - 1) * max(int(cell_pixels), 1))))
+    brightness = 1.0 if sample is None else sample_brightness(sample, trace)
+    if not np.isfinite(brightness) or brightness <= 0:
+        brightness = 1.0
+    standard_error = float(brightness * np.sqrt(2.0 / ((frames - 1) * max(int(cell_pixels), 1))))
     tolerance = LEFTOVER_STANDARD_ERRORS * standard_error
     info = {
         "criterion": (
@@ -143,6 +181,7 @@ def leftover_parameter(trace, correction, cell_pixels):
             f"{LEFTOVER_STANDARD_ERRORS:g} standard errors of the cells' mean B to B at their mean intensity "
             "(the variance is divided by the smoother's residual degrees of freedom)"
         ),
+        "apparent_brightness_of_cells": brightness,
         "standard_error_of_mean_B": standard_error,
         "tolerance": tolerance,
         "cell_pixels": int(cell_pixels),

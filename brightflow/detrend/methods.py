@@ -99,10 +99,12 @@ class Correction:
 
     # --- fitting ---------------------------------------------------------------------------------
 
-    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False):
+    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False, sample=None):
         """The method's part of the model: a dict of :class:`~brightflow.detrend.CorrectionModel` fields.
 
-        ``replaced`` (a reason) in the dict means this method was not applied and ``none`` was.
+        ``sample``: the full series ``(t, n)`` of a seeded sample of cell pixels, for the automatic
+        parameter's tolerance (brightflow.detrend.auto.leftover_parameter). ``replaced`` (a reason) in the
+        dict means this method was not applied and ``none`` was.
         """
         return {"parameter": None, "parameter_source": "not used by this method", "trend": _flat_trend(trace),
                 "frame_factors": np.ones(trace.size)}
@@ -183,7 +185,7 @@ class LinearRescale(Correction):
     name = "linear"
     caveat = "the replaced app's rescaling, biased: kept only for comparison"
 
-    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False):
+    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False, sample=None):
         index = np.arange(trace.size, dtype=np.float64)
         slope, intercept = np.polyfit(index, trace, 1)
         trend = intercept + slope * index
@@ -240,11 +242,11 @@ class SmoothingCorrection(Correction):
         detrended immobile simulation (``start`` before detrending), is 1 (brightflow.detrend.auto)."""
         raise NotImplementedError
 
-    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False):
+    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False, sample=None):
         fields = {"auto": None}
         if parameter == "auto":
             if dof_correction:
-                chosen, info = auto.leftover_parameter(trace, self, cell_pixels)
+                chosen, info = auto.leftover_parameter(trace, self, cell_pixels, sample)
                 source = f"auto: {info['criterion']}"
             else:
                 chosen, info = auto.auto_parameter(trace, self, cell_pixels, seed)
@@ -443,7 +445,7 @@ class RobinHood(Correction):
             raise ValueError(f"the robinhood swaps must be 'auto' or a whole number >= 1, got {value!r}")
         return int(number)
 
-    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False):
+    def fit(self, trace, parameter, seed, cell_pixels, dof_correction, compiled=False, sample=None):
         if parameter == "auto":
             chosen, info = auto.auto_parameter(trace, self, cell_pixels, seed)
             if chosen is None:

@@ -270,7 +270,7 @@ class CorrectionModel:
 
 
 def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=None, dof_correction=True,
-                   compiled=False):
+                   compiled=False, sample=None):
     """Make the correction model for a per-frame mean intensity trace of the cell pixels.
 
     Parameters
@@ -290,6 +290,9 @@ def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=N
         ``bleach_correction.dof_correction`` (:class:`CorrectionModel`).
     compiled : bool
         Use brightflow.compiled's loops where a method has them (the same values).
+    sample : ndarray, shape (t, n), optional
+        The series of a sample of cell pixels: the automatic parameter's tolerance is 0.1 standard
+        errors of their apparent brightness (brightflow.detrend.auto); without it, of B = 1.
 
     Returns
     -------
@@ -300,7 +303,7 @@ def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=N
         raise ValueError(f"the intensity trace needs at least 3 frames, got shape {trace.shape}")
     correction = correction_named(method)
     cell_pixels = int(cell_pixels) if cell_pixels else 1
-    fields = correction.fit(trace, parameter, int(seed), cell_pixels, bool(dof_correction), compiled)
+    fields = correction.fit(trace, parameter, int(seed), cell_pixels, bool(dof_correction), compiled, sample)
     applied = "none" if fields.get("replaced") else method
     fields.setdefault("applied_to", METHODS[applied].applied_to)
     return CorrectionModel(

@@ -122,16 +122,34 @@ def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
         yield Block(slice(0, frames), rows, model.correct_tile(stack[:, rows, :], rows, cells, plan, compiled))
 
 
-def _row_sums(stack, cells, observe=None, compiled=False):
+def _row_sums(stack, cells, observe=None, compiled=False, sample=None):
     """Per-frame sums of the cell pixels of every pixel row, ``(t, rows)``, read in chunks of frames;
-    ``observe(chunk)`` sees every chunk read (to count doubtful samples in the same pass)."""
-    sums = []
+    ``observe(chunk)`` sees every chunk read (to count doubtful samples in the same pass); ``sample``
+    (rows, columns): also those pixels' series, ``(t, n)`` float64."""
+    sums, series = [], []
     for start, stop in frame_chunks(stack.shape[0], stack.shape[1:], FRAME_BUDGET_BYTES):
         chunk = stack[start:stop]
         if observe is not None:
             observe(chunk)
         sums.append(row_sums(chunk, cells, compiled))
-    return np.concatenate(sums)
+        if sample is not None:
+            series.append(np.asarray(chunk[:, sample[0], sample[1]], dtype=np.float64))
+    return np.concatenate(sums), (np.concatenate(series) if sample is not None else None)
+
+
+#: Separate random stream of the sample of cell pixels (see brightflow.detrend.robinhood and auto).
+_STREAM_SAMPLE = 15
+
+
+def _sample_pixels(cells, frames, seed):
+    """A seeded sample of cell pixels (rows, columns), as many as detrendr's simulations take
+    (brightflow.detrend.auto.auto_sample_pixels), for the automatic parameter's tolerance."""
+    from .auto import auto_sample_pixels
+
+    indices = np.flatnonzero(cells)
+    count = auto_sample_pixels(indices.size, frames)
+    chosen = np.sort(np.random.default_rng([int(seed), _STREAM_SAMPLE]).choice(indices, count, replace=False))
+    return np.unravel_index(chosen, cells.shape)
 
 
 class CorrectedTrace:
@@ -232,7 +250,8 @@ def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=No
         )
     if compiled is None:
         compiled = loops.use_for(np.prod(stack.shape, dtype=np.int64))
-    sums = _row_sums(stack, cells, observe, compiled)
+    sampled = _sample_pixels(cells, stack.shape[0], seed) if parameter == "auto" and dof_correction else None
+    sums, sample = _row_sums(stack, cells, observe, compiled, sampled)
     if correction.integer_counts and (sums < 0).any():
         raise ValueError(
             f"has negative pixel values; {method} detrending needs counts >= 0. Use boxcar, exponential or "
@@ -249,7 +268,7 @@ def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=No
             "per-cell Warnings then say 'negative values')."
         )
     try:
-        model = fit_correction(trace, method, parameter, seed, cell_pixels, dof_correction, compiled)
+        model = fit_correction(trace, method, parameter, seed, cell_pixels, dof_correction, compiled, sample)
     except SevereTrendError as error:
         raise ValueError(
             f"{error}. The cells' mean is {trace.mean():.4g} counts per frame; far above photon counts the bleaching "

@@ -54,11 +54,14 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamm
     fitted = detrend.CorrectionModel.from_json(io.read_json(model))
     warnings = quality.cell_warnings(analysed, segmented, cell_ids, io.read_npy(samples), values["intensity"],
                                      fitted.frames, detector_model, min_frames, low_signal_sigmas,
-                                     fitted.leftover_standard_errors())
+                                     fitted.leftover_standard_errors(), values["variance"])
     table["Warnings"] = [warnings[int(cell)] for cell in table["Cell ID"]]
     for cell, text in warnings.items():
         if text:
             log.warning("cell %d: %s", cell, text)
+    if any(quality.NOT_PHOTON_COUNTS in text for text in warnings.values()):
+        log.warning("%s: far above photon counts: if the detector is analog, describe it with nb.detector (offset, "
+                    "s_factor, readout_variance; Dalal et al. 2008), or epsilon and n mean nothing", seg)
     if not len(table):
         log.warning("%s: no cell: the table is empty (the folder table keeps a 'no cells' row)", seg)
     table.to_csv(cells, index=False)
