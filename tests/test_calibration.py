@@ -137,9 +137,11 @@ def test_calibrated_previews_have_axes_in_the_unit_and_a_scale_bar():
 
 def test_time_axes_are_in_seconds_when_the_frame_interval_is_known():
     trace = np.linspace(10, 8, 21)
-    ax = figures.bleach_correction_figure(trace, trace, trace, "boxcar", "l = 3", frame_interval=0.5).axes[0]
+    labels = {"title": "Bleach correction: boxcar (l = 3 (set))", "trend": "trend (boxcar)",
+              "corrected": "after correction", "note": ""}
+    ax = figures.bleach_correction_figure(trace, trace, trace, labels, frame_interval=0.5).axes[0]
     assert ax.get_xlabel() == "time (s)" and ax.lines[0].get_xdata()[-1] == pytest.approx(10.0)
-    ax = figures.bleach_correction_figure(trace, trace, trace, "boxcar", "l = 3").axes[0]
+    ax = figures.bleach_correction_figure(trace, trace, trace, labels).axes[0]
     assert ax.get_xlabel().startswith("frame") and ax.lines[0].get_xdata()[-1] == 20
 
 
