@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed and memory benchmark of brightflow against the N&B app it replaces (issue 6).
 
-What it does (see README.md, section "Benchmarks", for how to run it and what to read):
+What it does (see benchmarks/README.md for how to run it and what to read):
 
 1. Simulates (seeded) one ``T x 512 x 512`` uint16 stack with three large cells
    (mobile molecules, 30% bleaching) and writes it as an uncompressed TIFF, with

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: Values (frames x pixels) of a recording from which the compiled loops are used. Measured on 2
-#: cores (README, "Benchmarks"): the numpy boxcar correction costs about 6 ns more per value, the
+#: cores (benchmarks/README.md): the numpy boxcar correction costs about 6 ns more per value, the
 #: row sums and sample counts about 1.5 ns, against about 0.4 s to load numba once per process.
 WORTHWHILE_VALUES = 2**27
 #: The environment variable that chooses when the compiled loops run, and its values.

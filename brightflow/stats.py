@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: The per-cell brightness to quote (the ratio of the cell's mean variance to its mean intensity;
-#: README "Per-cell values"): the oligomeric state, the folder figure and the time series use it.
+#: docs/outputs.md, "Per-cell values"): the oligomeric state, the folder figure and the time series use it.
 BRIGHTNESS = "Brightness (ratio of means)"
 
 #: CSV column for each N&B map, in output order.

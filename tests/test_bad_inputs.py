@@ -1,4 +1,4 @@
-"""A corpus of bad and doubtful inputs (README, "Bad inputs"): each either stops its own experiment
+"""A corpus of bad and doubtful inputs (docs/quality.md, "Bad inputs"): each either stops its own experiment
 with a message that names the file, the cause and what to do, while the other experiments finish and
 no partial output is left, or stops the run at start naming the setting or the sample-sheet row, or
 is analysed with a Warnings flag beside the numbers it makes doubtful."""

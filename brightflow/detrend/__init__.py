@@ -46,7 +46,7 @@ One class per method (:mod:`~brightflow.detrend.methods`; :data:`METHODS` by con
     exactly. It works on the cell pixels (``mask > 0``, or every pixel when
     the mask is empty); the other pixels are left as recorded.
 
-    Known bias (measured, see README.md, "Bleach correction"): choosing the pixel in
+    Known bias (measured, see docs/bleach_correction.md, "Robin Hood"): choosing the pixel in
     proportion to its count in the giving frame picks upward fluctuations
     preferentially (size-biased choice: ``E[x | chosen] = m + B``), so each
     swap removes about ``2 epsilon`` more variance from a mobile pixel than

@@ -368,7 +368,7 @@ def _notice(total, plottable, drawn, max_points, reference):
         "apparent brightness; they light up on the image. Choose a cell in the list, or click it on the image, to "
         "see its pixels in the plot. Each selection replaces the previous one. The readout gives pixel means (the "
         "mean of each map over the selected pixels) and ratio-of-means values (the N&B equations on the "
-        "selection's mean intensity and variance; quote these, see the README's 'Per-cell values'). "
+        "selection's mean intensity and variance; quote these, see docs/outputs.md, 'Per-cell values'). "
         f"Dashed red line: B = {reference:g}. Values are those of the maps (.npy) and of "
         "brightness_intensity_values.csv."
     )

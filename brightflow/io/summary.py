@@ -187,7 +187,7 @@ def run_summary(output_dir, units, seconds=None):
             for part in filter(None, (row.get("Warnings") or "").split("; ")):
                 flagged.setdefault(quality.code_of(part), []).append(f"{unit} cell {row['Cell ID']}")
     if flagged:
-        lines.append("Cells flagged in Warnings (README, Quality flags):")
+        lines.append("Cells flagged in Warnings (docs/quality.md):")
         for code in quality.CODES:
             if code in flagged:
                 where = flagged[code]

@@ -19,7 +19,7 @@ rule brightness_explorer:
         f"{LOG_DIR}/{{experiment}}/brightness_explorer.log",
     benchmark:
         f"{BENCH_DIR}/{{experiment}}/brightness_explorer.tsv"
-    # started as soon as it can (after tables), beside the figures or the aggregate (README,
+    # started as soon as it can (after tables), beside the figures or the aggregate (benchmarks/README.md,
     # "Exploring brightness and intensity": cost)
     priority: 1
     conda:

@@ -39,7 +39,7 @@ SEGMENTATION_GPU_JOBS = _segmentation_gpu_jobs()
 #: scikit-image, tifffile and matplotlib imported (about 100-150 MB), one block of frames or one
 #: tile of rows across all frames with its float64 working copies (brightflow.blocks.frame_chunks
 #: and row_tiles, 256 MiB for all copies) and the frame-sized maps, with headroom. Measured peaks
-#: are in README.md, "Running on a SLURM cluster" > "Memory requests".
+#: are in docs/slurm.md, "Memory requests".
 BASE_MEM_MB = 500
 
 #: Extra memory of the cellpose segmentation (torch, the model, the network's activations).
