@@ -215,10 +215,15 @@ def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_nam
     assert (tmp_path / "results" / "run_summary.txt").read_text().startswith("brightflow: 2 of 4 experiment(s)")
 
 
-def test_a_successful_run_ends_with_its_summary(run_workflow, tmp_path, two_stacks):
+def test_a_successful_run_ends_with_its_summary(run_workflow, tmp_path):
     """Every run ends with a few lines, the last a user reads and kept in run_summary.txt: where the
     results are, the experiments with their cells and bleach correction, the flagged cells, the time."""
-    result = run_workflow(tmp_path, config={"input_dir": two_stacks})
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for name, seed in (("a", 3), ("b", 4)):
+        write_stack(stacks / f"{name}.tif", simulate.demo_experiment([(1.0, 6.0), (2.0, 4.0)], seed=seed,
+                                                                     shape=(64, 64), frames=60)[0])
+    result = run_workflow(tmp_path, config={"input_dir": stacks})
     output = (result.stdout + result.stderr).rstrip()
     summary = (tmp_path / "results" / "run_summary.txt").read_text()
     lines = summary.splitlines()
@@ -312,7 +317,8 @@ def _files(folder):
 
 
 def test_outputs_are_byte_identical_across_reruns_cores_and_output_folders(run_workflow, tmp_path, two_stacks):
-    """Everything but settings.json's "written" time stamp (logs and benchmark timings aside)."""
+    """Everything but settings.json's "written" time stamp and run_summary.txt's duration and folder (logs and
+    benchmark timings aside)."""
     run_workflow(tmp_path, config={"input_dir": two_stacks, "output_dir": "one"}, cores=1)
     run_workflow(tmp_path, config={"input_dir": two_stacks, "output_dir": "two"}, cores=2)
     first = {name: (tmp_path / "one" / name).read_bytes() for name in _files(tmp_path / "one")}
@@ -326,5 +332,9 @@ def test_outputs_are_byte_identical_across_reruns_cores_and_output_folders(run_w
                 {k: v for k, v in json.loads(text).items() if k != "written"} for text in (first[name], again, other)
             )
             assert first_record == again == other, name
+        elif name == "run_summary.txt":  # the run's duration, and where its results are
+            first_text, again, other = (re.sub(r" in \d+ (min \d+ )?s\. Results: \S+", "", text.decode())
+                                        for text in (first[name], again, other))
+            assert first_text == again == other, name
         else:
             assert first[name] == again == other, name
