@@ -153,11 +153,13 @@ def _czi_check_lossless(path, reader):
 
 def lossy_message(path, method):
     """The refusal of a recording stored with lossy compression."""
+    which = ("which can be lossy and does not say whether it was here" if method in ("JPEG XR", "JPEG XL")
+             else "which is lossy here")
     return (
-        f"{path}: its pixels are stored with {method} compression, which is lossy: it changes the photon counts' "
-        "noise, and N&B measures brightness from exactly that noise (the variance over frames), so every number "
-        "would be wrong. Export the raw recording uncompressed or with lossless compression (LZW, zlib, zstd) "
-        "and run again."
+        f"{path}: its pixels are stored with {method} compression, {which}: lossy compression changes the photon "
+        "counts' noise, and N&B measures brightness from exactly that noise (the variance over frames), so every "
+        "number would be wrong. Export the raw recording uncompressed or with lossless compression (LZW, zlib, "
+        "zstd) and run again."
     )
 
 

@@ -2,6 +2,7 @@
 # the input functions of the rules and the list of everything the workflow makes.
 
 import difflib
+import json
 import os
 import sys
 from pathlib import Path
@@ -314,17 +315,62 @@ def _input_file(experiment, column):
     return ancient(path)
 
 
+def _recording_digest(experiment):
+    """The SHA-256 of the experiment's recording now (brightflow.io.content_digest); None for a file made by the
+    workflow, missing, or a folder that is not an OME-Zarr (its first job says what is wrong)."""
+    path = SAMPLES.loc[experiment, "path"]
+    if _made_by_the_workflow(experiment) or not os.path.exists(path):
+        return None
+    if os.path.isdir(path) and bio.file_kind(path) != "zarr":
+        return None
+    return bio.content_digest(path, DIGEST_CACHE)
+
+
+#: The file of RUN_DIGESTS, for the jobs of this run that snakemake starts in processes of their own (a
+#: cluster job parses the workflow again, later: it must check against the digests of the run's start).
+RUN_DIGESTS_VARIABLE = "BRIGHTFLOW_RUN_DIGESTS"
+
+
+def _run_digests():
+    """{experiment: SHA-256} of every recording as the run starts: what every step of the run must read.
+
+    Snakemake evaluates a job's params when it starts the job, so a digest taken then would follow a
+    file that changes during the run. These are taken once, when the main process reads the workflow,
+    and written to {OUT}/.brightflow/run_digests.json, which the run's cluster jobs (started with
+    the main process's environment) read instead of hashing the files again."""
+    saved = os.environ.get(RUN_DIGESTS_VARIABLE)
+    if not workflow.is_main_process and saved and os.path.isfile(saved):
+        with open(saved) as handle:
+            return json.load(handle)
+    digests = {experiment: _recording_digest(experiment) for experiment in SAMPLES["experiment"]}
+    if workflow.is_main_process:
+        record = Path(DIGEST_CACHE).with_name("run_digests.json")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            temporary = record.with_name(f".run_digests-{os.getpid()}.json")
+            temporary.write_text(json.dumps(digests, sort_keys=True))
+            os.replace(temporary, record)
+            os.environ[RUN_DIGESTS_VARIABLE] = str(record.absolute())
+        except OSError:  # a read-only output folder: refused at start anyway
+            pass
+    return digests
+
+
+RUN_DIGESTS = _run_digests()
+
+
 def input_digest(column):
-    """Params function: the SHA-256 of the experiment's stack ('path') or mask ('mask'), computed once per
-    content (brightflow.io.content_digest); None for a file made by the workflow, missing or not named."""
+    """Params function: the SHA-256 of the experiment's stack ('path': as the run started, RUN_DIGESTS) or
+    mask ('mask'), computed once per content (brightflow.io.content_digest); None for a file made by the
+    workflow, missing or not named."""
 
     def digest(wildcards):
         experiment = experiment_of(wildcards.experiment)
+        if column == "path":
+            return RUN_DIGESTS.get(experiment)
         path = SAMPLES.loc[experiment, column]
         if not path or _made_by_the_workflow(experiment):
             return None
-        if os.path.isdir(path) and bio.file_kind(path) != "zarr":
-            return None  # a folder given as a stack: its first job says so
         return bio.content_digest(path, DIGEST_CACHE)
 
     return digest
