@@ -53,18 +53,21 @@ def write_formats(stack, folder):
     czi = folder / "recording.czi"
     if not czi.exists():
         bench.log(f"writing {czi}")
-        with pyczi.create_czi(str(czi), exist_ok=True) as out:
+        partial = czi.with_name("recording.partial.czi")
+        with pyczi.create_czi(str(partial), exist_ok=True) as out:
             t = 0
             for block in _frames(stack):
                 for frame in block:
                     out.write(data=frame[..., None], plane={"T": t, "C": 0, "Z": 0}, scene=0)
                     t += 1
             out.write_metadata(document_name="recording", channel_names={0: "GFP"}, scale_x=1e-7, scale_y=1e-7)
+        partial.rename(czi)
     store = folder / "recording.ome.zarr"
     if not store.exists():
         bench.log(f"writing {store}")
-        write_ome_zarr(store, np.zeros((3,) + shape[1:], np.uint16))  # the metadata, then the real array
-        group = zarr.open_group(str(store), mode="r+")
+        partial = store.with_name("recording.partial.ome.zarr")
+        write_ome_zarr(partial, np.zeros((3,) + shape[1:], np.uint16))  # the metadata, then the real array
+        group = zarr.open_group(str(partial), mode="r+")
         del group["0"]
         array = group.create_array("0", shape=(shape[0], 1, 1) + shape[1:], dtype=np.uint16,
                                    chunks=(1, 1, 1) + shape[1:])
@@ -72,14 +75,17 @@ def write_formats(stack, folder):
         for block in _frames(stack):
             array[t:t + len(block), 0, 0] = block
             t += len(block)
+        partial.rename(store)
     ome = folder / "recording.ome.tif"
     if not ome.exists():
         bench.log(f"writing {ome}")
         preview = next(_frames(stack, 3))
-        with tifffile.TiffWriter(ome, ome=True, bigtiff=True) as tif:
+        partial = ome.with_name("recording.partial.ome.tif")
+        with tifffile.TiffWriter(partial, ome=True, bigtiff=True) as tif:
             tif.write(preview, metadata={"axes": "TYX", "Name": "preview"}, photometric="minisblack")
             tif.write(_frames_one_by_one(stack), shape=shape, dtype=np.uint16, photometric="minisblack",
                       metadata={"axes": "TYX", "Name": "recording"})
+        partial.rename(ome)
     return {"CZI": (czi, ""), "OME-Zarr": (store, ""), "OME-TIFF (series 1)": (ome, "1"), "TIFF": (stack, "")}
 
 

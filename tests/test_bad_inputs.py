@@ -227,21 +227,6 @@ def one_stack(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "sheet, message",
-    [
-        ("experiment\tpath\n\tstacks/cells.tif\n", "row 2, column 'experiment': is empty"),
-        ("experiment\tpath\na/b\tstacks/cells.tif\n", "row 2, column 'experiment': the name 'a/b' holds a path separator"),
-        ("experiment\tpath\n..\tstacks/cells.tif\n", "row 2, column 'experiment': the name is '..'"),
-        ("experiment\tpath\n-x\tstacks/cells.tif\n", "starts with '-'"),
-        ("experiment\tfile\ncells\tstacks/cells.tif\n", "(the header): the sample sheet lacks column(s) ['path']"),
-        ("experiment\tpath\ncells\tstacks/cells.tif\textra\n", "row 2: 3 cells but the header names 2 columns"),
-        ("experiment\tpath\ta\tb\nx\tstacks/cells.tif\n", ""),  # unknown columns are ignored: runs
-        ("experiment\tpath\tmask\ncells\tstacks/cells.tif\n", ""),  # an empty mask cell is allowed
-        ("experiment\tpath\tmask\treference\ncells\tstacks/cells.tif\t\tperhaps\n", "column 'reference': 'perhaps'"),
-        ("experiment\tpath\ncells\tstacks/cells.tif\ncells\tstacks/cells.tif\n", "the same experiment name"),
-    ],
-)
-@pytest.mark.parametrize(
     "encode, message",
     [
         (lambda text: text.encode("utf-16"), "the sample sheet is saved as UTF-16 (Excel's 'Unicode Text')"),
@@ -284,6 +269,21 @@ def test_an_output_folder_with_braces_is_refused_at_start(run_workflow, tmp_path
     assert result.returncode != 0 and "output_dir: 'out{x}' holds a brace" in output and "WildcardError" not in output
 
 
+@pytest.mark.parametrize(
+    "sheet, message",
+    [
+        ("experiment\tpath\n\tstacks/cells.tif\n", "row 2, column 'experiment': is empty"),
+        ("experiment\tpath\na/b\tstacks/cells.tif\n", "row 2, column 'experiment': the name 'a/b' holds a path separator"),
+        ("experiment\tpath\n..\tstacks/cells.tif\n", "row 2, column 'experiment': the name is '..'"),
+        ("experiment\tpath\n-x\tstacks/cells.tif\n", "starts with '-'"),
+        ("experiment\tfile\ncells\tstacks/cells.tif\n", "(the header): the sample sheet lacks column(s) ['path']"),
+        ("experiment\tpath\ncells\tstacks/cells.tif\textra\n", "row 2: 3 cells but the header names 2 columns"),
+        ("experiment\tpath\ta\tb\nx\tstacks/cells.tif\n", ""),  # unknown columns are ignored: runs
+        ("experiment\tpath\tmask\ncells\tstacks/cells.tif\n", ""),  # an empty mask cell is allowed
+        ("experiment\tpath\tmask\treference\ncells\tstacks/cells.tif\t\tperhaps\n", "column 'reference': 'perhaps'"),
+        ("experiment\tpath\ncells\tstacks/cells.tif\ncells\tstacks/cells.tif\n", "the same experiment name"),
+    ],
+)
 def test_sample_sheet_mistakes_name_the_sheet_row_and_column(run_workflow, tmp_path, one_stack, sheet, message):
     path = tmp_path / "sheet.tsv"
     path.write_text(sheet)

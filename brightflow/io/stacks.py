@@ -341,7 +341,7 @@ class _DecodedCopy:
     (:meth:`remove`, garbage collection) or the process ends in any way, killed included.
     """
 
-    def __init__(self, source):
+    def __init__(self, source, why="is compressed", instead="or save the stack uncompressed"):
         size = math.prod(source.shape) * source.dtype.itemsize
         self.file = None
         try:
@@ -352,14 +352,16 @@ class _DecodedCopy:
         except OSError as error:
             self.remove()
             raise temporary_file_error(
-                f"{source.path}: is compressed, and the tiles of pixel rows this step reads need it "
-                "decoded into a temporary file", size, error, "or save the stack uncompressed",
+                f"{source.path}: {why}, and the tiles of pixel rows this step reads need it "
+                "decoded into a temporary file", size, error, instead,
             ) from error
-        source.close()  # the page reader is no longer needed
+        if source._tif is not None:  # the page reader is no longer needed
+            source._tif.close()
+            source._tif = None
         self.stack = Stack._raw(self.file, f"{source.path} (decoded copy)", source.shape, source.dtype)
         log.info(
-            "%s is compressed: decoded once into a temporary file (%.0f MB, in %s) to read tiles of pixel rows",
-            source.path, size / 2**20, tempfile.gettempdir(),
+            "%s %s: decoded once into a temporary file (%.0f MB, in %s) to read tiles of pixel rows",
+            source.path, why, size / 2**20, tempfile.gettempdir(),
         )
 
     def remove(self):

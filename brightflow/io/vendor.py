@@ -32,8 +32,12 @@ class PlaneStack(Stack):
     """A (t, y, x) channel read one plane (or one band of rows of a plane) at a time.
 
     ``read(t, start, stop)`` returns rows ``start .. stop-1`` of frame ``t`` as a 2D array. Chunks
-    of frames read each frame once; a tile of rows reads those rows of every frame. Nothing is
-    kept between calls, so a process holds one block or one tile, never the recording.
+    of frames read each frame once. Tiles of rows (the smoothing bleach corrections read the
+    recording tile by tile) come, as for a compressed TIFF, from a copy of the channel decoded once,
+    block by block, into an unnamed temporary file in ``TMPDIR`` (brightflow.io.stacks._DecodedCopy):
+    both readers decode whole sub-blocks or chunks, usually whole frames, so reading a tile straight
+    from the file would decode the recording again for every tile. A process holds one block or one
+    tile, never the recording.
     """
 
     def __init__(self, path, shape, dtype, read, close=None, calibration=calib.UNCALIBRATED, channel_name=None):
@@ -47,22 +51,28 @@ class PlaneStack(Stack):
         self.channel_name = channel_name
 
     def close(self):
-        if self._closer is not None:
+        if self._spool is not None:
+            self._spool.remove()
+            self._spool = None
+
+    def __del__(self):
+        if getattr(self, "_closer", None) is not None:
             self._closer()
 
     def _frames(self, start, stop):
+        if self._spool is not None:  # decoded for its tiles already
+            return self._spool.stack._frames(start, stop)
         block = np.empty((max(0, stop - start),) + self.shape[1:], dtype=self.dtype)
         for index, frame in enumerate(range(start, stop)):
             block[index] = self._plane(frame, 0, self.shape[1])
         return block
 
     def _tile(self, rows):
-        start, stop, step = rows.indices(self.shape[1])
-        stop = max(start, stop)
-        tile = np.empty((self.shape[0], stop - start, self.shape[2]), dtype=self.dtype)
-        for frame in range(self.shape[0]):
-            tile[frame] = self._plane(frame, start, stop)
-        return tile if step == 1 else tile[:, ::step]
+        if self._spool is None:
+            from .stacks import _DecodedCopy
+
+            self._spool = _DecodedCopy(self, "is read by frames", "or export it as an uncompressed TIFF")
+        return self._spool.stack._tile(rows)
 
     def _plane(self, frame, start, stop):
         try:
