@@ -51,7 +51,14 @@ def test_czi_scenes_and_channels_read_as_written(tmp_path):
     for scene, expected in enumerate(scenes):
         for channel in (1, 2):
             stack = bio.open_channel(bio.StackSource(path, scene), channel)
+            np.testing.assert_array_equal(stack[3:9], expected[3:9, channel - 1])
+            assert stack._spool is None  # chunks of frames: read from the file, frame by frame
             _check_reads(stack, expected[:, channel - 1])
+            # tiles of rows: from one copy of the channel decoded into an unnamed temporary file
+            assert stack._spool is not None and stack._spool.stack.shape == expected[:, 0].shape
+            stack.close()
+            assert stack._spool is None
+            np.testing.assert_array_equal(stack[:, 2:5], expected[:, channel - 1, 2:5])
             assert stack.calibration.record() | {"frame_interval_s": None} == {
                 "spatially_calibrated": True, "pixel_width": 0.085, "pixel_height": 0.085, "unit": "µm",
                 "frame_interval_s": None, "time_unit": "frame", "source": "CZI metadata"}
