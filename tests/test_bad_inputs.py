@@ -230,7 +230,7 @@ def one_stack(tmp_path):
     "encode, message",
     [
         (lambda text: text.encode("utf-16"), "the sample sheet is saved as UTF-16 (Excel's 'Unicode Text')"),
-        (lambda text: text.replace("cells", "cellules_é").encode("latin-1"), "is not UTF-8 text (line 2 holds byte 0xe9"),
+        (lambda text: text.replace("cells", "cellules_é").encode("latin-1"), "the sample sheet is not UTF-8 text (line 2 holds byte 0xe9"),
         (lambda text: b"PK\x03\x04" + b"\0" * 60, "the sample sheet is an Excel workbook (.xlsx), not text"),
     ],
     ids=["utf16", "latin1", "xlsx"],
@@ -250,8 +250,8 @@ def test_a_sheet_not_saved_as_utf8_text_says_how_to_save_it(run_workflow, tmp_pa
         ("a{x}.tif", "holds a brace ({ or }), which Snakemake reads as a wildcard"),
         ("b" + "a" * 20 + ".tif", "ends with 20 repeats of 'a', which Snakemake takes for a rule feeding itself"),
         ("ab" * 20 + ".tif", "ends with 20 repeats of 'ab'"),
-        ("Folder_brightness_summary.png.tif", "is the name of one of brightflow's own outputs in output_dir"),
-        ("logs.tif", "is the name of one of brightflow's own outputs"),
+        ("Folder_brightness_summary.png.tif", "is reserved for brightflow's own folder or file of that name in output_dir"),
+        ("logs.tif", "is reserved for brightflow's own folder or file"),
     ],
 )
 def test_names_snakemake_cannot_take_are_refused_at_start_naming_the_file(run_workflow, tmp_path, one_stack, name,
@@ -299,7 +299,7 @@ def test_sample_sheet_mistakes_name_the_sheet_row_and_column(run_workflow, tmp_p
     "config, message",
     [
         ({"input_dir": "no_such_folder"}, "input_dir 'no_such_folder' is not a folder"),
-        ({"input_dir": "."}, "holds no .tif or .tiff files"),
+        ({"input_dir": "."}, "holds no recording (.tif, .tiff, .ome.tif, .czi, .ome.zarr)"),
         ({"samples": "no_such_sheet.tsv"}, "sample sheet 'no_such_sheet.tsv' not found"),
         ({"outputdir": "x"}, "unknown key 'outputdir'. Did you mean output_dir?"),
         ({"nb": "{variance_dof: 1}"}, "unknown key 'nb.variance_dof'. Did you mean nb.variance_ddof?"),

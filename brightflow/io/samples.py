@@ -74,10 +74,13 @@ def name_problem(name, reserved=()):
     if periodic:
         return (
             f"{name!r} ends with {len(periodic.group(0)) // len(periodic.group(1))} repeats of {periodic.group(1)!r}, "
-            "which Snakemake takes for a rule feeding itself (PeriodicWildcardError)"
+            "which Snakemake takes for a rule feeding itself"
         )
     if name in reserved or name.lower() in {item.lower() for item in reserved}:
-        return f"{name!r} is the name of one of brightflow's own outputs in output_dir ({', '.join(sorted(reserved))})"
+        return (
+            f"{name!r} is reserved for brightflow's own folder or file of that name in output_dir "
+            f"({', '.join(sorted(reserved))})"
+        )
     return None
 
 
@@ -193,7 +196,7 @@ def _sheet_text(sheet):
         raise InputError(
             f"{sheet}: the sample sheet is not UTF-8 text (line {line} holds byte 0x{data[error.start]:02x}; it was "
             f"probably saved as Latin-1 or Windows-1252). {fix}"
-        ) from error
+        ) from None
 
 
 def sheet_rows(sheet):
@@ -243,7 +246,7 @@ def _choose_series(path, wanted, where):
     raise InputError(f"{where}, column 'series': {path} has no series {wanted!r}; it holds {listing}.")
 
 
-def table_from_sheet(sheet, validator=None):
+def table_from_sheet(sheet, validator=None, reserved=()):
     """The records of a tab-separated sample sheet (relative paths are relative to the sheet's folder).
 
     Parameters
@@ -251,6 +254,8 @@ def table_from_sheet(sheet, validator=None):
     sheet : str
     validator : jsonschema validator, optional
         The sample sheet's schema (workflow/schemas/samples.schema.yaml), applied to each row.
+    reserved : sequence of str
+        brightflow's own names in output_dir, which no experiment may take (:func:`name_problem`).
 
     Raises
     ------
@@ -275,7 +280,7 @@ def table_from_sheet(sheet, validator=None):
         for column in ("experiment", "path"):
             if not row.get(column):
                 raise InputError(f"{where}, column {column!r}: is empty; give each experiment a name and a stack.")
-        problem = name_problem(row["experiment"])
+        problem = name_problem(row["experiment"], reserved)
         if problem:
             raise InputError(f"{where}, column 'experiment': the name {problem}. Choose a name that is one folder name.")
         values = {column: row.get(column) or None for column in SAMPLE_COLUMNS}

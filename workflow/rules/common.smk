@@ -181,7 +181,7 @@ TABLE_COLUMNS = ["experiment", "path", "series", "mask", "reference", "origin"]
 def _sample_table():
     try:
         if config["samples"]:
-            records = bio.samples.table_from_sheet(config["samples"], SAMPLE_SCHEMA)
+            records = bio.samples.table_from_sheet(config["samples"], SAMPLE_SCHEMA, OWN_NAMES)
             source = f"sample sheet {config['samples']}"
         elif config["input_dir"] == "demo":
             records = [
@@ -195,7 +195,7 @@ def _sample_table():
             if notes and workflow.is_main_process:
                 print("brightflow: " + "\nbrightflow: ".join(notes), file=sys.stderr)
     except bio.InputError as error:
-        raise WorkflowError(str(error)) from error
+        raise WorkflowError(str(error)) from None
     table = pd.DataFrame(records, columns=TABLE_COLUMNS)
     table["series"] = table["series"].astype("Int64")
     table["reference"] = table["reference"].fillna(False).astype(bool)
