@@ -41,7 +41,7 @@ def _check_axes_string(axes, shape, source):
     return axes
 
 
-def resolve_axes(shape, metadata_axes=None, configured_axes=None):
+def resolve_axes(shape, metadata_axes=None, configured_axes=None, strict=False):
     """The axes string of a stack, one letter per dimension, from ``T``, ``C``/``S``, ``Y``, ``X``.
 
     Parameters
@@ -57,6 +57,11 @@ def resolve_axes(shape, metadata_axes=None, configured_axes=None):
         and one of them is ``T``; ``input.axes`` must then agree with it. A 3D
         stack without a trusted time axis is ``TYX`` (a plain multi-page TIFF,
         or Fiji's default "slices" for a time series).
+    strict : bool
+        The metadata is the file's word even when it names no time axis (OME): a ``ZYX``
+        stack is then a z-stack, refused, not read as time. ImageJ's metadata is not strict in
+        that one case, because Fiji calls the planes of every stack whose properties were never
+        set "slices".
 
     Returns
     -------
@@ -76,7 +81,8 @@ def resolve_axes(shape, metadata_axes=None, configured_axes=None):
         metadata_axes = str(metadata_axes).upper()
         # trusted only when the file names every axis and one of them is time: Fiji saves a plain
         # time series as "slices" (ZYX) or "images" (CYX/IYX) unless the user set its properties
-        if len(metadata_axes) == len(shape) and not (set(metadata_axes) & _UNNAMED) and "T" in metadata_axes:
+        complete = len(metadata_axes) == len(shape) and not (set(metadata_axes) & _UNNAMED)
+        if complete and ("T" in metadata_axes or strict):
             named = _check_axes_string(metadata_axes, shape, "the file's metadata")
     configured = _check_axes_string(configured_axes, shape, "input.axes") if configured_axes else None
     if named and configured and named != configured:
@@ -94,6 +100,12 @@ def resolve_axes(shape, metadata_axes=None, configured_axes=None):
                 "time axis brightflow can trust: set input.axes in the config, e.g. TYXS for channels "
                 "stored as samples or TCYX for an ImageJ hyperstack whose frames are time"
             )
+    planes = shape[axes.index("Z")] if "Z" in axes else 1
+    if planes > 1 and ("T" not in axes or shape[axes.index("T")] == 1):
+        raise AxesError(
+            f"is a z-stack: its metadata names the axes {axes!r}, {planes} planes in Z and no time series. N&B "
+            "analyses one plane over time: record (or export) a time series of one plane"
+        )
     if "T" not in axes:
         raise AxesError(f"axes {axes!r} have no time axis T: N&B needs a time series")
     if "Y" not in axes or "X" not in axes:

@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 __all__ = [
     "UNCALIBRATED",
     "Calibration",
+    "from_czi",
     "from_imagej",
     "from_ome",
     "from_record",
@@ -224,6 +225,37 @@ def from_ome(xml, image=0):
             return UNCALIBRATED
         return Calibration(frame_interval=frame_interval, source="OME-XML")
     return Calibration(width, height, x_unit, frame_interval, "OME-XML")
+
+
+def from_czi(xml):
+    """The pixel size of a Zeiss CZI, from its metadata (``Metadata/Scaling/Items/Distance`` with
+    ``Id`` X and Y: metres per pixel, as libCZI and ZEN write them).
+
+    The frame interval is not read: ZEN keeps the acquisition time of each frame in the sub-blocks'
+    own metadata, which the reader does not expose; the interval is then unknown (frames).
+
+    Parameters
+    ----------
+    xml : str
+        The CZI's metadata XML (pylibCZIrw's ``raw_metadata``).
+
+    Returns
+    -------
+    Calibration
+        In µm per pixel when both distances are positive; else uncalibrated.
+    """
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return UNCALIBRATED
+    sizes = {}
+    for distance in root.iterfind(".//Scaling/Items/Distance"):
+        value = _positive(distance.findtext("Value"))
+        if distance.get("Id") in ("X", "Y") and value is not None:
+            sizes[distance.get("Id")] = float(f"{value * 1e6:.12g}")  # metres -> µm, without binary residue
+    if "X" not in sizes or "Y" not in sizes:
+        return UNCALIBRATED
+    return Calibration(sizes["X"], sizes["Y"], "µm", None, "CZI metadata")
 
 
 def scale_bar_length(image_length, fraction=0.2):

@@ -1,13 +1,13 @@
 """Rule bleach_correction: the bleach-correction model of the cell pixels (brightflow.steps.bleach)."""
 
-from brightflow.io import run
+from brightflow.io import run, source
 from brightflow.steps import bleach
 
 run(
     bleach.bleach_correction,
     snakemake.log,
     snakemake.threads,
-    stack=snakemake.input.stack,
+    stack=source(snakemake.input.stack, snakemake.params.source),
     labels=snakemake.input.labels,
     model=snakemake.output.model,
     swaps=snakemake.output.swaps,

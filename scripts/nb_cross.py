@@ -1,13 +1,13 @@
 """Rule nb_cross: cross-correlated N&B of two channels (brightflow.steps.maps)."""
 
-from brightflow.io import run
+from brightflow.io import run, source
 from brightflow.steps import maps
 
 run(
     maps.nb_cross,
     snakemake.log,
     snakemake.threads,
-    stack=snakemake.input.stack,
+    stack=source(snakemake.input.stack, snakemake.params.source),
     models=snakemake.input.models,
     swaps=snakemake.input.swaps,
     intensities=snakemake.input.intensities,

@@ -1,13 +1,13 @@
 """Rule nb_maps: the six N&B maps of the bleach-corrected stack (brightflow.steps.maps)."""
 
-from brightflow.io import run
+from brightflow.io import run, source
 from brightflow.steps import maps
 
 run(
     maps.nb_maps,
     snakemake.log,
     snakemake.threads,
-    stack=snakemake.input.stack,
+    stack=source(snakemake.input.stack, snakemake.params.source),
     model=snakemake.input.model,
     swaps=snakemake.input.swaps,
     labels=snakemake.input.labels,

@@ -1,12 +1,12 @@
 """Rule settings: settings.json, the record of every setting used (brightflow.steps.tables)."""
 
-from brightflow.io import run
+from brightflow.io import run, source
 from brightflow.steps import tables
 
 run(
     tables.settings_record,
     snakemake.log,
-    stack=snakemake.input.stack,
+    stack=source(snakemake.input.stack, snakemake.params.source),
     model=snakemake.input.model,
     seg=snakemake.input.seg,
     seg_record=snakemake.input.seg_record,
@@ -16,5 +16,5 @@ run(
     sample=snakemake.params.sample,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,
-    input_sha256=snakemake.params.input_sha256,
+    input_sha256=snakemake.params.source["sha256"],
 )

@@ -49,6 +49,19 @@ def _write_failing(folder):
             tif.write(stack[index][: 48 if index % 2 else 24], photometric="minisblack", contiguous=False)
     _imagej(folder / "all_nan.tif", np.full(stack.shape, np.nan, np.float32))
     _imagej(folder / "negative.tif", (stack.astype(np.int32) - 20).astype(np.int16))  # cells below 0
+    # an OME file whose metadata says its 60 planes are z (a z-stack): not read as time
+    tifffile.imwrite(folder / "ome_zstack.tif", stack, ome=True, metadata={"axes": "ZYX"})
+    # lossy compression destroys the shot noise N&B measures
+    tifffile.imwrite(folder / "jpeg.tif", np.clip(stack, 0, 255).astype(np.uint8), photometric="minisblack",
+                     compression="jpeg")
+    # frames one pixel wide (what tifffile stores as one page of 40 x 256 with one sample per pixel)
+    _imagej(folder / "thin.tif", rng.poisson(10, (40, 256, 1)).astype(np.uint16))
+    with_gap = stack.astype(np.float32)
+    with_gap[12] = np.nan  # a frame lost in the export
+    _imagej(folder / "nan_frame.tif", with_gap)
+    # entries named like stacks that are not read: reported at start, not skipped silently
+    (folder / "dangling.tif").symlink_to(folder / "gone.tif")
+    (folder / "folder.tif").mkdir()
     del rng
 
 
@@ -64,6 +77,10 @@ FAILING = {
     "mixed_shapes": ("projection", "its pages do not all have the same shape"),
     "all_nan": ("bleach_correction", "every pixel has NaN or Inf samples"),
     "negative": ("bleach_correction", "at or below 0: detrending, and N&B itself, need positive photon counts"),
+    "ome_zstack": ("projection", "is a z-stack: its metadata names the axes 'ZYX', 60 planes in Z"),
+    "jpeg": ("projection", "its pixels are stored with JPEG compression, which is lossy here"),
+    "thin": ("projection", "holds frames of 256 x 1 pixels (one pixel wide"),
+    "nan_frame": ("projection", "frame(s) 13 (counting from 1, of 60) are NaN or Inf in every pixel"),
 }
 
 # Files that are analysed, with a warning: name -> (how to write it, the Warnings code expected)
@@ -150,6 +167,12 @@ def test_the_other_experiments_finish(failing_run):
     assert f"{len(FAILING)} of {len(FAILING) + 2} experiment(s) did not finish" in output
 
 
+def test_entries_named_like_stacks_that_are_not_read_are_reported(failing_run):
+    _, folder, _, output = failing_run
+    assert f"brightflow: {folder / 'dangling.tif'}: skipped: a link to {folder / 'gone.tif'}, which does not exist" in output
+    assert f"brightflow: {folder / 'folder.tif'}: skipped: a folder named like a .tif file" in output
+
+
 @pytest.mark.parametrize("name", sorted(DOUBTFUL))
 def test_doubtful_data_are_flagged_beside_their_numbers(doubtful_run, name):
     workdir, _, result, output = doubtful_run
@@ -207,6 +230,49 @@ def one_stack(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "encode, message",
+    [
+        (lambda text: text.encode("utf-16"), "the sample sheet is saved as UTF-16 (Excel's 'Unicode Text')"),
+        (lambda text: text.replace("cells", "cellules_é").encode("latin-1"), "the sample sheet is not UTF-8 text (line 2 holds byte 0xe9"),
+        (lambda text: b"PK\x03\x04" + b"\0" * 60, "the sample sheet is an Excel workbook (.xlsx), not text"),
+    ],
+    ids=["utf16", "latin1", "xlsx"],
+)
+def test_a_sheet_not_saved_as_utf8_text_says_how_to_save_it(run_workflow, tmp_path, one_stack, encode, message):
+    path = tmp_path / "sheet.tsv"
+    path.write_bytes(encode("experiment\tpath\ncells\tstacks/cells.tif\n"))
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": one_stack, "samples": path}, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and f"{path}: {message}" in output and "Save it as UTF-8 text" in output, output[-2000:]
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("a{x}.tif", "holds a brace ({ or }), which Snakemake reads as a wildcard"),
+        ("b" + "a" * 20 + ".tif", "ends with 20 repeats of 'a', which Snakemake takes for a rule feeding itself"),
+        ("ab" * 20 + ".tif", "ends with 20 repeats of 'ab'"),
+        ("Folder_brightness_summary.png.tif", "is reserved for brightflow's own folder or file of that name in output_dir"),
+        ("logs.tif", "is reserved for brightflow's own folder or file"),
+    ],
+)
+def test_names_snakemake_cannot_take_are_refused_at_start_naming_the_file(run_workflow, tmp_path, one_stack, name,
+                                                                          message):
+    write_stack(one_stack / name, _cells()[0])
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": one_stack}, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and str(one_stack / name) in output and message in output, output[-2000:]
+    assert "WildcardError" not in output and "ChildIOException" not in output and "Traceback" not in output
+
+
+def test_an_output_folder_with_braces_is_refused_at_start(run_workflow, tmp_path, one_stack):
+    result = run_workflow(tmp_path, "--dry-run", config={"input_dir": one_stack, "output_dir": "out{x}"}, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "output_dir: 'out{x}' holds a brace" in output and "WildcardError" not in output
+
+
+@pytest.mark.parametrize(
     "sheet, message",
     [
         ("experiment\tpath\n\tstacks/cells.tif\n", "row 2, column 'experiment': is empty"),
@@ -236,7 +302,7 @@ def test_sample_sheet_mistakes_name_the_sheet_row_and_column(run_workflow, tmp_p
     "config, message",
     [
         ({"input_dir": "no_such_folder"}, "input_dir 'no_such_folder' is not a folder"),
-        ({"input_dir": "."}, "holds no .tif or .tiff files"),
+        ({"input_dir": "."}, "holds no recording (.tif, .tiff, .ome.tif, .czi, .ome.zarr)"),
         ({"samples": "no_such_sheet.tsv"}, "sample sheet 'no_such_sheet.tsv' not found"),
         ({"outputdir": "x"}, "unknown key 'outputdir'. Did you mean output_dir?"),
         ({"nb": "{variance_dof: 1}"}, "unknown key 'nb.variance_dof'. Did you mean nb.variance_ddof?"),
@@ -274,16 +340,34 @@ def test_a_read_only_output_folder_stops_the_run_at_start(run_workflow, tmp_path
 # --- the experiment's own masks (segmentation.method: existing) ----------------------------------------
 
 
+class _Crafted:
+    """An object whose unpickling runs a shell command (creates ``path``)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
 def test_bad_masks_fail_only_their_experiment(run_workflow, tmp_path, one_stack):
     stack, labels = _cells()
     tifffile.imwrite(one_stack / "good_mask.tif", labels)
     tifffile.imwrite(one_stack / "small_mask.tif", labels[:16, :16])
     tifffile.imwrite(one_stack / "float_mask.tif", labels.astype(np.float32) + 0.5)
-    for name in ("a", "b", "c", "d"):
+    tifffile.imwrite(one_stack / "negative_mask.tif", labels.astype(np.int16) - 3)
+    # a _seg.npy holding an object that runs a command when unpickled
+    pwned = tmp_path / "pwned"
+    np.save(one_stack / "crafted_seg.npy", np.array({"masks": labels, "x": _Crafted(pwned)}, dtype=object),
+            allow_pickle=True)
+    for name in ("a", "b", "c", "d", "f", "g"):
         write_stack(one_stack / f"{name}.tif", stack)
+    (one_stack / "a_folder").mkdir()
     sheet = tmp_path / "sheet.tsv"
     sheet.write_text("experiment\tpath\tmask\na\tstacks/a.tif\tstacks/good_mask.tif\nb\tstacks/b.tif\tstacks/small_mask.tif\n"
-                     "c\tstacks/c.tif\tstacks/float_mask.tif\nd\tstacks/d.tif\tstacks/missing_mask.tif\n")
+                     "c\tstacks/c.tif\tstacks/float_mask.tif\nd\tstacks/d.tif\tstacks/missing_mask.tif\n"
+                     "e\tstacks/a_folder\tstacks/good_mask.tif\nf\tstacks/f.tif\tstacks/crafted_seg.npy\n"
+                     "g\tstacks/g.tif\tstacks/negative_mask.tif\n")
     config = {"input_dir": one_stack, "samples": sheet, "segmentation": "{method: existing}"}
     result = run_workflow(tmp_path, "--keep-going", config=config, check=False)
     output = result.stdout + result.stderr
@@ -292,8 +376,13 @@ def test_bad_masks_fail_only_their_experiment(run_workflow, tmp_path, one_stack)
     assert "small_mask.tif: mask shape (16, 16) differs from the stack's frame shape (48, 48)" in summary
     assert "float_mask.tif: a mask must be a 2D integer label image" in summary
     assert "missing_mask.tif: mask file not found (named in" in summary and "row 5" in summary
+    assert "a_folder: is a folder, not a stack file" in summary
+    assert "crafted_seg.npy: holds a Python object of type posix.system" in summary and "can run code" in summary
+    assert not pwned.exists()
+    assert "negative_mask.tif: holds negative labels (the smallest is -3)" in summary
+    assert "Traceback" not in summary
     assert (tmp_path / "results" / "a" / "average_values_in_roi.csv").is_file()
-    for failed in "bcd":
+    for failed in "bcdefg":
         assert not (tmp_path / "results" / failed / "segmentation_image_seg.npy").exists()
 
 

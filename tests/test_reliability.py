@@ -155,12 +155,16 @@ def test_empty_cells_of_a_sheet_name_the_row_and_column(run_workflow, tmp_path, 
 def test_names_with_spaces_unicode_and_shell_characters_work(run_workflow, tmp_path):
     folder = tmp_path / "stacks"
     folder.mkdir()
-    names = ["cell line 2", "Zellen_µ-β", "x$(touch pwned);y", "quote'and\"more"]
+    # glob characters too: tifffile.imread reads a path holding * ? [ as a pattern (x? matches x1)
+    names = ["cell line 2", "Zellen_µ-β", "x$(touch pwned);y", "quote'and\"more", "x?", "x1", "y[1]", "star*"]
     for index, name in enumerate(names):
         write_stack(folder / f"{name}.tif", _stack(index))
     run_workflow(tmp_path, config={"input_dir": folder})
-    for name in names:
+    for index, name in enumerate(names):
         assert (tmp_path / "results" / name / "average_values_in_roi.csv").is_file(), name
+        # each experiment's own frames, not another's that a glob matched
+        with tifffile.TiffFile(tmp_path / "results" / name / "segmentation_image.tif") as tif:
+            np.testing.assert_allclose(tif.asarray(), _stack(index).mean(axis=0), rtol=1e-6, err_msg=name)
     assert not (tmp_path / "pwned").exists() and not (REPO / "pwned").exists()
 
 

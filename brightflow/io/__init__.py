@@ -2,6 +2,10 @@
 
 - :mod:`~brightflow.io.stacks`: recordings read block by block (:class:`Stack`), their axes,
   channels, calibration and checksum;
+- :mod:`~brightflow.io.sources`: the formats read, the series of a file, and the source of an
+  experiment (:class:`StackSource`: path, series, the content the run started from);
+- :mod:`~brightflow.io.vendor`: Zeiss CZI (pylibCZIrw) and OME-Zarr (zarr) read plane by plane;
+- :mod:`~brightflow.io.samples`: the sample table from a folder or a sample sheet, and the name checks;
 - :mod:`~brightflow.io.stores`: temporary frame stores and page-by-page TIFF writers;
 - :mod:`~brightflow.io.files`: maps, images and label masks as TIFF, ``_seg.npy``, ImageJ ROI
   sets, ``.npy``, JSON and figures;
@@ -50,6 +54,9 @@ from .files import (
     write_text,
 )
 from .job import run
+from . import samples, sources
+from .sources import StackSource, file_kind, list_series, source
+from .vendor import folder_bytes as recording_bytes
 from .stacks import (
     Stack,
     channel_count,
@@ -67,6 +74,13 @@ from .stores import FrameStore, MapSeriesWriter, temporary_file_error
 
 __all__ = [
     "PNG_COMPRESS_LEVEL",
+    "StackSource",
+    "file_kind",
+    "list_series",
+    "recording_bytes",
+    "samples",
+    "source",
+    "sources",
     "FrameStore",
     "InputError",
     "MapSeriesWriter",

@@ -25,6 +25,20 @@ def _fingerprint(stat):
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
 
 
+def _path_fingerprint(path):
+    """The fingerprint of a file, or of a folder (an OME-Zarr): every file's, summed up (total size,
+    newest modification time, number of files, and the folder's inode and device)."""
+    stat = os.stat(path)
+    if not os.path.isdir(path):
+        return _fingerprint(stat)
+    sizes, newest, count = 0, stat.st_mtime_ns, 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            one = os.stat(os.path.join(folder, name))
+            sizes, newest, count = sizes + one.st_size, max(newest, one.st_mtime_ns), count + 1
+    return [sizes, newest, stat.st_ino, stat.st_dev, count]
+
+
 #: The cache's entries as last read by this process, by cache path, with the cache file's fingerprint:
 #: the workflow asks for the digests of every stack of a folder (several rules per stack) while it
 #: builds the DAG, and reads the file again only when it changed.
@@ -69,6 +83,7 @@ def content_digest(path, cache):
     Parameters
     ----------
     path : str
+        A file, or a folder (an OME-Zarr: every file under it).
     cache : str
         The JSON cache (created when missing; an unreadable cache is started anew).
 
@@ -78,16 +93,16 @@ def content_digest(path, cache):
         The hex digest; None when the file does not exist.
     """
     try:
-        stat = os.stat(path)
+        fingerprint = _path_fingerprint(path)
     except OSError:
         return None
     key = os.path.abspath(path)
     entries = _read_cache(cache)
     entry = entries.get(key)
-    if entry and entry.get("fingerprint") == _fingerprint(stat):
+    if entry and entry.get("fingerprint") == fingerprint:
         return entry["sha256"]
     digest = sha256(path)
     entries = _read_cache(cache)  # another job may have written meanwhile
-    entries[key] = {"fingerprint": _fingerprint(stat), "sha256": digest}
+    entries[key] = {"fingerprint": fingerprint, "sha256": digest}
     _write_cache(cache, entries)
     return digest

@@ -7,6 +7,7 @@ Readers turn a bad file into :class:`~brightflow.io.InputError` naming the file 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,10 @@ __all__ = [
 
 
 def read_image(path):
-    return tifffile.imread(path)
+    """A TIFF's image (its first series). Never ``tifffile.imread(path)``, which reads ``*``, ``?`` and
+    ``[`` in a path as a glob pattern: an output folder named ``x?`` would read ``x1``'s files too."""
+    with tifffile.TiffFile(path) as tif:
+        return tif.asarray()
 
 
 def imagej_options(calibration, axes, frame_interval=None):
@@ -95,12 +99,63 @@ def write_map(npy_path, tif_path, values, calibration=calib.UNCALIBRATED):
     tifffile.imwrite(tif_path, values.astype(np.float32), **imagej_options(calibration, "YX"))
 
 
+class _DataOnly(pickle.Unpickler):
+    """Unpickles numpy arrays, numpy scalars and dtypes, and plain containers (dict, list, tuple, str,
+    numbers, None: pickle builds those without looking up any class); any other class or function
+    is refused before it is called, so loading runs no code the file brings."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
+         ("numpy._core.numeric", "_frombuffer"), ("builtins", "bytearray"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) or (
+            module == "numpy.dtypes" and name.endswith("DType")
+        ):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+
+def _load_npy_data(path):
+    """The array of an ``.npy`` file; an object array is unpickled by :class:`_DataOnly`."""
+    from numpy.lib import format as npy
+
+    with open(path, "rb") as handle:
+        version = npy.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = npy.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = npy.read_array_header_2_0(handle)
+        else:
+            shape, fortran, dtype = npy._read_array_header(handle, version)
+        if dtype.hasobject:
+            return _DataOnly(handle).load()
+    return np.load(path, allow_pickle=False)
+
+
 def read_seg_npy(path):
-    """Load a cellpose ``_seg.npy`` file as a dict."""
+    """Load a cellpose ``_seg.npy`` file as a dict, safely.
+
+    The file is a pickle (a dict in a 0-d object array). A user's file could hold a crafted
+    object that runs a command when unpickled; this reader accepts only numpy arrays and plain
+    containers (:class:`_DataOnly`) and refuses anything else with a clear message. The cellpose
+    GUI's own files hold nothing else.
+    """
     try:
-        seg = np.load(path, allow_pickle=True).item()
+        seg = _load_npy_data(path)
+    except pickle.UnpicklingError as error:
+        raise InputError(
+            f"{path}: holds a Python object of type {error} besides arrays, numbers and text; brightflow does not "
+            "load it, because loading such an object can run code. A cellpose _seg.npy holds only arrays, numbers, "
+            "text, lists and dicts: save the masks again from the cellpose GUI, or give a label TIFF."
+        ) from error
     except Exception as error:
         raise InputError(f"{path}: cannot be read as a cellpose _seg.npy file ({error}).") from error
+    if isinstance(seg, np.ndarray) and seg.dtype.hasobject and seg.shape == ():
+        seg = seg.item()
     if not isinstance(seg, dict) or "masks" not in seg:
         raise InputError(f"{path}: is not a cellpose _seg.npy file (no 'masks' entry).")
     return seg
@@ -129,7 +184,7 @@ def read_label_file(path):
         labels = np.asarray(read_seg_npy(path)["masks"])
     else:
         try:
-            labels = tifffile.imread(path)
+            labels = read_image(path)
         except Exception as error:
             raise InputError(f"{path}: cannot be read as a label TIFF ({error}).") from error
     labels = np.squeeze(labels)
@@ -137,6 +192,11 @@ def read_label_file(path):
         raise InputError(
             f"{path}: a mask must be a 2D integer label image (0 = background), got shape "
             f"{labels.shape} of type {labels.dtype}."
+        )
+    if labels.size and labels.min() < 0:
+        raise InputError(
+            f"{path}: holds negative labels (the smallest is {int(labels.min())}); a label mask has 0 for the "
+            "background and 1, 2, 3 ... for the cells. Save the mask again as an unsigned integer label image."
         )
     return labels
 

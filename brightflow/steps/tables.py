@@ -20,7 +20,8 @@ log = logging.getLogger("brightflow")
 __all__ = ["cell_tables", "settings_record"]
 
 #: The packages whose versions settings.json records.
-PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch")
+PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch",
+            "pylibCZIrw", "zarr")
 
 
 def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamma, monomer_brightness, min_frames,
@@ -108,7 +109,11 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
         "channel": channel,
         "input": {
             "path": os.path.abspath(stack),
-            "size_bytes": os.path.getsize(stack),
+            # the series (from 0) of a file with several (OME-TIFF images, CZI scenes); null for a file with one
+            "series": io.sources.series_of(stack),
+            # the channel's name in the file's metadata (OME, CZI, OME-Zarr); null when it names none
+            "channel_name": frames.channel_name,
+            "size_bytes": io.recording_bytes(stack),
             "sha256": input_sha256 or io.sha256(stack),
             "shape_tyx": list(frames.shape),
             "dtype": str(frames.dtype),

@@ -1,8 +1,9 @@
 # The sample table, the units of analysis (an experiment, or a channel of a multi-channel stack),
 # the input functions of the rules and the list of everything the workflow makes.
 
-import csv
+import json
 import os
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -56,7 +57,6 @@ BENCH_DIR = f"{OUT}/benchmarks"
 RESERVED_NAMES = {"logs", "demo_input", "benchmarks", ".brightflow"}
 #: The input files' SHA-256 digests, kept by fingerprint (brightflow.io.content_digest).
 DIGEST_CACHE = f"{OUT}/.brightflow/input_digests.json"
-STACK_SUFFIXES = {".tif", ".tiff"}
 
 
 def _check_output_folder_free():
@@ -65,6 +65,9 @@ def _check_output_folder_free():
     directory or another."""
     if not workflow.is_main_process:
         return
+    problem = bio.samples.path_problem(OUT)
+    if problem:
+        raise WorkflowError(f"output_dir: {problem}. Choose an output folder whose path has no braces.")
     if os.path.exists(OUT) and not os.path.isdir(OUT):
         raise WorkflowError(f"output_dir {OUT!r} is a file, not a folder: give output_dir a folder's path.")
     existing = Path(OUT).absolute()
@@ -82,40 +85,21 @@ def _check_output_folder_free():
 
 _check_output_folder_free()
 
-#: The sample sheet's `reference` column: these values mark the monomer reference (case-insensitive);
-#: false, no, n, 0 or an empty cell do not.
-REFERENCE_TRUE = {"true", "yes", "y", "1", "x"}
-REFERENCE_FALSE = {"false", "no", "n", "0", ""}
+# --- the sample table (brightflow.io.samples) ---------------------------------------------------------
 
-
-# --- the sample table -----------------------------------------------------------------------------
+#: brightflow's own names in {OUT}/: folders and folder-level outputs, which no experiment may take.
+FOLDER_OUTPUTS = ("Folder_average_values_in_roi.csv", "Folder_brightness_summary.png")
+OWN_NAMES = tuple(sorted(RESERVED_NAMES | set(FOLDER_OUTPUTS)))
 
 
 def name_problem(name):
-    """Why ``name`` cannot name an experiment (a folder under output_dir), or None.
-
-    Not empty, no path separator, not ``.`` or ``..``, no control character, no leading ``-`` (it
-    would read as an option) and no space at either end. Spaces inside, any other punctuation and
-    any other unicode are fine: names only ever reach the file system as one folder name."""
-    if not name or not name.strip():
-        return "is empty"
-    if name in (".", ".."):
-        return f"is {name!r}, which names a folder that is not the experiment's own"
-    if Path(name).name != name or "\\" in name:
-        return f"{name!r} holds a path separator (a slash or a backslash)"
-    if any(ord(character) < 32 or ord(character) == 127 for character in name):
-        return f"{name!r} holds a control character"
-    if name.startswith("-"):
-        return f"{name!r} starts with '-', which commands read as an option"
-    if name != name.strip():
-        return f"{name!r} starts or ends with a space"
-    if name in RESERVED_NAMES:
-        return f"{name!r} is reserved for brightflow's own folder {OUT}/{name}/"
-    return None
+    """Why ``name`` cannot name an experiment (brightflow.io.samples.name_problem), or None."""
+    return bio.samples.name_problem(name, OWN_NAMES)
 
 
 def _check_names(table, source):
-    """Names a folder of its own under output_dir, and unique; the error names where each came from."""
+    """Names a folder of its own under output_dir, safe as a wildcard, and unique; a path Snakemake can
+    take; the error names where each came from."""
     for row in table.itertuples():
         problem = name_problem(row.experiment)
         if problem:
@@ -123,118 +107,22 @@ def _check_names(table, source):
                 f"{row.path} ({row.origin}): the experiment name {problem}. Rename the file (or, in a sample "
                 "sheet, the experiment) so that the name is one folder name."
             )
+        problem = bio.samples.path_problem(row.path)
+        if problem:
+            raise WorkflowError(f"{row.path} ({row.origin}): the path {problem}. Rename the file or its folder.")
     duplicated = table["experiment"][table["experiment"].duplicated(keep=False)]
     if len(duplicated):
         clashes = table[table["experiment"].isin(duplicated)]
         listing = ", ".join(f"{row.experiment} <- {row.path}" for row in clashes.itertuples())
         raise WorkflowError(
             f"{source}: two or more inputs have the same experiment name ({listing}). "
-            "The experiment name is the file name without its suffix and must be unique: rename one."
+            "The experiment name is the file name without its suffix (and the series, for a file with several) "
+            "and must be unique: rename one."
         )
-
-
-def _table_from_folder(folder):
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise WorkflowError(
-            f"input_dir {str(folder)!r} is not a folder. Set input_dir in config/config.yaml "
-            "or with --config input_dir=/path/to/stacks (or input_dir=demo)."
-        )
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in STACK_SUFFIXES)
-    if not paths:
-        raise WorkflowError(f"input_dir {str(folder)!r} holds no .tif or .tiff files.")
-    return pd.DataFrame(
-        {
-            "experiment": [p.stem for p in paths],
-            "path": [str(p) for p in paths],
-            "mask": None,
-            "reference": False,
-            "origin": [f"input_dir {folder}" for p in paths],
-        }
-    )
-
-
-def _reference_flag(value, where):
-    text = "" if value is None else str(value).strip().lower()
-    if text in REFERENCE_TRUE:
-        return True
-    if text in REFERENCE_FALSE:
-        return False
-    raise WorkflowError(
-        f"{where}, column 'reference': {value!r} is neither true nor false; write true (or yes, x, 1) for the "
-        "monomer reference experiment and leave it empty (or false) for the others."
-    )
-
-
-SAMPLE_COLUMNS = ("experiment", "path", "mask", "reference")
-
-
-def _sheet_rows(sheet):
-    """(line number, {column: text}) of every row of a tab-separated sheet; comments (#) and blank
-    lines skipped, cells stripped, missing trailing cells empty."""
-    with open(sheet, newline="", encoding="utf-8-sig") as handle:
-        lines = [(number, line) for number, line in enumerate(handle, 1) if line.strip() and not line.startswith("#")]
-    if not lines:
-        raise WorkflowError(f"{sheet}: the sample sheet is empty; it needs a header line 'experiment<TAB>path'.")
-    header = [cell.strip() for cell in next(csv.reader([lines[0][1]], delimiter="\t"))]
-    missing = [column for column in ("experiment", "path") if column not in header]
-    if missing:
-        raise WorkflowError(
-            f"{sheet}, line {lines[0][0]} (the header): the sample sheet lacks column(s) {missing}; its columns are "
-            f"{header}. Separate the columns with tabs."
-        )
-    rows = []
-    for number, line in lines[1:]:
-        cells = [cell.strip() for cell in next(csv.reader([line], delimiter="\t"))]
-        if len(cells) > len(header):
-            raise WorkflowError(
-                f"{sheet}, row {number}: {len(cells)} cells but the header names {len(header)} columns; check the tabs."
-            )
-        rows.append((number, dict(zip(header, cells + [""] * (len(header) - len(cells))))))
-    return rows
 
 
 SAMPLE_SCHEMA = jsonschema.Draft202012Validator(_schema("samples.schema.yaml"))
-
-
-def _table_from_sheet(sheet):
-    sheet = Path(sheet)
-    if not sheet.is_file():
-        raise WorkflowError(f"samples: sample sheet {str(sheet)!r} not found.")
-
-    def resolve(value):
-        if not value:
-            return None
-        value = Path(value).expanduser()
-        return str(value if value.is_absolute() else sheet.parent / value)
-
-    records = []
-    for number, row in _sheet_rows(sheet):
-        where = f"{sheet}, row {number}"
-        for column in ("experiment", "path"):
-            if not row.get(column):
-                raise WorkflowError(f"{where}, column {column!r}: is empty; give each experiment a name and a stack.")
-        problem = name_problem(row["experiment"])
-        if problem:
-            raise WorkflowError(
-                f"{where}, column 'experiment': the name {problem}. Choose a name that is one folder name."
-            )
-        values = {column: row.get(column) or None for column in SAMPLE_COLUMNS}
-        for error in SAMPLE_SCHEMA.iter_errors(values):
-            column = error.path[0] if error.path else "?"
-            raise WorkflowError(f"{where}, column {column!r}: {error.message}.")
-        records.append(
-            {
-                "experiment": row["experiment"],
-                "path": resolve(row["path"]),
-                "mask": resolve(row.get("mask")),
-                "reference": _reference_flag(row.get("reference"), where),
-                "origin": where,
-            }
-        )
-    if not records:
-        raise WorkflowError(f"{sheet}: the sample sheet lists no experiment.")
-    return pd.DataFrame(records)
+TABLE_COLUMNS = ["experiment", "path", "series", "mask", "reference", "origin"]
 
 
 #: Whether this run analyses the simulated demo (input_dir: demo, no sample sheet).
@@ -242,22 +130,27 @@ DEMO = not config["samples"] and config["input_dir"] == "demo"
 
 
 def _sample_table():
-    if config["samples"]:
-        table, source = _table_from_sheet(config["samples"]), f"sample sheet {config['samples']}"
-    elif DEMO:
-        names = list(DEMO_EXPERIMENTS)
-        table = pd.DataFrame(
-            {
-                "experiment": names,
-                "path": [f"{DEMO_DIR}/{name}.tif" for name in names],
-                "mask": None,
-                "reference": False,
-                "origin": "the demo",
-            }
-        )
-        source = "demo"
-    else:
-        table, source = _table_from_folder(config["input_dir"]), f"input_dir {config['input_dir']}"
+    try:
+        if config["samples"]:
+            records = bio.samples.table_from_sheet(config["samples"], SAMPLE_SCHEMA, OWN_NAMES)
+            source = f"sample sheet {config['samples']}"
+        elif DEMO:
+            records = [
+                {"experiment": name, "path": f"{DEMO_DIR}/{name}.tif", "origin": "the demo"}
+                for name in DEMO_EXPERIMENTS
+            ]
+            source = "demo"
+        else:
+            records, notes = bio.samples.table_from_folder(config["input_dir"])
+            source = f"input_dir {config['input_dir']}"
+            if notes and workflow.is_main_process:
+                print("brightflow: " + "\nbrightflow: ".join(notes), file=sys.stderr)
+    except bio.InputError as error:
+        raise WorkflowError(str(error)) from None
+    table = pd.DataFrame(records, columns=TABLE_COLUMNS)
+    table["series"] = table["series"].astype("Int64")
+    table["reference"] = table["reference"].fillna(False).astype(bool)
+    table["mask"] = table["mask"].astype(object).where(table["mask"].notna(), None)
     _check_names(table, source)
     if config["segmentation"]["method"] == "existing":
         no_mask = table.loc[table["mask"].isna(), "experiment"].tolist()
@@ -283,15 +176,26 @@ EXPERIMENTS = list(SAMPLES["experiment"])
 # {OUT}/{experiment}/, so every channel is measured in the same cells.
 
 
+def experiment_series(experiment):
+    """The series (from 0) of the experiment's file, None for a file with one."""
+    series = SAMPLES.loc[experiment, "series"]
+    return None if pd.isna(series) else int(series)
+
+
+def experiment_source(experiment):
+    """The experiment's recording: its path and series (brightflow.io.StackSource)."""
+    return bio.StackSource(SAMPLES.loc[experiment, "path"], experiment_series(experiment))
+
+
 def _stack_shapes():
-    """{experiment: (t, c, y, x)} of every stack whose header can be read (brightflow.io.stack_shape). A stack
-    that cannot be read (or the demo's, not simulated yet) is left out: its jobs stop with the file's own
-    clear message, and the other experiments go on."""
+    """{experiment: (t, c, y, x)} of every recording whose header can be read (brightflow.io.stack_shape). A
+    recording that cannot be read (or the demo's, not simulated yet) is left out: its jobs stop with the
+    file's own clear message, and the other experiments go on."""
     shapes = {}
     for experiment, path in zip(SAMPLES["experiment"], SAMPLES["path"]):
-        if os.path.isfile(path):
+        if os.path.exists(path):
             try:
-                shapes[experiment] = bio.stack_shape(path, config["input"]["axes"])
+                shapes[experiment] = bio.stack_shape(experiment_source(experiment), config["input"]["axes"])
             except bio.InputError:
                 pass
     return shapes
@@ -376,18 +280,78 @@ def _input_file(experiment, column):
     return ancient(path)
 
 
+def _recording_digest(experiment):
+    """The SHA-256 of the experiment's recording now (brightflow.io.content_digest); None for a file made by the
+    workflow, missing, or a folder that is not an OME-Zarr (its first job says what is wrong)."""
+    path = SAMPLES.loc[experiment, "path"]
+    if _made_by_the_workflow(experiment) or not os.path.exists(path):
+        return None
+    if os.path.isdir(path) and bio.file_kind(path) != "zarr":
+        return None
+    return bio.content_digest(path, DIGEST_CACHE)
+
+
+#: The file of RUN_DIGESTS, for the jobs of this run that snakemake starts in processes of their own (a
+#: cluster job parses the workflow again, later: it must check against the digests of the run's start).
+RUN_DIGESTS_VARIABLE = "BRIGHTFLOW_RUN_DIGESTS"
+
+
+def _run_digests():
+    """{experiment: SHA-256} of every recording as the run starts: what every step of the run must read.
+
+    Snakemake evaluates a job's params when it starts the job, so a digest taken then would follow a
+    file that changes during the run. These are taken once, when the main process reads the workflow,
+    and written to {OUT}/.brightflow/run_digests.json, which the run's cluster jobs (started with
+    the main process's environment) read instead of hashing the files again."""
+    saved = os.environ.get(RUN_DIGESTS_VARIABLE)
+    if not workflow.is_main_process and saved and os.path.isfile(saved):
+        with open(saved) as handle:
+            return json.load(handle)
+    digests = {experiment: _recording_digest(experiment) for experiment in SAMPLES["experiment"]}
+    if workflow.is_main_process:
+        record = Path(DIGEST_CACHE).with_name("run_digests.json")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            temporary = record.with_name(f".run_digests-{os.getpid()}.json")
+            temporary.write_text(json.dumps(digests, sort_keys=True))
+            os.replace(temporary, record)
+            os.environ[RUN_DIGESTS_VARIABLE] = str(record.absolute())
+        except OSError:  # a read-only output folder: refused at start anyway
+            pass
+    return digests
+
+
+RUN_DIGESTS = _run_digests()
+
+
 def input_digest(column):
-    """Params function: the SHA-256 of the experiment's stack ('path') or mask ('mask'), computed once per
-    content (brightflow.io.content_digest); None for a file made by the workflow, missing or not named."""
+    """Params function: the SHA-256 of the experiment's stack ('path': as the run started, RUN_DIGESTS) or
+    mask ('mask'), computed once per content (brightflow.io.content_digest); None for a file made by the
+    workflow, missing or not named."""
 
     def digest(wildcards):
         experiment = experiment_of(wildcards.experiment)
+        if column == "path":
+            return RUN_DIGESTS.get(experiment)
         path = SAMPLES.loc[experiment, column]
         if not path or _made_by_the_workflow(experiment):
             return None
         return bio.content_digest(path, DIGEST_CACHE)
 
     return digest
+
+
+def stack_source(wildcards):
+    """Params function: which series of the file the step reads, and the content the run started from
+    (its SHA-256, brightflow.io.content_digest, and the cache that makes checking it cheap). A new
+    content reruns the step; a file that changes during the run fails the experiment's next step
+    (brightflow.io.sources.check_unchanged) instead of mixing two versions."""
+    experiment = experiment_of(wildcards.experiment)
+    return {
+        "series": experiment_series(experiment),
+        "sha256": input_digest("path")(wildcards),
+        "digest_cache": DIGEST_CACHE,
+    }
 
 
 def stack_path(wildcards):
@@ -414,7 +378,9 @@ def missing_input(wildcards):
 def sample_record(wildcards):
     """The experiment's row of the sample table that settings.json records (not the sheet's
     reference column: the monomer reference is the aggregate's alone)."""
-    return SAMPLES.loc[experiment_of(wildcards.experiment), ["experiment", "path", "mask"]].to_dict()
+    experiment = experiment_of(wildcards.experiment)
+    record = SAMPLES.loc[experiment, ["experiment", "path", "mask"]].to_dict()
+    return record | {"series": experiment_series(experiment)}
 
 
 # --- what the workflow makes ----------------------------------------------------------------------
@@ -443,9 +409,6 @@ UNIT_OUTPUTS = (
     "bleach_corrected_trace.json",
     "brightness_explorer.html",
 )
-
-#: The folder-level outputs, in {OUT}/.
-FOLDER_OUTPUTS = ("Folder_average_values_in_roi.csv", "Folder_brightness_summary.png")
 
 
 def timeseries_outputs(unit):

@@ -29,8 +29,9 @@ rule nb_maps:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
-        # the stack's content: a new content reruns this step, a new modification time alone does not
-        input_sha256=input_digest("path"),
+        # the series read and the stack's content: a new content reruns this step, a new modification
+        # time alone does not, and a content that changes during the run fails the step
+        source=stack_source,
         variance_ddof=config["nb"]["variance_ddof"],
         detector=config["nb"]["detector"],
         threshold=NB_THRESHOLD,
@@ -79,8 +80,9 @@ if TIMESERIES:
             mem_mb=timeseries_mem_mb,
             runtime=stack_runtime,
         params:
-            # the stack's content: a new content reruns this step, a new modification time alone does not
-            input_sha256=input_digest("path"),
+            # the series read and the stack's content: a new content reruns this step, a new modification
+            # time alone does not, and a content that changes during the run fails the step
+            source=stack_source,
             frames_per_set=TIMESERIES["frames_per_set"],
             overlap=TIMESERIES["overlap"],
             variance_ddof=config["nb"]["variance_ddof"],
@@ -131,8 +133,9 @@ if CROSS_CHANNELS:
             mem_mb=stack_mem_mb,
             runtime=stack_runtime,
         params:
-            # the stack's content: a new content reruns this step, a new modification time alone does not
-            input_sha256=input_digest("path"),
+            # the series read and the stack's content: a new content reruns this step, a new modification
+            # time alone does not, and a content that changes during the run fails the step
+            source=stack_source,
             channels=CROSS_CHANNELS,
             axes=config["input"]["axes"],
             variance_ddof=config["nb"]["variance_ddof"],

@@ -17,8 +17,9 @@ rule projection:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
-        # the stack's content: a new content reruns this step, a new modification time alone does not
-        input_sha256=input_digest("path"),
+        # the series read and the stack's content: a new content reruns this step, a new modification
+        # time alone does not, and a content that changes during the run fails the step
+        source=stack_source,
         # a multi-channel stack is segmented on segmentation.channel
         channel=segmentation_channel,
         axes=config["input"]["axes"],

@@ -47,7 +47,7 @@ CELLPOSE_MEM_MB = 3000
 
 
 @functools.lru_cache(maxsize=None)
-def stack_megabytes(path):
+def stack_megabytes(path, series=None):
     """Memory in MB that holding a stack's pixels adds to a job, from the TIFF header.
 
     brightflow.io.Stack reads most stacks block by block (chunks of frames, tiles of rows, each
@@ -57,7 +57,7 @@ def stack_megabytes(path):
     brightflow.io.whole_stack_megabytes, which decides as brightflow.io.Stack does. An unreadable file
     gives its file size (the job then fails with a clear message).
 
-    Cached per path: snakemake evaluates the memory request of every job of a stack (four
+    ``series``: the series of a file with several. Cached per path and series: snakemake evaluates the memory request of every job of a stack (four
     rules per experiment) when it builds the DAG, and a dry run of hundreds of experiments
     would otherwise read each header four times.
     """
@@ -65,15 +65,19 @@ def stack_megabytes(path):
         # snakemake evaluates the request again once the input exists (e.g. the demo's stacks)
         raise FileNotFoundError(2, "No such file", path)
     try:
-        return bio.whole_stack_megabytes(path, config["input"]["axes"])
+        return bio.whole_stack_megabytes(bio.StackSource(path, series), config["input"]["axes"])
     except bio.InputError:  # the job fails with the file's own message; ask for its size
-        return os.path.getsize(path) / 2**20
+        return bio.recording_bytes(path) / 2**20
+
+
+def _series(wildcards):
+    return experiment_series(experiment_of(wildcards.experiment))
 
 
 def stack_mem_mb(wildcards, input, attempt):
     """mem_mb of a rule that reads the experiment's stack (projection, bleach correction,
     N&B maps, settings): the decoded stack plus :data:`BASE_MEM_MB`, times the attempt (a retry asks more)."""
-    return int((BASE_MEM_MB + stack_megabytes(input.stack)) * attempt)
+    return int((BASE_MEM_MB + stack_megabytes(input.stack, _series(wildcards))) * attempt)
 
 
 def timeseries_mem_mb(wildcards, input, attempt):
@@ -83,12 +87,12 @@ def timeseries_mem_mb(wildcards, input, attempt):
     maps are written a window at a time, so the number of windows does not count."""
     frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
     try:
-        frame_values = bio.frame_size(input.stack, config["input"]["axes"])
+        frame_values = bio.frame_size(bio.StackSource(input.stack, _series(wildcards)), config["input"]["axes"])
     except bio.InputError:  # the job fails with the file's own message
         frame_values = 0
     open_windows = -(-frames_per_set // (frames_per_set - overlap))
     windows_mb = open_windows * frame_values * 8 * 4 / 2**20
-    return int((BASE_MEM_MB + stack_megabytes(input.stack) + windows_mb) * attempt)
+    return int((BASE_MEM_MB + stack_megabytes(input.stack, _series(wildcards)) + windows_mb) * attempt)
 
 
 def segmentation_mem_mb(wildcards, attempt):
@@ -122,7 +126,7 @@ def light_runtime(wildcards, attempt):
 
 def stack_runtime(wildcards, input, attempt):
     """runtime of a rule that reads the stack (a base plus a share per GB of the file, times the attempt)."""
-    size_gb = os.path.getsize(input.stack) / 2**30 if os.path.exists(input.stack) else 0
+    size_gb = bio.recording_bytes(input.stack) / 2**30 if os.path.exists(input.stack) else 0
     return int((STACK_RUNTIME_MIN + STACK_RUNTIME_MIN_PER_GB * size_gb) * attempt)
 
 

@@ -56,8 +56,9 @@ rule settings:
         mem_mb=stack_mem_mb,
         runtime=stack_runtime,
     params:
-        # the stack's content: a new content reruns this step, a new modification time alone does not
-        input_sha256=input_digest("path"),
+        # the series read and the stack's content: a new content reruns this step, a new modification
+        # time alone does not, and a content that changes during the run fails the step
+        source=stack_source,
         config=SETTINGS_RECORDED,
         sample=sample_record,
         channel=unit_channel,
