@@ -5,6 +5,9 @@ Run by hand (about 40 minutes on 2 cores; 1 GB of memory):
     .venv/bin/python benchmarks/unbiased_grid.py              # writes benchmarks/results/unbiased-grid.{md,json}
     .venv/bin/python benchmarks/unbiased_grid.py --quick      # a tenth of the pixels, to try it out
 
+An interrupted run resumes where it stopped: each finished cell is kept in
+``results/unbiased-grid.partial.jsonl`` until the tables are written.
+
 For frame counts 50, 100 and 1000; boxcar l 5-50, exponential tau 5-200, polynomial degree 1-8 and
 the automatic parameter of each (brightflow's defaults: ``dof_correction: true``); pure shot noise
 (20 counts per frame, true B = 1) and mobile molecules of brightness epsilon 0.2, 1 and 4 (20 /
@@ -81,31 +84,40 @@ def ratio_of_means(counts, model):
     return float(variance_sums.sum() / mean_sums.sum()), float(per_group.std(ddof=1) / np.sqrt(BATCHES))
 
 
-def grid(fraction):
-    rows = []
+def grid(fraction, checkpoint):
+    """Every grid cell; each finished row is appended to ``checkpoint`` (JSON lines), so an interrupted run resumes."""
+    done = [json.loads(line) for line in checkpoint.read_text().splitlines()] if checkpoint.exists() else []
+    key = lambda row: (row["frames"], row["bleach"], row["epsilon"], row["method"], row["setting"])  # noqa: E731
+    rows = {key(row): row for row in done}
     for frames, pixels in FRAMES_AND_PIXELS:
         pixels = int(pixels * fraction)
         for bleach in BLEACHES:
             for index, epsilon in enumerate(SIGNALS):
+                todo = [(m, p) for m, p in SETTINGS if (frames, bleach, epsilon, m, p) not in rows]
+                if not todo:
+                    continue
                 counts = simulate_cell(frames, pixels, epsilon, bleach, seed=1000 * frames + 10 * index + int(bleach * 10))
                 trace = counts.mean(axis=1, dtype=np.float64)
-                for method, parameter in SETTINGS:
+                for method, parameter in todo:
                     started = time.perf_counter()
                     # as the workflow fits it: the cells' mean, and a sample of 2,000 pixels for the tolerance
                     model = detrend.fit_correction(trace, method, parameter, 1, pixels, sample=counts[:, :2000])
                     brightness, error = ratio_of_means(counts, model)
                     truth = epsilon if epsilon else 1.0
                     estimate = brightness - 1.0 if epsilon else brightness
-                    rows.append({
+                    row = {
                         "frames": frames, "pixels": pixels, "bleach": bleach, "epsilon": epsilon, "method": method,
                         "setting": parameter, "parameter": model.parameter,
                         "relative_error": estimate / truth - 1.0, "standard_error": error / truth,
                         "seconds": round(time.perf_counter() - started, 2),
-                    })
+                    }
+                    rows[key(row)] = row
+                    with checkpoint.open("a") as stream:
+                        stream.write(json.dumps(row) + "\n")
                     print(f"T={frames} bleach={bleach:.0%} epsilon={epsilon:g} {method} {parameter} "
-                          f"-> {model.parameter}: {100 * rows[-1]['relative_error']:+.3f}% "
-                          f"(SE {100 * rows[-1]['standard_error']:.3f}%)", flush=True)
-    return rows
+                          f"-> {model.parameter}: {100 * row['relative_error']:+.3f}% "
+                          f"(SE {100 * row['standard_error']:.3f}%)", flush=True)
+    return [rows[(f, b, e, m, p)] for f, _ in FRAMES_AND_PIXELS for b in BLEACHES for e in SIGNALS for m, p in SETTINGS]
 
 
 def verdict(row):
@@ -194,17 +206,18 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a tenth of the pixels (standard errors about 3x)")
     parser.add_argument("--skip-cost", action="store_true")
     args = parser.parse_args()
-    started = time.perf_counter()
-    rows = grid(0.1 if args.quick else 1.0)
+    name = "unbiased-grid-quick" if args.quick else "unbiased-grid"
+    RESULTS.mkdir(exist_ok=True)
+    checkpoint = RESULTS / f"{name}.partial.jsonl"
+    rows = grid(0.1 if args.quick else 1.0, checkpoint)
     costs = {} if args.skip_cost else cost()
     conditions = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": f"{platform.processor() or platform.machine()}, "
                   f"{__import__('os').cpu_count()} CPUs, {platform.platform()}",
                   "command": "benchmarks/unbiased_grid.py" + (" --quick" if args.quick else ""),
-                  "seconds": round(time.perf_counter() - started)}
-    name = "unbiased-grid-quick" if args.quick else "unbiased-grid"
-    RESULTS.mkdir(exist_ok=True)
+                  "grid_seconds": round(sum(row["seconds"] for row in rows))}
     (RESULTS / f"{name}.json").write_text(json.dumps({"conditions": conditions, "rows": rows, "cost": costs}, indent=1))
     (RESULTS / f"{name}.md").write_text(markdown(rows, costs, conditions))
+    checkpoint.unlink()
     print((RESULTS / f"{name}.md").read_text())
 
 
