@@ -455,8 +455,9 @@ def cellpose4_tiles(shape, diameter=0.0, tile_overlap=0.1):
     return count
 
 
-#: Largest batch of tiles per network call: on the CPU, 4 tiles (each batch of tiles adds about 120 MB
-#: in float32 to a peak of about 3 GB, docs/cellpose.md); on CUDA, cellpose's default, 8.
+#: Largest batch of tiles per network call: on the CPU 4 (a batch of 4 tiles in float32 stays under the
+#: peak of loading the weights, 2.85 GB, and more tiles per call are not faster on a few cores); on
+#: CUDA cellpose's default, 8 (not measured here: no GPU).
 CELLPOSE4_MAX_BATCH = {"cpu": 4, "cuda": 8}
 
 

@@ -417,7 +417,8 @@ def _run(run_workflow, workdir, model, shape=(96, 96), seed=7, **settings):
     config = _cellpose_config(workdir, model, **settings)
     first = run_workflow(workdir, "--configfile", config)
     assert jobs_run(first).get("segmentation") == 1
-    return SimpleNamespace(workdir=workdir, config=config, truth=truth, stack=stack, folder=workdir / "out" / "cells")
+    return SimpleNamespace(workdir=workdir, config=config, truth=truth, stack=stack, folder=workdir / "out" / "cells",
+                           output=first.stdout + first.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -492,6 +493,7 @@ def test_cellpose4_workflow_writes_cellposes_seg_npy(cellpose4_run, random_cpsam
     }  # fmt: skip
     used = json.loads((folder / "settings.json").read_text())["segmentation_used"]
     assert (used["generation"], used["cellpose_version"], used["precision"]) == (4, "4.2.1.1", expected_precision)
+    assert json.loads((folder / "settings.json").read_text())["versions"]["cellpose"] == "4.2.1.1"
     # cellpose 4's own _seg.npy, with the diameter it ran at (cellpose 4's writer puts NaN)
     seg = np.load(folder / "segmentation_image_seg.npy", allow_pickle=True).item()
     assert SEG_KEYS <= set(seg) and seg["filename"] == f"{folder.name}/segmentation_image.tif"
@@ -511,6 +513,10 @@ def test_cellpose4_workflow_writes_cellposes_seg_npy(cellpose4_run, random_cpsam
         assert overlay.resolve() in Path(imports[package]).resolve().parents, (package, imports)
     assert Path(imports["torch"]) == Path(torch.__file__)
     assert len(pd.read_csv(folder / "average_values_in_roi.csv")) == 0  # random weights: no cell
+    # the job asked for cellpose 4's memory and a run time for its one tile (the projection's size,
+    # known once the projection exists)
+    block = cellpose4_run.output.split("rule segmentation:")[1].split("\n\n")[0]
+    assert "mem_mb=4500" in block and "runtime=60" in block, block
 
 
 @pytest.mark.workflow
@@ -683,7 +689,7 @@ def test_segmentation_declares_a_gpu_only_when_it_uses_one(run_workflow, tmp_pat
     (tmp_path / "stacks").mkdir()
     write_stack(tmp_path / "stacks" / "cells.tif", np.ones((5, 16, 16), np.uint16))
     expected = {"true": 1, "false": 0, "auto": int(cellpose_adapter.cuda_available())}
-    for model, memory in ((tiny_model, 3500), (random_cpsam, 6500)):
+    for model, memory in ((tiny_model, 3500), (random_cpsam, 4500)):
         for setting, gpus in expected.items():
             config = _cellpose_config(tmp_path, model, gpu={"true": True, "false": False}.get(setting, setting))
             result = run_workflow(tmp_path, "--configfile", config, "--dry-run")

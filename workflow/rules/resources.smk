@@ -44,10 +44,10 @@ BASE_MEM_MB = 500
 
 #: Extra memory of the cellpose 3 segmentation (torch, the model, the network's activations).
 CELLPOSE_MEM_MB = 3000
-#: Extra memory of the cellpose 4 segmentation: its worker process (torch, Cellpose-SAM's 304.6 M
-#: weights built in float32, the file's weights while they are loaded, a batch of tiles' activations).
-#: Measured peak: see CELLPOSE4_PEAK_MB in docs/cellpose.md, "Memory and time".
-CELLPOSE4_MEM_MB = 6000
+#: Extra memory of the cellpose 4 segmentation: its worker process, whose peak is loading Cellpose-SAM
+#: (304.6 M weights built in float32 while the 1.2 GB file's weights are read): 2.85 GB measured
+#: (docs/cellpose.md, "Memory and time"), the same for one tile and for a batch of 4; with headroom.
+CELLPOSE4_MEM_MB = 4000
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,7 +120,7 @@ STACK_RUNTIME_MIN_PER_GB = 15
 #: cellpose on a CPU node: about 10 s per 1024 x 1024 projection (README), far less on a GPU
 CELLPOSE_RUNTIME_MIN = 60
 #: cellpose 4 on a CPU node, float32, per 256-pixel tile of the (rescaled) projection, in CPU seconds:
-#: measured 17-30 (docs/cellpose.md), asked as if on one core. A 1024 x 1024 projection at no
+#: measured 28-32 (docs/cellpose.md), asked as if on one core. A 1024 x 1024 projection without
 #: rescaling is 25 tiles, 2048 x 2048 100.
 CELLPOSE4_TILE_SECONDS = 40
 
