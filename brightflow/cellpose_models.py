@@ -271,11 +271,12 @@ def fetch_command(name, generation, python, overlay=None):
 
 
 def _how_to_fetch(name, generation, folder, python, overlay):
+    files = "files it prints" if name in SIZE_MODELS else "file it prints"
     return (
-        f"brightflow never downloads weights. On a machine with internet, run\n    "
-        f"{fetch_command(name, generation, python, overlay)}\n"
-        f"which saves them in the cellpose models folder ({folder}, or $CELLPOSE_LOCAL_MODELS_PATH where "
-        f"that is set); copy the file{'s' if name in SIZE_MODELS else ''} into {folder} on this machine. "
+        f"brightflow never downloads weights. On a machine with internet (this one, or in another brightflow "
+        f"checkout), run\n    {fetch_command(name, generation, python, overlay)}\n"
+        f"which saves the weights in that machine's cellpose models folder (~/.cellpose/models, or "
+        f"$CELLPOSE_LOCAL_MODELS_PATH where that is set); copy the {files} into {folder} here. "
         "Or set segmentation.model to the path of a model file, or use segmentation.method: threshold."
     )
 

@@ -283,6 +283,29 @@ print(json.dumps({{"version": imported["version"], "names": models.MODEL_NAMES, 
     assert result["models_dir"] == str(models_dir) and list(models_dir.iterdir()) == []
 
 
+def test_fetch_command_runs_each_generations_own_downloader(overlay, tiny_model, random_cpsam, tmp_path):
+    """The command a missing built-in model's message gives. Offline, cellpose's downloader finds the
+    files already in the folder and returns their paths (with internet it downloads them there)."""
+    (tmp_path / "cpsam").write_bytes(Path(random_cpsam).read_bytes())
+    (tmp_path / "nucleitorch_0").write_bytes(Path(tiny_model).read_bytes())
+    (tmp_path / "size_nucleitorch_0.npy").write_bytes(b"size")
+    base = {"CELLPOSE_LOCAL_MODELS_PATH": str(tmp_path)}
+
+    def fetch(name, generation):
+        env = cellpose_worker.worker_environment(generation, overlay, os.environ | base)
+        command = [sys.executable, "-s", "-m", "brightflow.cellpose_adapter", "fetch", name]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+
+    four = fetch("cpsam", 4)
+    assert four.returncode == 0 and four.stdout.split() == [str(tmp_path / "cpsam")], four.stderr[-3000:]
+    three = fetch("nuclei", 3)
+    assert three.stdout.split() == [str(tmp_path / "nucleitorch_0"), str(tmp_path / "size_nucleitorch_0.npy")]
+    # each name needs its own generation's cellpose: cpsam without the overlay is refused
+    wrong = fetch("cpsam", 3)
+    assert wrong.returncode == 2 and "needs cellpose 4" in wrong.stderr and "3.1.1.2" in wrong.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpsam", "nucleitorch_0", "size_nucleitorch_0.npy"]
+
+
 def test_precision_is_chosen_by_device_and_setting(monkeypatch):
     import torch
 
