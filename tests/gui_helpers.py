@@ -1,11 +1,15 @@
-"""The real cellpose GUI (cellpose 3.1.1, PyQt6) in the tests, without a display.
+"""The real cellpose GUIs (cellpose 3.1.1 and 4.2.1, PyQt6) in the tests, without a display.
 
 Qt runs on its ``offscreen`` platform (set here, before Qt is imported). One ``QApplication``
-and one ``cellpose.gui.gui.MainW`` serve the whole test session (fixtures ``cellpose_gui`` in
-conftest.py); :func:`load_seg` resets the window before each file. Edits go through the GUI's
-own code: its mouse handlers receive real Qt mouse events (``QTest``) on the image view, as
-when a user clicks, and :func:`save` is the GUI's Ctrl+S (``io._save_sets``). The GUI's
-autosave after each edit is switched off, so the tests' files change only when they save.
+and one ``cellpose.gui.gui.MainW`` of cellpose 3 serve the whole test session (fixtures
+``cellpose_gui`` in conftest.py); :func:`load_seg` resets the window before each file. Edits go
+through the GUI's own code: its mouse handlers receive real Qt mouse events (``QTest``) on the
+image view, as when a user clicks, and :func:`save` is the GUI's Ctrl+S (``io._save_sets``).
+The GUI's autosave after each edit is switched off, so the tests' files change only when they save.
+
+Cellpose 4's GUI cannot live in the tests' process (one cellpose per process): :func:`session`
+runs these same helpers in a child process with cellpose 4's overlay first on ``PYTHONPATH``
+(as its worker runs: brightflow.cellpose_worker), and returns what the GUI showed (:func:`view`).
 
 Without PyQt6 (or pyqtgraph, superqt, qtpy) the GUI tests are skipped with the reason;
 ``BRIGHTFLOW_REQUIRE_GUI=1`` (set by .ci/run) turns that skip into a failure.
@@ -17,6 +21,10 @@ import importlib
 import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import tifffile
@@ -42,6 +50,9 @@ def gui_problem():
 def start_gui():
     """The session's QApplication and cellpose GUI main window (about 7 s), on Qt's offscreen platform."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from brightflow.cellpose_adapter import import_cellpose
+
+    import_cellpose()  # cellpose 4 (in a session): torchvision's fix before the GUI imports cellpose
     from cellpose.gui import gui
     from qtpy import QtWidgets
 
@@ -78,9 +89,29 @@ def load_image(gui, image_path):
 
 
 def reset(gui):
-    """No file loaded, the diameter box as when the GUI starts."""
-    gui.Diameter.setText(GUI_START_DIAMETER)
+    """No file loaded, the diameter box as when the GUI starts (cellpose 3's; cellpose 4's ignores the file's)."""
+    if hasattr(gui, "Diameter"):
+        gui.Diameter.setText(GUI_START_DIAMETER)
     gui.reset()
+
+
+def cells(gui):
+    """The GUI's cell count (cellpose 4 keeps it in an observable: ``ncells.get()``)."""
+    count = gui.ncells
+    return int(count.get() if hasattr(count, "get") else count)
+
+
+def view(gui):
+    """What the GUI shows: loaded, the image file, the cell count, the masks, the image, the diameter
+    box (None in cellpose 4's GUI, which does not read the file's diameter)."""
+    return {
+        "loaded": bool(gui.loaded),
+        "filename": gui.filename,
+        "cells": cells(gui),
+        "cellpix": np.asarray(gui.cellpix[0]).copy(),
+        "shown": shown_image(gui).copy(),
+        "diameter": shown_diameter(gui) if hasattr(gui, "Diameter") else None,
+    }
 
 
 def _show(gui):
@@ -117,21 +148,28 @@ def shown_diameter(gui):
     return float(gui.Diameter.text())
 
 
-def assert_shows_results(gui, folder, projection, diameter):
+def assert_shows_results(gui, folder, projection, diameter, labels=None):
     """The GUI shows the experiment's projection, exactly the masks brightflow uses, and ``diameter``.
 
-    ``folder`` is an experiment's results folder; ``projection`` the mean of its stack;
-    ``diameter`` the ``est_diam`` expected in the diameter box (which shows one decimal).
+    ``gui`` is a GUI window or its :func:`view` (from a :func:`session`); ``folder`` an
+    experiment's results folder; ``projection`` the mean of its stack; ``diameter`` the
+    ``est_diam`` expected in the diameter box (which shows one decimal; cellpose 3's GUI only).
+    ``labels``: the masks expected, when they are not ``segmentation_labels.tif`` (the workflow
+    has not rerun since an edit).
     """
-    labels = tifffile.imread(folder / "segmentation_labels.tif")
+    shows = gui if isinstance(gui, dict) else view(gui)
     image_file = folder / "segmentation_image.tif"
-    assert gui.loaded is True
-    assert gui.filename == str(image_file.resolve())
-    assert int(gui.ncells) == labels.max() == json.loads((folder / "segmentation.json").read_text())["cells"]
-    assert np.array_equal(gui.cellpix[0], labels)
+    if labels is None:
+        labels = tifffile.imread(folder / "segmentation_labels.tif")
+        assert labels.max() == json.loads((folder / "segmentation.json").read_text())["cells"]
+    assert shows["loaded"] is True
+    assert shows["filename"] == str(image_file.resolve())
+    assert shows["cells"] == labels.max()
+    assert np.array_equal(shows["cellpix"], labels)
     assert np.allclose(tifffile.imread(image_file), projection, rtol=1e-5)
-    assert np.allclose(shown_image(gui), as_gui_scales(projection), atol=1e-3)
-    assert np.isfinite(diameter) and shown_diameter(gui) == float(f"{diameter:0.1f}")
+    assert np.allclose(shows["shown"], as_gui_scales(projection), atol=1e-3)
+    if shows["diameter"] is not None:
+        assert np.isfinite(diameter) and shows["diameter"] == float(f"{diameter:0.1f}")
 
 
 def pixel_inside(labels, label):
@@ -198,7 +236,7 @@ def draw_cell(gui, centre, radius, points=64):
     """
     from qtpy import QtTest
 
-    before = int(gui.ncells)
+    before = cells(gui)
     angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
     outline = [(centre[0] + radius * np.sin(a), centre[1] + radius * np.cos(a)) for a in angles]
     click(gui, *outline[0], button="right")
@@ -210,6 +248,74 @@ def draw_cell(gui, centre, radius, points=64):
         _process_events()
         if not gui.in_stroke:
             break
-    if gui.in_stroke or int(gui.ncells) != before + 1:
-        raise AssertionError(f"the GUI did not add the drawn cell ({int(gui.ncells)} cells, {before} before)")
+    if gui.in_stroke or cells(gui) != before + 1:
+        raise AssertionError(f"the GUI did not add the drawn cell ({cells(gui)} cells, {before} before)")
     return before + 1
+
+
+# --- another cellpose's GUI, in a child process -------------------------------------------------------
+
+
+def session(steps, overlay, generation=4, timeout=600):
+    """Run ``steps`` in the cellpose ``generation``'s GUI, in a child process (see the module's docstring).
+
+    ``steps``: a list of ``("load_seg", path)``, ``("click", row, col, modifier)``,
+    ``("draw_cell", (row, col), radius)``, ``("save",)``, ``("autosave", on)`` (File > Disable
+    autosave, which :func:`start_gui` ticks) and ``("view",)``. Returns
+    ``{"cellpose": <the cellpose the child imported>, "views": [one view() per "view" step]}``.
+    """
+    from brightflow.cellpose_worker import worker_environment
+
+    env = worker_environment(generation, overlay)
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    with tempfile.TemporaryDirectory(prefix="brightflow-gui-") as folder:
+        folder = Path(folder)
+        (folder / "steps.json").write_text(json.dumps([list(step) for step in steps]))
+        process = subprocess.run(
+            [sys.executable, "-s", __file__, str(folder)], env=env, capture_output=True, text=True, timeout=timeout
+        )
+        if process.returncode != 0:
+            raise AssertionError(f"the cellpose {generation} GUI session failed:\n{process.stdout[-3000:]}\n"
+                                 f"{process.stderr[-6000:]}")  # fmt: skip
+        answer = json.loads((folder / "answer.json").read_text())
+        for k, shows in enumerate(answer["views"]):
+            with np.load(folder / f"view{k}.npz") as arrays:
+                shows |= {name: arrays[name] for name in arrays.files}
+    return answer
+
+
+def _session_main(folder):
+    """The child of :func:`session`: start the GUI of the cellpose this Python imports, run the steps."""
+    from brightflow.cellpose_adapter import import_cellpose
+
+    folder = Path(folder)
+    imported = import_cellpose()
+    app, gui = start_gui()
+    gui.show()
+    views = []
+    for step in json.loads((folder / "steps.json").read_text()):
+        name, arguments = step[0], step[1:]
+        if name == "load_seg":
+            load_seg(gui, *arguments)
+        elif name == "click":
+            click(gui, *arguments)
+        elif name == "draw_cell":
+            draw_cell(gui, tuple(arguments[0]), arguments[1])
+        elif name == "save":
+            save(gui)
+        elif name == "autosave":
+            gui.disableAutosave.setChecked(not arguments[0])
+        elif name == "view":
+            shows = view(gui)
+            np.savez(folder / f"view{len(views)}.npz", cellpix=shows.pop("cellpix"), shown=shows.pop("shown"))
+            views.append(shows)
+        else:
+            raise ValueError(f"unknown GUI step {name!r}")
+    cellpose = {key: imported[key] for key in ("generation", "version", "file")}
+    (folder / "answer.json").write_text(json.dumps({"cellpose": cellpose, "views": views}))
+    gui.close()
+    app.processEvents()
+
+
+if __name__ == "__main__":
+    _session_main(sys.argv[1])

@@ -197,7 +197,12 @@ def test_jobs_go_where_the_slurm_keys_say(tmp_path):
     """slurm.account / partition / gpu_partition (or BRIGHTFLOW_SLURM_*) become every job's
     slurm_account / slurm_partition; a GPU job (cellpose on CUDA) goes to the GPU partition; with
     nothing set no job names a partition or an account (the cluster's defaults apply)."""
-    segmentation = {"method": "cellpose", "gpu": True, "model": "cyto3"}
+    import torch
+
+    # a cellpose model must exist when the run starts: a file with a cellpose 3 network's keys
+    model = tmp_path / "cellpose3_model"
+    torch.save({"downsample.down.res_down_0.conv.conv_0.0.weight": torch.zeros(1)}, model)
+    segmentation = {"method": "cellpose", "gpu": True, "model": str(model)}
     keys = tmp_path / "keys.yaml"
     keys.write_text(f"input_dir: demo\nsegmentation: {segmentation}\n"
                     "slurm: {account: lab42, partition: cpu_p, gpu_partition: gpu_p}\n")

@@ -44,38 +44,58 @@ def _existing(image, mask, **_):
 
 
 def _cellpose(image, image_path, seg_path, cellpose, threads, **_):
-    """Run cellpose and write its _seg.npy with cellpose's own writer; the result and the record."""
-    from .. import cellpose_adapter
+    """Run cellpose in its generation's environment (brightflow.cellpose_worker), which writes the
+    _seg.npy with cellpose's own writer; the _seg.npy's contents, the device and the record."""
+    from .. import cellpose_models, cellpose_worker
 
+    spec = cellpose_models.ModelSpec.from_record(cellpose)
     try:
-        result = cellpose_adapter.segment(
+        answer = cellpose_worker.run(
             image,
-            cellpose["model"],
+            image_path,
+            spec,
             diameter=cellpose["diameter"],
             flow_threshold=cellpose["flow_threshold"],
             cellprob_threshold=cellpose["cellprob_threshold"],
             gpu=cellpose["gpu"],
+            precision=cellpose["precision"],
             threads=threads,
+            overlay=cellpose["overlay"],
         )
-    except (cellpose_adapter.ModelNotFoundError, cellpose_adapter.GpuUnavailableError) as error:
+    except (cellpose_models.ModelNotFoundError, cellpose_models.WrongModelError, cellpose_worker.WorkerError) as error:
         raise io.InputError(str(error)) from error
-    written = cellpose_adapter.write_seg_npy(image, result, image_path)
-    if os.path.abspath(written) != os.path.abspath(seg_path):
-        raise RuntimeError(f"cellpose wrote {written}, expected {seg_path}")
+    ran = answer["cellpose"]
+    if ran["version"] != cellpose["cellpose_version"]:
+        raise io.InputError(
+            f"the workflow was started with cellpose {cellpose['cellpose_version']} for this model, but the job ran "
+            f"cellpose {ran['version']} ({ran['file']}): the environment changed during the run. Run snakemake again."
+        )
+    for package, path in answer["modules"].items():
+        log.info("cellpose %d job: %s from %s", spec.generation, package, path)
+    if os.path.abspath(answer["seg"]) != os.path.abspath(seg_path):
+        raise RuntimeError(f"cellpose wrote {answer['seg']}, expected {seg_path}")
     record = {
         "model": cellpose["model"],
-        "model_file": result.model.weights,
-        "diameter": result.diameter,
-        "diameter_source": result.diameter_source,
+        "model_file": spec.weights,
+        "generation": spec.generation,
+        "cellpose_version": ran["version"],
+        "precision": answer["precision"],
+        "diameter": answer["diameter"],
+        "diameter_source": answer["diameter_source"],
         "flow_threshold": cellpose["flow_threshold"],
         "cellprob_threshold": cellpose["cellprob_threshold"],
         "gpu_setting": cellpose["gpu"],
+        "precision_setting": cellpose["precision"],
+        "tiles": answer["tiles"],
+        "batch_size": answer["batch_size"],
     }
+    log.info("cellpose %d job: %s seconds (load, eval, total)", spec.generation, answer["seconds"])
     seg = io.read_seg_npy(seg_path)
-    # cellpose's writer stores the diameter it ran at as 'diameter' only; the GUI shows 'est_diam'
-    # in its diameter box (and runs models at it): the same diameter
-    seg["est_diam"] = seg["diameter"] = float(result.diameter)
-    return seg, result.device, record
+    # cellpose 3's writer stores the diameter it ran at as 'diameter' only, cellpose 4's writes NaN;
+    # cellpose 3's GUI shows 'est_diam' in its diameter box (and runs models at it): the diameter
+    # the masks were made at, for both (30 for cellpose 4 without rescaling)
+    seg["est_diam"] = seg["diameter"] = float(answer["diameter"])
+    return seg, answer["device"], record
 
 
 def _image_name(image):

@@ -134,7 +134,9 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
             "degrees_of_freedom")},
         "nb_threshold_used": io.read_json(threshold_record),
         "versions": {"brightflow": __version__, "python": platform.python_version()}
-        | {package: _version(package) for package in PACKAGES},
+        | {package: _version(package) for package in PACKAGES}
+        # the cellpose that segmented (cellpose 4 runs from its own overlay, not this environment)
+        | ({"cellpose": record["cellpose_version"]} if record.get("cellpose_version") else {}),
         "platform": platform.platform(),
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
     }

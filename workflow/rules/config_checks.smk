@@ -104,6 +104,49 @@ SETTINGS_RECORDED = _settings_recorded()
 NB_THRESHOLD = _nb_threshold()
 
 
+def _cellpose_deployment():
+    """Cellpose 4's overlay folder (`make venv`), or None when the rules run in conda environments
+    (`--sdm conda`: envs/cellpose4.yaml installs cellpose 4 itself)."""
+    from snakemake.settings.types import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return None
+    return os.path.join(workflow.basedir, ".cellpose4")
+
+
+def _cellpose_settings(segmentation):
+    """The cellpose keys, with the model resolved to its file and generation (brightflow.cellpose_models):
+    a wrong, unknown or missing model, or a cellpose generation that is not installed, stops the run here."""
+    import sys
+
+    from brightflow import cellpose_models
+
+    overlay = _cellpose_deployment()
+    try:
+        spec = cellpose_models.resolve_model(segmentation["model"], python=sys.executable, overlay=overlay)
+    except (cellpose_models.ModelNotFoundError, cellpose_models.WrongModelError) as error:
+        raise WorkflowError(str(error))
+    if spec.generation == 3 and segmentation["precision"] == "bfloat16":
+        raise WorkflowError(
+            f"segmentation.precision is bfloat16, but segmentation.model {segmentation['model']!r} is a cellpose 3 "
+            "model, which runs in float32 only: set precision to auto or float32 (bfloat16 is for cellpose 4 models)."
+        )
+    try:
+        version = cellpose_models.installed_version(spec.generation, overlay, conda=overlay is None)
+    except cellpose_models.ModelNotFoundError as error:
+        raise WorkflowError(str(error))
+    return spec.record() | {
+        "cellpose_version": version,
+        "diameter": float(segmentation["diameter"]),
+        "flow_threshold": float(segmentation["flow_threshold"]),
+        "cellprob_threshold": float(segmentation["cellprob_threshold"]),
+        "gpu": segmentation["gpu"],
+        "precision": segmentation["precision"],
+        # where the cellpose 4 worker imports cellpose 4 from (None: this environment, with --sdm conda)
+        "overlay": overlay if spec.generation == 4 else None,
+    }
+
+
 def _segmentation_settings(method):
     """The settings of segmentation.method `method` when it is the chosen one, else {} (so that
     changing another method's keys reruns nothing)."""
@@ -119,14 +162,12 @@ def _segmentation_settings(method):
         except ValueError as error:
             raise WorkflowError(f"{error}.")
         return settings
-    return {
-        "model": segmentation["model"],
-        "diameter": float(segmentation["diameter"]),
-        "flow_threshold": float(segmentation["flow_threshold"]),
-        "cellprob_threshold": float(segmentation["cellprob_threshold"]),
-        "gpu": segmentation["gpu"],
-    }
+    return _cellpose_settings(segmentation)
 
 
 SEGMENTATION_THRESHOLD = _segmentation_settings("threshold")
 SEGMENTATION_CELLPOSE = _segmentation_settings("cellpose")
+#: The cellpose generation that segments (3 or 4), or None without cellpose.
+CELLPOSE_GENERATION = SEGMENTATION_CELLPOSE.get("generation")
+#: The segmentation rule's conda environment (--sdm conda): cellpose 4's for a cellpose 4 model.
+SEGMENTATION_CONDA_ENV = "../../envs/cellpose4.yaml" if CELLPOSE_GENERATION == 4 else "../../envs/cellpose.yaml"

@@ -17,7 +17,7 @@ def _segmentation_gpu_jobs():
     gpu true: 1; false: 0; auto: 1 when torch sees CUDA here (on a cluster, where the login
     node has no GPU, set gpu: true so the jobs request one).
     """
-    if config["segmentation"]["method"] != "cellpose":
+    if CELLPOSE_GENERATION is None:
         return 0
     setting = config["segmentation"]["gpu"]
     if setting is True or setting is False:
@@ -42,8 +42,12 @@ SEGMENTATION_GPU_JOBS = _segmentation_gpu_jobs()
 #: are in docs/slurm.md, "Memory requests".
 BASE_MEM_MB = 500
 
-#: Extra memory of the cellpose segmentation (torch, the model, the network's activations).
+#: Extra memory of the cellpose 3 segmentation (torch, the model, the network's activations).
 CELLPOSE_MEM_MB = 3000
+#: Extra memory of the cellpose 4 segmentation: its worker process, whose peak is loading Cellpose-SAM
+#: (304.6 M weights built in float32 while the 1.2 GB file's weights are read): 2.85 GB measured
+#: (docs/cellpose.md, "Memory and time"), the same for one tile and for a batch of 4; with headroom.
+CELLPOSE4_MEM_MB = 4000
 
 
 @functools.lru_cache(maxsize=None)
@@ -96,7 +100,8 @@ def timeseries_mem_mb(wildcards, input, attempt):
 
 
 def segmentation_mem_mb(wildcards, attempt):
-    extra = CELLPOSE_MEM_MB if config["segmentation"]["method"] == "cellpose" else 0
+    """mem_mb of the segmentation rule: its script, plus cellpose's worker for the generation in use."""
+    extra = {None: 0, 3: CELLPOSE_MEM_MB, 4: CELLPOSE4_MEM_MB}[CELLPOSE_GENERATION]
     return (BASE_MEM_MB + extra) * attempt
 
 
@@ -118,6 +123,10 @@ STACK_RUNTIME_MIN = 15
 STACK_RUNTIME_MIN_PER_GB = 15
 #: cellpose on a CPU node: about 10 s per 1024 x 1024 projection (README), far less on a GPU
 CELLPOSE_RUNTIME_MIN = 60
+#: cellpose 4 on a CPU node, float32, per 256-pixel tile of the (rescaled) projection, in CPU seconds:
+#: measured 28-32 (docs/cellpose.md), asked as if on one core. A 1024 x 1024 projection without
+#: rescaling is 25 tiles, 2048 x 2048 100.
+CELLPOSE4_TILE_SECONDS = 40
 
 
 def light_runtime(wildcards, attempt):
@@ -130,8 +139,26 @@ def stack_runtime(wildcards, input, attempt):
     return int((STACK_RUNTIME_MIN + STACK_RUNTIME_MIN_PER_GB * size_gb) * attempt)
 
 
-def segmentation_runtime(wildcards, attempt):
-    if config["segmentation"]["method"] == "cellpose":
+def _projection_shape(path):
+    """(y, x) of the projection, from its TIFF header; FileNotFoundError before it exists (snakemake
+    then asks again when the projection is made)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file", path)
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        return tiff.pages[0].shape[-2:]
+
+
+def segmentation_runtime(wildcards, input, attempt):
+    """runtime of the segmentation rule. With cellpose 4 it grows with the tiles of the projection
+    (brightflow.cellpose_models.cellpose4_tiles), at the CPU's pace (on a GPU it takes far less)."""
+    if CELLPOSE_GENERATION == 4:
+        from brightflow.cellpose_models import cellpose4_tiles
+
+        tiles = cellpose4_tiles(_projection_shape(input.image), SEGMENTATION_CELLPOSE["diameter"])
+        return int((CELLPOSE_RUNTIME_MIN + tiles * CELLPOSE4_TILE_SECONDS / 60) * attempt)
+    if CELLPOSE_GENERATION == 3:
         return CELLPOSE_RUNTIME_MIN * attempt
     return LIGHT_RUNTIME_MIN * attempt
 

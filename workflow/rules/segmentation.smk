@@ -6,6 +6,9 @@
 # GUI overwrites the _seg.npy: it is then newer than its inputs, so segmentation does not rerun,
 # while every rule that reads it (segmentation_exports, analysis_mask, tables, settings) does,
 # and so does everything downstream of those.
+#
+# Cellpose runs in a worker process in the environment of the model's generation: cellpose 3 in
+# brightflow's, cellpose 4 with the overlay folder .cellpose4 first (brightflow.cellpose_worker).
 
 
 rule segmentation:
@@ -20,8 +23,9 @@ rule segmentation:
     benchmark:
         f"{BENCH_DIR}/{{experiment}}/segmentation.tsv"
     conda:
-        "../../envs/cellpose.yaml"
-    threads: 4 if config["segmentation"]["method"] == "cellpose" else 1
+        # cellpose 3 or cellpose 4, by the model's generation (config_checks.smk)
+        SEGMENTATION_CONDA_ENV
+    threads: 4 if CELLPOSE_GENERATION else 1
     resources:
         # a GPU job goes to slurm.gpu_partition
         **slurm_placement(gpu=bool(SEGMENTATION_GPU_JOBS)),
@@ -33,7 +37,8 @@ rule segmentation:
         method=config["segmentation"]["method"],
         # the content of an existing mask file (segmentation.method existing)
         mask_sha256=input_digest("mask"),
-        # only the chosen method's settings: changing another method's keys reruns nothing
+        # only the chosen method's settings: changing another method's keys reruns nothing. cellpose's:
+        # the model's file and generation, the cellpose version that runs it, the precision setting
         threshold=SEGMENTATION_THRESHOLD,
         cellpose=SEGMENTATION_CELLPOSE,
     script:
