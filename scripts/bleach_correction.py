@@ -7,7 +7,7 @@ run(
     bleach.bleach_correction,
     snakemake.log,
     snakemake.threads,
-    stack=source(snakemake.input.stack, snakemake.params.source),
+    stack=source(snakemake.params.source),
     labels=snakemake.input.labels,
     model=snakemake.output.model,
     swaps=snakemake.output.swaps,

@@ -7,7 +7,7 @@ run(
     maps.nb_cross,
     snakemake.log,
     snakemake.threads,
-    stack=source(snakemake.input.stack, snakemake.params.source),
+    stack=source(snakemake.params.source),
     models=snakemake.input.models,
     swaps=snakemake.input.swaps,
     intensities=snakemake.input.intensities,

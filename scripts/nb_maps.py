@@ -7,7 +7,7 @@ run(
     maps.nb_maps,
     snakemake.log,
     snakemake.threads,
-    stack=source(snakemake.input.stack, snakemake.params.source),
+    stack=source(snakemake.params.source),
     model=snakemake.input.model,
     swaps=snakemake.input.swaps,
     labels=snakemake.input.labels,

@@ -6,7 +6,7 @@ from brightflow.steps import projection
 run(
     projection.mean_projection,
     snakemake.log,
-    stack=source(snakemake.input.stack, snakemake.params.source),
+    stack=source(snakemake.params.source),
     output=snakemake.output.image,
     channel=snakemake.params.channel,
     axes=snakemake.params.axes,

@@ -6,7 +6,7 @@ from brightflow.steps import tables
 run(
     tables.settings_record,
     snakemake.log,
-    stack=source(snakemake.input.stack, snakemake.params.source),
+    stack=source(snakemake.params.source),
     model=snakemake.input.model,
     seg=snakemake.input.seg,
     seg_record=snakemake.input.seg_record,

@@ -79,7 +79,7 @@ def _help(command):
 def _commands():
     for doc in DOCS:
         for block in SHELL_BLOCK.findall(doc.read_text()):
-            for line in block.splitlines():
+            for line in block.replace("\\\n", " ").splitlines():  # a line continued with a backslash is one command
                 line = line.strip()
                 if line and not line.startswith("#"):
                     yield doc, shlex.split(line, comments=True)

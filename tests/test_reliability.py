@@ -219,6 +219,28 @@ def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_nam
     assert (tmp_path / "results" / "run_summary.txt").read_text().startswith("brightflow: 2 of 4 experiment(s)")
 
 
+def test_an_input_deleted_mid_run_fails_only_its_experiment(run_workflow, tmp_path, two_stacks):
+    """Under --keep-going, a stack that disappears while the run goes on fails its own experiment, with that
+    cause in the summary; the other experiment's results are complete and the output folder's lock is given
+    back."""
+    results = tmp_path / "results"
+    # Deterministic: the run cannot end before the block does (helpers.held_run), and b's stack is deleted
+    # while b's jobs that read it (bleach correction, N&B maps, settings) cannot all have run yet: they wait
+    # for b's projection and segmentation, which wait for a free core.
+    with held_run(tmp_path, "--keep-going", config={"input_dir": two_stacks}, must_succeed=False) as run:
+        (two_stacks / "b.tif").unlink()
+    assert run.returncode != 0
+    output = (tmp_path / "held_run" / "snakemake.log").read_text()
+    summary = (results / "run_summary.txt").read_text()
+    assert summary.startswith("brightflow: 1 of 2 experiment(s) did not finish"), summary
+    assert (f"  - b: {two_stacks}/b.tif: the recording was removed while the run went on (it was there when the "
+            "run started). Put it back and run again. (log: results/logs/b/") in summary, summary
+    assert "1 finished, with complete results: a." in summary
+    assert output.rstrip().endswith(summary.rstrip().splitlines()[-1])
+    assert (results / "a" / "average_values_in_roi.csv").is_file()
+    assert not (results / ".brightflow" / "run.lock").exists()
+
+
 def test_a_successful_run_ends_with_its_summary(run_workflow, tmp_path):
     """Every run ends with a few lines, the last a user reads and kept in run_summary.txt: where the
     results are, the experiments with their cells and bleach correction, the flagged cells, the time."""

@@ -150,11 +150,10 @@ class StackSource(str):
         return str(self) if self.series is None else f"{self} (series {self.series})"
 
 
-def source(path, spec=None):
-    """A :class:`StackSource` for a rule's stack and its ``source`` parameter (``{"series": ...,
-    "sha256": ..., "digest_cache": ...}``, brightflow's common.smk ``stack_source``)."""
-    spec = spec or {}
-    return StackSource(path, spec.get("series"), spec.get("sha256"), spec.get("digest_cache"))
+def source(spec):
+    """A :class:`StackSource` for a rule's ``source`` parameter (``{"path": ..., "series": ..., "sha256": ...,
+    "digest_cache": ...}``, brightflow's common.smk ``stack_source``)."""
+    return StackSource(spec["path"], spec.get("series"), spec.get("sha256"), spec.get("digest_cache"))
 
 
 def series_of(path):

@@ -348,6 +348,7 @@ def stack_source(wildcards):
     (brightflow.io.sources.check_unchanged) instead of mixing two versions."""
     experiment = experiment_of(wildcards.experiment)
     return {
+        "path": SAMPLES.loc[experiment, "path"],
         "series": experiment_series(experiment),
         "sha256": input_digest("path")(wildcards),
         "digest_cache": DIGEST_CACHE,
@@ -355,7 +356,17 @@ def stack_source(wildcards):
 
 
 def stack_path(wildcards):
-    return _input_file(experiment_of(wildcards.experiment), "path")
+    """Input function: the experiment's stack as a Snakemake input only when the workflow makes it (the
+    demo's), or rule missing_input's report when it is not there as the run starts. A user's recording
+    reaches the steps through their ``source`` parameter (stack_source: path, series, content), not as an
+    input: Snakemake stops the whole run, --keep-going or not, when a job's input file is missing as the
+    job starts, while a step that finds its recording gone fails its own experiment only
+    (brightflow.io.sources.check_unchanged). Reruns follow the content through the same parameter."""
+    experiment = experiment_of(wildcards.experiment)
+    path = SAMPLES.loc[experiment, "path"]
+    if _made_by_the_workflow(experiment) or not os.path.exists(path):
+        return _input_file(experiment, "path")
+    return []
 
 
 def segmentation_file(name):

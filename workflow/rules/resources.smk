@@ -78,25 +78,30 @@ def _series(wildcards):
     return experiment_series(experiment_of(wildcards.experiment))
 
 
-def stack_mem_mb(wildcards, input, attempt):
+def _recording(wildcards):
+    """The experiment's recording (not always a Snakemake input of its rules: common.smk, stack_path)."""
+    return SAMPLES.loc[experiment_of(wildcards.experiment), "path"]
+
+
+def stack_mem_mb(wildcards, attempt):
     """mem_mb of a rule that reads the experiment's stack (projection, bleach correction,
     N&B maps, settings): the decoded stack plus :data:`BASE_MEM_MB`, times the attempt (a retry asks more)."""
-    return int((BASE_MEM_MB + stack_megabytes(input.stack, _series(wildcards))) * attempt)
+    return int((BASE_MEM_MB + stack_megabytes(_recording(wildcards), _series(wildcards))) * attempt)
 
 
-def timeseries_mem_mb(wildcards, input, attempt):
+def timeseries_mem_mb(wildcards, attempt):
     """mem_mb of rule nb_timeseries, the stack as for the other stack rules plus the windows that are
     open at once while the frames stream past (ceil(frames_per_set / step) of them, four frame-sized
     arrays of sums each). Finished windows go to temporary files (brightflow.io.FrameStore) and the
     maps are written a window at a time, so the number of windows does not count."""
     frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
     try:
-        frame_values = bio.frame_size(bio.StackSource(input.stack, _series(wildcards)), config["input"]["axes"])
+        frame_values = bio.frame_size(bio.StackSource(_recording(wildcards), _series(wildcards)), config["input"]["axes"])
     except bio.InputError:  # the job fails with the file's own message
         frame_values = 0
     open_windows = -(-frames_per_set // (frames_per_set - overlap))
     windows_mb = open_windows * frame_values * 8 * 4 / 2**20
-    return int((BASE_MEM_MB + stack_megabytes(input.stack, _series(wildcards)) + windows_mb) * attempt)
+    return int((BASE_MEM_MB + stack_megabytes(_recording(wildcards), _series(wildcards)) + windows_mb) * attempt)
 
 
 def segmentation_mem_mb(wildcards, attempt):
@@ -133,9 +138,10 @@ def light_runtime(wildcards, attempt):
     return LIGHT_RUNTIME_MIN * attempt
 
 
-def stack_runtime(wildcards, input, attempt):
+def stack_runtime(wildcards, attempt):
     """runtime of a rule that reads the stack (a base plus a share per GB of the file, times the attempt)."""
-    size_gb = bio.recording_bytes(input.stack) / 2**30 if os.path.exists(input.stack) else 0
+    path = _recording(wildcards)
+    size_gb = bio.recording_bytes(path) / 2**30 if os.path.exists(path) else 0
     return int((STACK_RUNTIME_MIN + STACK_RUNTIME_MIN_PER_GB * size_gb) * attempt)
 
 
