@@ -2,7 +2,7 @@
 #   make demo   creates .venv (pinned), then runs the workflow on the simulated demo data
 #   make test   creates .venv (pinned), checks the code (make lint), then runs the test suite and the
 #               docstrings' examples (doctests)
-#   make lint   ruff on the Python, snakefmt on the Snakefile and rules, snakemake --lint
+#   make lint   ruff (checks and formatting) on the Python, snakefmt on the Snakefile and rules, snakemake --lint
 #   make cellpose-gui / make cellpose4-gui   the cellpose 3 / cellpose 4 GUI, to correct masks
 #   make report after a run (make demo, or your own: pass its options in RUN_ARGS), Snakemake's
 #               report of it: results/report.html, or REPORT=path.zip for a zipped folder
@@ -51,6 +51,7 @@ report: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --config input_dir=demo
 

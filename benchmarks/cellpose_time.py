@@ -168,7 +168,9 @@ def main():
     bf16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     print(f"\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
           f"{torch.__version__}, native CPU bfloat16: {'yes' if bf16 else 'no'}; {args.threads} threads\n")  # fmt: skip
-    print("| cellpose | image | device | precision | tiles | s per image | CPU s per image | model load s | peak MB | cells |")
+    print(
+        "| cellpose | image | device | precision | tiles | s per image | CPU s per image | model load s | peak MB | cells |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['generation']} | {row['size']} x {row['size']} | {row['device']} | {row['precision']} | "

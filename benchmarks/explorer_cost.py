@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
@@ -92,8 +91,13 @@ def write_maps(folder, seed=1):
         np.save(folder / f"{name}.npy", values)
     stats.cell_table(maps, labels).to_csv(folder / "average_values_in_roi.csv", index=False)
     tifffile.imwrite(folder / "analysis_labels.tif", labels, imagej=True)
-    tifffile.imwrite(folder / "segmentation_image.tif", intensity.astype(np.float32), imagej=True,
-                     resolution=(10.0, 10.0), metadata={"unit": "micron"})
+    tifffile.imwrite(
+        folder / "segmentation_image.tif",
+        intensity.astype(np.float32),
+        imagej=True,
+        resolution=(10.0, 10.0),
+        metadata={"unit": "micron"},
+    )
     return int((labels > 0).sum())
 
 
@@ -109,8 +113,7 @@ def rule_alone(repeats):
             times.append(round(time.perf_counter() - started, 2))
             bench.log(f"rule script alone: {times[-1]:.2f} s")
         size = (folder / "brightness_explorer.html").stat().st_size
-    return {"cell_pixels": cell_pixels, "wall_s": times, "wall_s_median": statistics.median(times),
-            "page_bytes": size}
+    return {"cell_pixels": cell_pixels, "wall_s": times, "wall_s_median": statistics.median(times), "page_bytes": size}
 
 
 def workflow_once(workdir, stack, mask, name, omit, bleach_method="linear"):
@@ -120,13 +123,28 @@ def workflow_once(workdir, stack, mask, name, omit, bleach_method="linear"):
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     (run_dir / "samples.tsv").write_text(f"experiment\tpath\tmask\nbench\t{stack}\t{mask}\n")
-    config = {"samples": str(run_dir / "samples.tsv"), "output_dir": "results",
-              "segmentation": {"method": "existing"}, "bleach_correction": {"method": bleach_method}}
+    config = {
+        "samples": str(run_dir / "samples.tsv"),
+        "output_dir": "results",
+        "segmentation": {"method": "existing"},
+        "bleach_correction": {"method": bleach_method},
+    }
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = bench.brightflow_env()
     env["BRIGHTFLOW_BENCH_RULES"] = str(run_dir / "rules.jsonl")
-    command = [sys.executable, "-m", "snakemake", "--snakefile", REPO / "Snakefile", "--directory", run_dir,
-               "--cores", "2", "--configfile", run_dir / "config.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        REPO / "Snakefile",
+        "--directory",
+        run_dir,
+        "--cores",
+        "2",
+        "--configfile",
+        run_dir / "config.yaml",
+    ]
     # both runs leave out the target rule `all`: snakemake ends about a second later after running it
     # (measured), and --omit-from brightness_explorer leaves it out too, as it comes after the rule
     command += ["--omit-from", "all"] + (["brightness_explorer"] if omit else [])
@@ -138,8 +156,10 @@ def workflow_once(workdir, stack, mask, name, omit, bleach_method="linear"):
     made = (run_dir / "results" / "bench" / "brightness_explorer.html").exists()
     if made == omit:
         raise SystemExit(f"workflow {name}: brightness_explorer.html {'made' if made else 'missing'}")
-    bench.log(f"workflow {'without' if omit else 'with'} the explorer: {result['wall_s']:.2f} s wall"
-              + (f" (rule {explorer[0]:.2f} s)" if explorer else ""))
+    bench.log(
+        f"workflow {'without' if omit else 'with'} the explorer: {result['wall_s']:.2f} s wall"
+        + (f" (rule {explorer[0]:.2f} s)" if explorer else "")
+    )
     return {"wall_s": result["wall_s"], "explorer_rule_wall_s": explorer[0] if explorer else None}
 
 
@@ -154,17 +174,25 @@ def workflow_ab(workdir, runs, bleach_method):
     median_without = statistics.median(r["wall_s"] for r in without_rule)
     # each run with the rule against the run without it just before: the machine's load changes
     # more between pairs than within one
-    added = [round(w["wall_s"] - wo["wall_s"], 2) for w, wo in zip(with_rule, without_rule)]
-    return {"runs": runs, "bleach_method": bleach_method, "with": with_rule, "without": without_rule,
-            "median_with_s": statistics.median(r["wall_s"] for r in with_rule), "median_without_s": median_without,
-            "added_s": added, "median_added_s": statistics.median(added),
-            "median_added_percent": round(100 * statistics.median(added) / median_without, 1)}
+    added = [round(w["wall_s"] - wo["wall_s"], 2) for w, wo in zip(with_rule, without_rule, strict=False)]
+    return {
+        "runs": runs,
+        "bleach_method": bleach_method,
+        "with": with_rule,
+        "without": without_rule,
+        "median_with_s": statistics.median(r["wall_s"] for r in with_rule),
+        "median_without_s": median_without,
+        "added_s": added,
+        "median_added_s": statistics.median(added),
+        "median_added_percent": round(100 * statistics.median(added) / median_without, 1),
+    }
 
 
 def markdown(report):
     rule = report["rule_alone"]
     lines = [
-        f"# Brightness explorer cost ({report['date']})", "",
+        f"# Brightness explorer cost ({report['date']})",
+        "",
         f"Machine: {report['machine']}; load average before {report['load_before']}, after {report['load_after']}.",
         "",
         f"Rule script alone, 512 x 512 maps, {rule['cell_pixels']:,} cell pixels: "
@@ -173,31 +201,50 @@ def markdown(report):
     ]
     if "workflow" in report:
         flow = report["workflow"]
-        lines += ["", f"Workflow, `bleach_correction.method: {flow['bleach_method']}`, `--cores 2`:", "",
-                  "| pair | without the explorer (s) | with (s) | added (s) | the rule's own wall time (s) |",
-                  "|---|---|---|---|---|"]
-        for index, (without, with_, added) in enumerate(zip(flow["without"], flow["with"], flow["added_s"])):
-            lines.append(f"| {index + 1} | {without['wall_s']:.2f} | {with_['wall_s']:.2f} | {added:+.2f} | "
-                         f"{with_['explorer_rule_wall_s']:.2f} |")
-        lines += ["", f"Median without the explorer {flow['median_without_s']:.2f} s, "
-                      f"with {flow['median_with_s']:.2f} s; median of the pairs' differences "
-                      f"{flow['median_added_s']:+.2f} s "
-                      f"({flow['median_added_percent']:+.1f}% of the median without)."]
+        lines += [
+            "",
+            f"Workflow, `bleach_correction.method: {flow['bleach_method']}`, `--cores 2`:",
+            "",
+            "| pair | without the explorer (s) | with (s) | added (s) | the rule's own wall time (s) |",
+            "|---|---|---|---|---|",
+        ]
+        for index, (without, with_, added) in enumerate(
+            zip(flow["without"], flow["with"], flow["added_s"], strict=False)
+        ):
+            lines.append(
+                f"| {index + 1} | {without['wall_s']:.2f} | {with_['wall_s']:.2f} | {added:+.2f} | "
+                f"{with_['explorer_rule_wall_s']:.2f} |"
+            )
+        lines += [
+            "",
+            f"Median without the explorer {flow['median_without_s']:.2f} s, "
+            f"with {flow['median_with_s']:.2f} s; median of the pairs' differences "
+            f"{flow['median_added_s']:+.2f} s "
+            f"({flow['median_added_percent']:+.1f}% of the median without).",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="runs of the rule script alone")
-    parser.add_argument("--workflow", type=int, default=0, metavar="N",
-                        help="also run the workflow N times with and N times without the rule")
+    parser.add_argument(
+        "--workflow",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the workflow N times with and N times without the rule",
+    )
     parser.add_argument("--bleach", default="linear", help="bleach_correction.method of the workflow runs")
     parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "work")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     parser.add_argument("--tag", default="", help="written to explorer-cost-<tag>.json/.md")
     args = parser.parse_args(argv)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": bench.machine(),
-              "load_before": bench.load_average()}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": bench.machine(),
+        "load_before": bench.load_average(),
+    }
     report["rule_alone"] = rule_alone(args.repeats)
     if args.workflow:
         report["workflow"] = workflow_ab(args.workdir, args.workflow, args.bleach)

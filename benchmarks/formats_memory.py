@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import run_benchmark as bench  # noqa: E402
-from brightflow.io import recording_bytes  # noqa: E402
 from format_writers import write_ome_zarr  # noqa: E402
+
+from brightflow.io import recording_bytes  # noqa: E402
 
 RULES = ("projection", "bleach_correction", "nb_maps", "settings")
 
@@ -69,11 +70,12 @@ def write_formats(stack, folder):
         write_ome_zarr(partial, np.zeros((3,) + shape[1:], np.uint16))  # the metadata, then the real array
         group = zarr.open_group(str(partial), mode="r+")
         del group["0"]
-        array = group.create_array("0", shape=(shape[0], 1, 1) + shape[1:], dtype=np.uint16,
-                                   chunks=(1, 1, 1) + shape[1:])
+        array = group.create_array(
+            "0", shape=(shape[0], 1, 1) + shape[1:], dtype=np.uint16, chunks=(1, 1, 1) + shape[1:]
+        )
         t = 0
         for block in _frames(stack):
-            array[t:t + len(block), 0, 0] = block
+            array[t : t + len(block), 0, 0] = block
             t += len(block)
         partial.rename(store)
     ome = folder / "recording.ome.tif"
@@ -83,8 +85,13 @@ def write_formats(stack, folder):
         partial = ome.with_name("recording.partial.ome.tif")
         with tifffile.TiffWriter(partial, ome=True, bigtiff=True) as tif:
             tif.write(preview, metadata={"axes": "TYX", "Name": "preview"}, photometric="minisblack")
-            tif.write(_frames_one_by_one(stack), shape=shape, dtype=np.uint16, photometric="minisblack",
-                      metadata={"axes": "TYX", "Name": "recording"})
+            tif.write(
+                _frames_one_by_one(stack),
+                shape=shape,
+                dtype=np.uint16,
+                photometric="minisblack",
+                metadata={"axes": "TYX", "Name": "recording"},
+            )
         partial.rename(ome)
     return {"CZI": (czi, ""), "OME-Zarr": (store, ""), "OME-TIFF (series 1)": (ome, "1"), "TIFF": (stack, "")}
 
@@ -99,14 +106,32 @@ def run(workdir, name, path, series, mask, bleach):
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     (run_dir / "samples.tsv").write_text(f"experiment\tpath\tseries\tmask\nx\t{path}\t{series}\t{mask}\n")
-    (run_dir / "config.yaml").write_text(json.dumps({
-        "samples": str(run_dir / "samples.tsv"), "output_dir": "results", "segmentation": {"method": "existing"},
-        "bleach_correction": {"method": bleach}}))
+    (run_dir / "config.yaml").write_text(
+        json.dumps(
+            {
+                "samples": str(run_dir / "samples.tsv"),
+                "output_dir": "results",
+                "segmentation": {"method": "existing"},
+                "bleach_correction": {"method": bleach},
+            }
+        )
+    )
     records = run_dir / "rules.jsonl"
     env = bench.brightflow_env()
     env["BRIGHTFLOW_BENCH_RULES"] = str(records)
-    command = [sys.executable, "-m", "snakemake", "--snakefile", bench.REPO / "Snakefile", "--directory", run_dir,
-               "--cores", 1, "--configfile", run_dir / "config.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        bench.REPO / "Snakefile",
+        "--directory",
+        run_dir,
+        "--cores",
+        1,
+        "--configfile",
+        run_dir / "config.yaml",
+    ]
     result = bench.timed(command, env=env, log_path=run_dir / "snakemake.out", timeout=3600)
     if result["returncode"] != 0:
         raise SystemExit(f"{name} failed:\n{(run_dir / 'snakemake.out').read_text()[-4000:]}")
@@ -130,14 +155,21 @@ def main(argv=None):
     for name, (path, series) in files.items():
         bench.log(f"{name}: {path}")
         report[name] = run(args.workdir, name, path, series, mask, args.bleach) | {
-            "file_mb": round(recording_bytes(path) / 2**20)}
-    lines = [f"Peak resident memory (VmHWM, MB) per rule, {args.frames} x 512 x 512 uint16, bleach "
-             f"{args.bleach}, one job at a time", "",
-             "| rule | " + " | ".join(f"{name} ({report[name]['file_mb']} MB)" for name in report) + " |",
-             "|---|" + "---|" * len(report)]
+            "file_mb": round(recording_bytes(path) / 2**20)
+        }
+    lines = [
+        f"Peak resident memory (VmHWM, MB) per rule, {args.frames} x 512 x 512 uint16, bleach "
+        f"{args.bleach}, one job at a time",
+        "",
+        "| rule | " + " | ".join(f"{name} ({report[name]['file_mb']} MB)" for name in report) + " |",
+        "|---|" + "---|" * len(report),
+    ]
     for rule in RULES:
-        lines.append(f"| {rule} | " + " | ".join(f"{report[name]['rules'].get(rule, float('nan')):.0f}"
-                                                 for name in report) + " |")
+        lines.append(
+            f"| {rule} | "
+            + " | ".join(f"{report[name]['rules'].get(rule, float('nan')):.0f}" for name in report)
+            + " |"
+        )
     text = "\n".join(lines)
     print(text)
     out = bench.BENCH_DIR / "results" / f"formats-memory-T{args.frames}"

@@ -169,8 +169,7 @@ def simulate_stack(path, frames, seed, chunk=50):
             molecules = rng.poisson(number_map[None] * survival[start:stop, None, None])
             photons = rng.poisson(brightness_map[None] * molecules)
             photons += rng.poisson(BACKGROUND, size=photons.shape)
-            for frame in photons.astype(np.uint16):
-                yield frame
+            yield from photons.astype(np.uint16)
 
     tmp = path.with_suffix(".partial.tif")
     with tifffile.TiffWriter(tmp, bigtiff=frames * SHAPE[0] * SHAPE[1] * 2 > 2**31) as tif:
@@ -206,8 +205,14 @@ def compressed_copy(stack):
             pages = tif.series[0].pages
             tmp = target.with_suffix(".partial.tif")
             with tifffile.TiffWriter(tmp, bigtiff=True) as out:
-                out.write((page.asarray() for page in pages), shape=(frames,) + SHAPE, dtype=np.uint16,
-                          photometric="minisblack", compression="zlib", metadata={"axes": "TYX"})
+                out.write(
+                    (page.asarray() for page in pages),
+                    shape=(frames,) + SHAPE,
+                    dtype=np.uint16,
+                    photometric="minisblack",
+                    compression="zlib",
+                    metadata={"axes": "TYX"},
+                )
         tmp.rename(target)
     return target
 
@@ -310,8 +315,15 @@ def snakemake_benchmarks(folder):
         with open(path) as handle:
             row = next(csv.DictReader(handle, delimiter="\t"))
         unit = str(path.parent.relative_to(folder)) if path.parent != Path(folder) else ""
-        records.append({"rule": path.stem, "unit": unit, "s": number(row.get("s")),
-                        "cpu_time": number(row.get("cpu_time")), "max_rss": number(row.get("max_rss"))})
+        records.append(
+            {
+                "rule": path.stem,
+                "unit": unit,
+                "s": number(row.get("s")),
+                "cpu_time": number(row.get("cpu_time")),
+                "max_rss": number(row.get("max_rss")),
+            }
+        )
     return sorted(records, key=lambda record: -(record["s"] or 0))
 
 
@@ -340,14 +352,19 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
     if profile_dir:
         env["BRIGHTFLOW_BENCH_PROFILE"] = str(profile_dir)
     command = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", REPO / "Snakefile",
-        "--directory", run_dir,
-        "--cores", cores,
-        "--configfile", run_dir / "config.yaml",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        REPO / "Snakefile",
+        "--directory",
+        run_dir,
+        "--cores",
+        cores,
+        "--configfile",
+        run_dir / "config.yaml",
     ]
-    log(f"brightflow [{name}]: {experiments} experiment(s), bleach_correction.method={bleach_method}, "
-        f"--cores {cores}")
+    log(f"brightflow [{name}]: {experiments} experiment(s), bleach_correction.method={bleach_method}, --cores {cores}")
     result = timed(command, env=env, log_path=run_dir / "snakemake.out")
     if result["returncode"] != 0:
         tail = (run_dir / "snakemake.out").read_text()[-4000:]
@@ -444,14 +461,25 @@ print("RESULT " + json.dumps(result))
 def nb_versus_read(stack, model, repeats):
     log("N&B maps alone vs reading the stack once (page cache warm)")
     result = subprocess.run(
-        [sys.executable, "-c", NB_ALONE, str(REPO), str(stack), str(model), str(repeats),
-         json.dumps(default_bleach_setting())],
-        env=brightflow_env(), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-c",
+            NB_ALONE,
+            str(REPO),
+            str(stack),
+            str(model),
+            str(repeats),
+            json.dumps(default_bleach_setting()),
+        ],
+        env=brightflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if result.returncode != 0:
         raise SystemExit(f"N&B-alone measurement failed:\n{result.stderr[-4000:]}")
     line = next(text for text in result.stdout.splitlines() if text.startswith("RESULT "))
-    data = json.loads(line[len("RESULT "):])
+    data = json.loads(line[len("RESULT ") :])
     data["nb_compute_over_read"] = round(data["nb_compute"]["best_s"] / data["read_once"]["best_s"], 2)
     data["nb_rule_script_over_read"] = round(data["nb_rule_script"]["best_s"] / data["read_once"]["best_s"], 2)
     data["default_fit_and_maps_over_read"] = round(
@@ -482,12 +510,19 @@ def dry_run(workdir, experiments):
     for index in range(experiments):
         (stacks / f"exp{index:04d}.tif").symlink_to(tiny)
     command = [
-        sys.executable, "-m", "snakemake",
-        "--snakefile", REPO / "Snakefile",
-        "--directory", folder,
-        "--cores", "1",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        REPO / "Snakefile",
+        "--directory",
+        folder,
+        "--cores",
+        "1",
         "-n",
-        "--config", f"input_dir={stacks}", "output_dir=results",
+        "--config",
+        f"input_dir={stacks}",
+        "output_dir=results",
     ]
     log(f"dry run of {experiments} experiments")
     result = timed(command, env=brightflow_env(), log_path=folder / "snakemake.out")
@@ -515,10 +550,15 @@ def ensure_replaced_venv():
     if check.returncode != 0:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *REPLACED_PINS], check=True)
     versions = subprocess.run(
-        [str(python), "-c",
-         "import importlib.metadata as m; print({p: m.version(p) for p in "
-         "('numbers_and_brightness', 'torch', 'cellpose', 'numpy', 'scipy', 'tifffile')})"],
-        capture_output=True, text=True, check=True,
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m; print({p: m.version(p) for p in "
+            "('numbers_and_brightness', 'torch', 'cellpose', 'numpy', 'scipy', 'tifffile')})",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     return python, versions
 
@@ -539,7 +579,7 @@ def run_replaced_app(workdir, stack, mask, experiments=1, name="replaced"):
     with tifffile.TiffFile(stack) as tif:
         memmap = tif.series[0].asarray(out="memmap")
         for start in range(0, memmap.shape[0], 100):
-            projection += memmap[start:start + 100].sum(axis=0, dtype=np.float64)
+            projection += memmap[start : start + 100].sum(axis=0, dtype=np.float64)
         projection /= memmap.shape[0]
     targets = []
     for experiment in experiment_names(experiments):
@@ -585,18 +625,38 @@ def table_rows(report):
         rows.append([label, f"{wall:.1f}", f"{cpu(run):.1f}", f"{rss:.0f}", ratio, cpu_ratio, rss_ratio, note])
 
     if replaced:
-        rows.append(["replaced app (numbers_and_brightness 0.1.14)", f"{replaced['wall_s']:.1f}",
-                     f"{cpu(replaced):.1f}", f"{replaced['peak_rss_mb']:.0f}", "1.0x", "1.0x", "1.00", "reference"])
+        rows.append(
+            [
+                "replaced app (numbers_and_brightness 0.1.14)",
+                f"{replaced['wall_s']:.1f}",
+                f"{cpu(replaced):.1f}",
+                f"{replaced['peak_rss_mb']:.0f}",
+                "1.0x",
+                "1.0x",
+                "1.00",
+                "reference",
+            ]
+        )
     for name, run in report.get("workflow", {}).items():
-        row(f"brightflow workflow, bleach {run['bleach_method']} ({name})", run,
-            f"rules' own wall sum {run['rules_wall_sum_s']:.1f} s")
+        row(
+            f"brightflow workflow, bleach {run['bleach_method']} ({name})",
+            run,
+            f"rules' own wall sum {run['rules_wall_sum_s']:.1f} s",
+        )
     floor = report.get("fixed_cost")
     if floor:
-        rows.append([f"fixed cost: the linear workflow on {floor['frames']} frames (same size and cells)",
-                     f"{floor['wall_s']:.1f}", f"{cpu(floor):.1f}", f"{floor['peak_rss_mb']:.0f}",
-                     f"{replaced['wall_s'] / floor['wall_s']:.1f}x" if replaced else "-",
-                     f"{cpu(replaced) / cpu(floor):.1f}x" if replaced else "-", "-",
-                     "the most speed-up this DAG allows for one experiment (no recording work left)"])
+        rows.append(
+            [
+                f"fixed cost: the linear workflow on {floor['frames']} frames (same size and cells)",
+                f"{floor['wall_s']:.1f}",
+                f"{cpu(floor):.1f}",
+                f"{floor['peak_rss_mb']:.0f}",
+                f"{replaced['wall_s'] / floor['wall_s']:.1f}x" if replaced else "-",
+                f"{cpu(replaced) / cpu(floor):.1f}x" if replaced else "-",
+                "-",
+                "the most speed-up this DAG allows for one experiment (no recording work left)",
+            ]
+        )
     batch = report.get("batch")
     if batch:
         reference = batch.get("replaced_app") or replaced
@@ -608,61 +668,113 @@ def table_rows(report):
 
         if batch.get("replaced_app"):
             each = per_experiment(batch["replaced_app"])
-            rows.append([f"replaced app, {count} experiments in one process: per experiment", f"{each['wall']:.1f}",
-                         f"{each['cpu']:.1f}", f"{batch['replaced_app']['peak_rss_mb']:.0f}", "-", "-", "-",
-                         f"whole run {batch['replaced_app']['wall_s']:.1f} s"])
+            rows.append(
+                [
+                    f"replaced app, {count} experiments in one process: per experiment",
+                    f"{each['wall']:.1f}",
+                    f"{each['cpu']:.1f}",
+                    f"{batch['replaced_app']['peak_rss_mb']:.0f}",
+                    "-",
+                    "-",
+                    "-",
+                    f"whole run {batch['replaced_app']['wall_s']:.1f} s",
+                ]
+            )
         floor = batch.get("fixed_cost")
         if floor:
             each = per_experiment(floor)
-            rows.append([f"fixed cost: {count} experiments of {floor['frames']} frames in one run, bleach linear: "
-                         "per experiment", f"{each['wall']:.1f}", f"{each['cpu']:.1f}", f"{floor['peak_rss_mb']:.0f}",
-                         "-", "-", "-", f"whole run {floor['wall_s']:.1f} s"])
+            rows.append(
+                [
+                    f"fixed cost: {count} experiments of {floor['frames']} frames in one run, bleach linear: "
+                    "per experiment",
+                    f"{each['wall']:.1f}",
+                    f"{each['cpu']:.1f}",
+                    f"{floor['peak_rss_mb']:.0f}",
+                    "-",
+                    "-",
+                    "-",
+                    f"whole run {floor['wall_s']:.1f} s",
+                ]
+            )
         for name, run in batch["workflow"].items():
             each = per_experiment(run)
             speed = cpu_speed = "-"
             if reference:
                 ref = per_experiment(reference)
                 speed, cpu_speed = f"{ref['wall'] / each['wall']:.1f}x", f"{ref['cpu'] / each['cpu']:.1f}x"
-            rows.append([f"brightflow, {count} experiments in one run, bleach {name}: per experiment",
-                         f"{each['wall']:.1f}", f"{each['cpu']:.1f}", f"{run['peak_rss_mb']:.0f}", speed, cpu_speed,
-                         "-", f"whole run {run['wall_s']:.1f} s; ratios to the replaced app per experiment"])
+            rows.append(
+                [
+                    f"brightflow, {count} experiments in one run, bleach {name}: per experiment",
+                    f"{each['wall']:.1f}",
+                    f"{each['cpu']:.1f}",
+                    f"{run['peak_rss_mb']:.0f}",
+                    speed,
+                    cpu_speed,
+                    "-",
+                    f"whole run {run['wall_s']:.1f} s; ratios to the replaced app per experiment",
+                ]
+            )
     nb = report.get("nb_alone")
     if nb:
         dash = ["-"] * 5
-        rows.append(["read the stack once (sum, block by block)", f"{nb['read_once']['best_s']:.2f}", *dash,
-                     "page cache warm"])
-        rows.append(["N&B maps compute alone", f"{nb['nb_compute']['best_s']:.2f}", *dash,
-                     f"{nb['nb_compute_over_read']}x read (target <= {TARGETS['nb_over_read']:.0f}x)"])
-        rows.append(["nb_maps rule script (compute + write maps)", f"{nb['nb_rule_script']['best_s']:.2f}", *dash,
-                     f"{nb['nb_rule_script_over_read']}x read"])
+        rows.append(
+            ["read the stack once (sum, block by block)", f"{nb['read_once']['best_s']:.2f}", *dash, "page cache warm"]
+        )
+        rows.append(
+            [
+                "N&B maps compute alone",
+                f"{nb['nb_compute']['best_s']:.2f}",
+                *dash,
+                f"{nb['nb_compute_over_read']}x read (target <= {TARGETS['nb_over_read']:.0f}x)",
+            ]
+        )
+        rows.append(
+            [
+                "nb_maps rule script (compute + write maps)",
+                f"{nb['nb_rule_script']['best_s']:.2f}",
+                *dash,
+                f"{nb['nb_rule_script_over_read']}x read",
+            ]
+        )
         if "default_fit_and_maps" in nb:
-            rows.append(["default correction's fit + N&B maps (bleach_correction and nb_maps steps, in-process)",
-                         f"{nb['default_fit_and_maps']['best_s']:.2f}", *dash,
-                         f"{nb['default_fit_and_maps_over_read']}x read"])
+            rows.append(
+                [
+                    "default correction's fit + N&B maps (bleach_correction and nb_maps steps, in-process)",
+                    f"{nb['default_fit_and_maps']['best_s']:.2f}",
+                    *dash,
+                    f"{nb['default_fit_and_maps_over_read']}x read",
+                ]
+            )
     dry = report.get("dry_run")
     if dry:
-        rows.append([f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)", f"{dry['wall_s']:.1f}",
-                     f"{cpu(dry):.1f}", f"{dry['peak_rss_mb']:.0f}", "-", "-", "-",
-                     f"target < {TARGETS['dry_run_s']:.0f} s"])
+        rows.append(
+            [
+                f"dry run, {dry['experiments']} experiments ({dry['jobs']} jobs)",
+                f"{dry['wall_s']:.1f}",
+                f"{cpu(dry):.1f}",
+                f"{dry['peak_rss_mb']:.0f}",
+                "-",
+                "-",
+                "-",
+                f"target < {TARGETS['dry_run_s']:.0f} s",
+            ]
+        )
     for name, run in report.get("flatness", {}).items():
         name = name if "," in str(name) else f"linear, T={name}"  # results written before both methods
-        row(f"flatness: workflow, bleach {name}", run,
-            f"largest rule {run['rules_max_rss_mb']} MB", compare=False)
+        row(f"flatness: workflow, bleach {name}", run, f"largest rule {run['rules_max_rss_mb']} MB", compare=False)
     for name, run in report.get("memory_rules", {}).items():
-        row(f"one job at a time (--cores 1): {name}", run, f"largest rule {run['rules_max_rss_mb']} MB",
-            compare=False)
+        row(f"one job at a time (--cores 1): {name}", run, f"largest rule {run['rules_max_rss_mb']} MB", compare=False)
     return rows
 
 
-HEADER = ["configuration", "wall s", "CPU s", "peak RSS MB", "wall speed-up", "CPU speed-up", "RSS / replaced",
-          "note"]
+HEADER = ["configuration", "wall s", "CPU s", "peak RSS MB", "wall speed-up", "CPU speed-up", "RSS / replaced", "note"]
 
 
 def format_table(rows):
     widths = [max(len(str(r[i])) for r in rows + [HEADER]) for i in range(len(HEADER))]
-    line = "  ".join(h.ljust(w) for h, w in zip(HEADER, widths))
+    line = "  ".join(h.ljust(w) for h, w in zip(HEADER, widths, strict=False))
     out = [line, "-" * len(line)]
-    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     return "\n".join(out)
 
 
@@ -675,8 +787,9 @@ def target_verdicts(report):
         factor = (target / value if higher_is_better else value / target) if value else float("inf")
         miss = "" if met else f", missed by {factor:.1f}x"
         relation = ">=" if higher_is_better else "<="
-        verdicts.append(f"{name}: {value:.2f}{unit} (target {relation} {target:g}{unit}): "
-                        f"{'met' if met else 'MISSED'}{miss}")
+        verdicts.append(
+            f"{name}: {value:.2f}{unit} (target {relation} {target:g}{unit}): {'met' if met else 'MISSED'}{miss}"
+        )
 
     def cpu(run):
         return run["user_s"] + run["system_s"]
@@ -689,23 +802,48 @@ def target_verdicts(report):
         for method, key in ((default, "folder_speedup_default"), ("linear", "folder_speedup_linear")):
             run = batch["workflow"].get(method)
             if run:
-                verdict(f"folder of {batch['experiments']}, bleach {method}: speed-up per experiment",
-                        per_app / (run["wall_s"] / batch["experiments"]), TARGETS[key], "x", True)
+                verdict(
+                    f"folder of {batch['experiments']}, bleach {method}: speed-up per experiment",
+                    per_app / (run["wall_s"] / batch["experiments"]),
+                    TARGETS[key],
+                    "x",
+                    True,
+                )
     if batch.get("fixed_cost"):
-        verdict(f"fixed cost ({batch['fixed_cost']['frames']}-frame stacks, folder of {batch['experiments']}): "
-                "CPU per experiment", cpu(batch["fixed_cost"]) / batch["experiments"], TARGETS["fixed_cost_cpu_s"],
-                " s", False)
+        verdict(
+            f"fixed cost ({batch['fixed_cost']['frames']}-frame stacks, folder of {batch['experiments']}): "
+            "CPU per experiment",
+            cpu(batch["fixed_cost"]) / batch["experiments"],
+            TARGETS["fixed_cost_cpu_s"],
+            " s",
+            False,
+        )
     nb = report.get("nb_alone") or {}
     if "default_fit_and_maps_over_read" in nb:
-        verdict("default correction's fit + maps, in reads of the stack", nb["default_fit_and_maps_over_read"],
-                TARGETS["fit_and_maps_over_read"], "x", False)
+        verdict(
+            "default correction's fit + maps, in reads of the stack",
+            nb["default_fit_and_maps_over_read"],
+            TARGETS["fit_and_maps_over_read"],
+            "x",
+            False,
+        )
     if "nb_compute_over_read" in nb:
-        verdict("N&B maps compute alone, in reads of the stack", nb["nb_compute_over_read"],
-                TARGETS["nb_over_read"], "x", False)
+        verdict(
+            "N&B maps compute alone, in reads of the stack",
+            nb["nb_compute_over_read"],
+            TARGETS["nb_over_read"],
+            "x",
+            False,
+        )
     runs = list(report.get("workflow", {}).values()) + list(report.get("flatness", {}).values())
     if runs:
-        verdict("largest rule's peak memory", max(run["rules_max_rss_mb"] for run in runs),
-                TARGETS["peak_rss_mb"], " MB", False)
+        verdict(
+            "largest rule's peak memory",
+            max(run["rules_max_rss_mb"] for run in runs),
+            TARGETS["peak_rss_mb"],
+            " MB",
+            False,
+        )
     dry = report.get("dry_run")
     if dry:
         verdict(f"dry run of {dry['experiments']} experiments", dry["wall_s"], TARGETS["dry_run_s"], " s", False)
@@ -735,18 +873,26 @@ def markdown(report, rows):
     runs = list(report.get("workflow", {}).items())
     if report.get("fixed_cost"):
         runs.append((f"fixed cost, {report['fixed_cost']['frames']} frames", report["fixed_cost"]))
-    runs += [(f"batch of {report['batch']['experiments']}, {name}", run)
-             for name, run in report.get("batch", {}).get("workflow", {}).items()]
+    runs += [
+        (f"batch of {report['batch']['experiments']}, {name}", run)
+        for name, run in report.get("batch", {}).get("workflow", {}).items()
+    ]
     runs += [(f"flatness, {name}", run) for name, run in report.get("flatness", {}).items()]
     runs += [(f"memory per rule, {name}, --cores 1", run) for name, run in report.get("memory_rules", {}).items()]
     for name, run in runs:
         lines += ["", f"Per rule ({name}): wall s from process start, CPU s (user + system), peak RSS MB", ""]
-        lines += [f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
-                  f"{r['max_rss_mb']:.0f} MB" for r in run["rules"]]
+        lines += [
+            f"- {r['script']}: {r['wall_s']:.2f} s wall, {r.get('cpu_s', float('nan')):.2f} s CPU, "
+            f"{r['max_rss_mb']:.0f} MB"
+            for r in run["rules"]
+        ]
         if run.get("rule_benchmarks"):
             lines += ["", f"Per job ({name}), snakemake's benchmark records: wall s", ""]
-            lines += [f"- {b['rule']}{' ' + b['unit'] if b['unit'] else ''}: {b['s']:.2f} s"
-                      for b in run["rule_benchmarks"] if b["s"] is not None]
+            lines += [
+                f"- {b['rule']}{' ' + b['unit'] if b['unit'] else ''}: {b['s']:.2f} s"
+                for b in run["rule_benchmarks"]
+                if b["s"] is not None
+            ]
     if report.get("replaced_app"):
         lines += ["", f"Replaced app versions: {report['replaced_app']['versions']}"]
     return "\n".join(lines) + "\n"
@@ -760,35 +906,65 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=1000, help="frames T of the simulated stack (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores (default 2)")
-    parser.add_argument("--workdir", type=Path, default=BENCH_DIR / "work",
-                        help="where stacks and runs go (default benchmarks/work, git-ignored)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=BENCH_DIR / "work",
+        help="where stacks and runs go (default benchmarks/work, git-ignored)",
+    )
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
-    parser.add_argument("--with-replaced-app", action="store_true",
-                        help="also run numbers_and_brightness 0.1.14 in benchmarks/.venv-replaced")
+    parser.add_argument(
+        "--with-replaced-app",
+        action="store_true",
+        help="also run numbers_and_brightness 0.1.14 in benchmarks/.venv-replaced",
+    )
     parser.add_argument("--dry-run-experiments", type=int, default=500, help="0 skips the dry run")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the N&B-alone timings (best kept)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["workflow", "default", "nb", "dryrun"],
-                        help="parts to leave out")
-    parser.add_argument("--flatness", action="store_true",
-                        help="also run the workflow (linear, and the default method unless --skip default) on "
-                             "1000 and 4000 frames and compare peak memory with T")
-    parser.add_argument("--memory-rules", action="store_true",
-                        help="also run the workflow one job at a time (--cores 1) with bleach linear and the default "
-                             "method on the stack and on a zlib-compressed copy: each rule's peak memory")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="write a profile of every rule script (pyinstrument from "
-                             "$BRIGHTFLOW_BENCH_PYINSTRUMENT, else cProfile) to this folder")
-    parser.add_argument("--fixed-cost-frames", type=int, default=10,
-                        help="frames of the stack for the fixed-cost run (the linear workflow on a recording of the "
-                             "same frame size and cells but almost no frames: what the DAG costs whatever the "
-                             "recording); 0 skips it")
-    parser.add_argument("--batch", type=int, default=0,
-                        help="also run N experiments (the stack under N names) in one snakemake run, linear and "
-                             "the default method, and, with --with-replaced-app, the replaced app on N in one "
-                             "process: the cost per experiment when a folder is analysed")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["workflow", "default", "nb", "dryrun"], help="parts to leave out"
+    )
+    parser.add_argument(
+        "--flatness",
+        action="store_true",
+        help="also run the workflow (linear, and the default method unless --skip default) on "
+        "1000 and 4000 frames and compare peak memory with T",
+    )
+    parser.add_argument(
+        "--memory-rules",
+        action="store_true",
+        help="also run the workflow one job at a time (--cores 1) with bleach linear and the default "
+        "method on the stack and on a zlib-compressed copy: each rule's peak memory",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write a profile of every rule script (pyinstrument from "
+        "$BRIGHTFLOW_BENCH_PYINSTRUMENT, else cProfile) to this folder",
+    )
+    parser.add_argument(
+        "--fixed-cost-frames",
+        type=int,
+        default=10,
+        help="frames of the stack for the fixed-cost run (the linear workflow on a recording of the "
+        "same frame size and cells but almost no frames: what the DAG costs whatever the "
+        "recording); 0 skips it",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="also run N experiments (the stack under N names) in one snakemake run, linear and "
+        "the default method, and, with --with-replaced-app, the replaced app on N in one "
+        "process: the cost per experiment when a folder is analysed",
+    )
     parser.add_argument("--tag", default="", help="suffix of the results file names")
-    parser.add_argument("--from-json", type=Path, default=None,
-                        help="only print the table of a results JSON written before (and rewrite its .md)")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="only print the table of a results JSON written before (and rewrite its .md)",
+    )
     args = parser.parse_args(argv)
 
     if args.from_json:
@@ -825,9 +1001,7 @@ def main(argv=None):
         report["default_bleach_method"] = default
         for method in methods:
             name = f"{method}" + (" = default" if method == default else "")
-            report["workflow"][name] = run_workflow(
-                args.workdir, method, stack, mask, method, args.cores, args.profile
-            )
+            report["workflow"][name] = run_workflow(args.workdir, method, stack, mask, method, args.cores, args.profile)
     if args.fixed_cost_frames and "workflow" not in args.skip:
         short_stack, short_mask = prepare_data(args.workdir, args.fixed_cost_frames, args.seed)
         report["fixed_cost"] = run_workflow(args.workdir, "fixed_cost", short_stack, short_mask, "linear", args.cores)
@@ -846,19 +1020,30 @@ def main(argv=None):
         methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])
         for method in dict.fromkeys(methods):
             report["batch"]["workflow"][method] = run_workflow(
-                args.workdir, f"batch{args.batch}_{method}", stack, mask, method, args.cores,
+                args.workdir,
+                f"batch{args.batch}_{method}",
+                stack,
+                mask,
+                method,
+                args.cores,
                 experiments=args.batch,
             )
         if args.fixed_cost_frames:
             short_stack, short_mask = prepare_data(args.workdir, args.fixed_cost_frames, args.seed)
             report["batch"]["fixed_cost"] = run_workflow(
-                args.workdir, f"batch{args.batch}_fixed_cost", short_stack, short_mask, "linear", args.cores,
+                args.workdir,
+                f"batch{args.batch}_fixed_cost",
+                short_stack,
+                short_mask,
+                "linear",
+                args.cores,
                 experiments=args.batch,
             )
             report["batch"]["fixed_cost"]["frames"] = args.fixed_cost_frames
         if args.with_replaced_app:
-            report["batch"]["replaced_app"] = run_replaced_app(args.workdir, stack, mask, args.batch,
-                                                               f"replaced_batch{args.batch}")
+            report["batch"]["replaced_app"] = run_replaced_app(
+                args.workdir, stack, mask, args.batch, f"replaced_batch{args.batch}"
+            )
     if args.flatness:
         report["flatness"] = {}
         methods = ["linear"] + ([] if "default" in args.skip else [default_bleach_method()])

@@ -47,9 +47,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 FRAMES_AND_PIXELS = ((50, 800_000), (100, 400_000), (1000, 40_000))
 SIGNALS = (0.0, 0.2, 1.0, 4.0)  # 0: shot noise
 BLEACHES = (0.0, 0.1, 0.4)
-SETTINGS = ([("boxcar", value) for value in (5, 10, 20, 50)] + [("exponential", value) for value in (5.0, 20.0, 50.0, 200.0)]
-            + [("polynomial", value) for value in (1, 2, 4, 8)]
-            + [(method, "auto") for method in ("boxcar", "exponential", "polynomial")])
+SETTINGS = (
+    [("boxcar", value) for value in (5, 10, 20, 50)]
+    + [("exponential", value) for value in (5.0, 20.0, 50.0, 200.0)]
+    + [("polynomial", value) for value in (1, 2, 4, 8)]
+    + [(method, "auto") for method in ("boxcar", "exponential", "polynomial")]
+)
 BATCHES = 20
 COUNTS_PER_FRAME = 20.0
 BLOCK_VALUES = 2**21
@@ -73,8 +76,11 @@ def ratio_of_means(counts, model):
     step = max(BATCHES, BLOCK_VALUES // frames // BATCHES * BATCHES)
     for start in range(0, pixels, step):
         block = counts[:, start : start + step]
-        corrected = model.correct_tile(block[:, None, :], slice(0, 1))[:, 0, :] if model.correction.tiles else \
-            model.correct_frames(block[:, None, :])[:, 0, :]
+        corrected = (
+            model.correct_tile(block[:, None, :], slice(0, 1))[:, 0, :]
+            if model.correction.tiles
+            else model.correct_frames(block[:, None, :])[:, 0, :]
+        )
         variance = corrected.var(axis=0, ddof=1) * scale
         mean = corrected.mean(axis=0)
         groups = (np.arange(block.shape[1]) + start) % BATCHES
@@ -96,7 +102,9 @@ def grid(fraction, checkpoint):
                 todo = [(m, p) for m, p in SETTINGS if (frames, bleach, epsilon, m, p) not in rows]
                 if not todo:
                     continue
-                counts = simulate_cell(frames, pixels, epsilon, bleach, seed=1000 * frames + 10 * index + int(bleach * 10))
+                counts = simulate_cell(
+                    frames, pixels, epsilon, bleach, seed=1000 * frames + 10 * index + int(bleach * 10)
+                )
                 trace = counts.mean(axis=1, dtype=np.float64)
                 for method, parameter in todo:
                     started = time.perf_counter()
@@ -106,17 +114,26 @@ def grid(fraction, checkpoint):
                     truth = epsilon if epsilon else 1.0
                     estimate = brightness - 1.0 if epsilon else brightness
                     row = {
-                        "frames": frames, "pixels": pixels, "bleach": bleach, "epsilon": epsilon, "method": method,
-                        "setting": parameter, "parameter": model.parameter,
-                        "relative_error": estimate / truth - 1.0, "standard_error": error / truth,
+                        "frames": frames,
+                        "pixels": pixels,
+                        "bleach": bleach,
+                        "epsilon": epsilon,
+                        "method": method,
+                        "setting": parameter,
+                        "parameter": model.parameter,
+                        "relative_error": estimate / truth - 1.0,
+                        "standard_error": error / truth,
                         "seconds": round(time.perf_counter() - started, 2),
                     }
                     rows[key(row)] = row
                     with checkpoint.open("a") as stream:
                         stream.write(json.dumps(row) + "\n")
-                    print(f"T={frames} bleach={bleach:.0%} epsilon={epsilon:g} {method} {parameter} "
-                          f"-> {model.parameter}: {100 * row['relative_error']:+.3f}% "
-                          f"(SE {100 * row['standard_error']:.3f}%)", flush=True)
+                    print(
+                        f"T={frames} bleach={bleach:.0%} epsilon={epsilon:g} {method} {parameter} "
+                        f"-> {model.parameter}: {100 * row['relative_error']:+.3f}% "
+                        f"(SE {100 * row['standard_error']:.3f}%)",
+                        flush=True,
+                    )
     return [rows[(f, b, e, m, p)] for f, _ in FRAMES_AND_PIXELS for b in BLEACHES for e in SIGNALS for m, p in SETTINGS]
 
 
@@ -131,8 +148,9 @@ def verdict(row):
 def cost(repeats=3):
     """Seconds of the previous default (dof_correction false) and the new one on 1000 x 256 x 256, 40% bleach."""
     rng = np.random.default_rng(1)
-    stack = simulate.mobile_stack(np.full((256, 256), 10.0), 1.0, 1000, rng,
-                                  survival=simulate.exponential_bleach(1000, 0.4)).astype(np.uint16)
+    stack = simulate.mobile_stack(
+        np.full((256, 256), 10.0), 1.0, 1000, rng, survival=simulate.exponential_bleach(1000, 0.4)
+    ).astype(np.uint16)
     cells = np.zeros((256, 256), dtype=bool)
     cells[32:224, 32:224] = True
     out = {}
@@ -148,54 +166,83 @@ def cost(repeats=3):
             moments.variance(1) * model.variance_scale()[0]
             fits.append(fitted - started)
             streams.append(time.perf_counter() - fitted)
-        out[name] = {"parameter": model.parameter, "fit_s": round(min(fits), 3), "correct_and_moments_s":
-                     round(min(streams), 3)}
+        out[name] = {
+            "parameter": model.parameter,
+            "fit_s": round(min(fits), 3),
+            "correct_and_moments_s": round(min(streams), 3),
+        }
         print(name, out[name], flush=True)
     return out
 
 
 def markdown(rows, costs, conditions):
-    lines = [f"# Brightness after bleach correction: the grid of issue 21 ({conditions['date']})", "",
-             f"{conditions['machine']}; numpy {np.__version__}. Command: `{conditions['command']}`. Each value: the "
-             "ratio-of-means estimate's relative error, +- its standard error (20 groups of pixels). Shot noise: B "
-             "against 1; the others: epsilon against its truth. `(l)`: a fixed setting under bleaching that leaves "
-             "part of the bleach in (not held to a target).", ""]
+    lines = [
+        f"# Brightness after bleach correction: the grid of issue 21 ({conditions['date']})",
+        "",
+        f"{conditions['machine']}; numpy {np.__version__}. Command: `{conditions['command']}`. Each value: the "
+        "ratio-of-means estimate's relative error, +- its standard error (20 groups of pixels). Shot noise: B "
+        "against 1; the others: epsilon against its truth. `(l)`: a fixed setting under bleaching that leaves "
+        "part of the bleach in (not held to a target).",
+        "",
+    ]
     for frames, _ in FRAMES_AND_PIXELS:
         subset = [row for row in rows if row["frames"] == frames]
         pixels = subset[0]["pixels"]
-        lines += [f"## {frames} frames, {pixels} pixels", "",
-                  "| bleach | setting | chosen | shot noise B | epsilon 0.2 | epsilon 1 | epsilon 4 |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {frames} frames, {pixels} pixels",
+            "",
+            "| bleach | setting | chosen | shot noise B | epsilon 0.2 | epsilon 1 | epsilon 4 |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for bleach in BLEACHES:
             for method, setting in SETTINGS:
-                cells = [row for row in subset if row["bleach"] == bleach and row["method"] == method
-                         and row["setting"] == setting]
+                cells = [
+                    row
+                    for row in subset
+                    if row["bleach"] == bleach and row["method"] == method and row["setting"] == setting
+                ]
                 chosen = sorted({f"{row['parameter']:.4g}" for row in cells}, key=float)
                 values = []
                 for row in sorted(cells, key=lambda item: item["epsilon"]):
                     held, _, met = verdict(row)
                     mark = "" if held else " (l)" if abs(row["relative_error"]) > 0.01 else ""
                     flag = "" if met or not held else " **missed**"
-                    values.append(f"{100 * row['relative_error']:+.2f} +- {100 * row['standard_error']:.2f}%{mark}{flag}")
-                lines.append(f"| {bleach:.0%} | {method} {setting} | {', '.join(chosen)} | " + " | ".join(values) + " |")
+                    values.append(
+                        f"{100 * row['relative_error']:+.2f} +- {100 * row['standard_error']:.2f}%{mark}{flag}"
+                    )
+                lines.append(
+                    f"| {bleach:.0%} | {method} {setting} | {', '.join(chosen)} | " + " | ".join(values) + " |"
+                )
         lines.append("")
     lines += ["## Targets", ""]
-    for label, test in (("shot noise within 0.5% of B = 1, without bleaching",
-                         lambda r: r["epsilon"] == 0 and r["bleach"] == 0),
-                        ("epsilon within 1% of truth, without bleaching", lambda r: r["epsilon"] > 0 and r["bleach"] == 0),
-                        ("shot noise within 0.5% of B = 1, 10% and 40% bleach, automatic parameter",
-                         lambda r: r["epsilon"] == 0 and r["bleach"] > 0 and r["setting"] == "auto"),
-                        ("epsilon within 1.5% of truth, 10% and 40% bleach, automatic parameter",
-                         lambda r: r["epsilon"] > 0 and r["bleach"] > 0 and r["setting"] == "auto")):
+    for label, test in (
+        ("shot noise within 0.5% of B = 1, without bleaching", lambda r: r["epsilon"] == 0 and r["bleach"] == 0),
+        ("epsilon within 1% of truth, without bleaching", lambda r: r["epsilon"] > 0 and r["bleach"] == 0),
+        (
+            "shot noise within 0.5% of B = 1, 10% and 40% bleach, automatic parameter",
+            lambda r: r["epsilon"] == 0 and r["bleach"] > 0 and r["setting"] == "auto",
+        ),
+        (
+            "epsilon within 1.5% of truth, 10% and 40% bleach, automatic parameter",
+            lambda r: r["epsilon"] > 0 and r["bleach"] > 0 and r["setting"] == "auto",
+        ),
+    ):
         subset = [row for row in rows if test(row)]
         worst = max(subset, key=lambda row: abs(row["relative_error"]))
         met = all(verdict(row)[2] for row in subset)
-        lines.append(f"- {label}: **{'met' if met else 'missed'}** in {len(subset)} cells; the largest error "
-                     f"{100 * worst['relative_error']:+.2f}% (SE {100 * worst['standard_error']:.2f}%; T = "
-                     f"{worst['frames']}, epsilon {worst['epsilon']:g}, {worst['method']} {worst['setting']}); the "
-                     f"largest standard error {100 * max(row['standard_error'] for row in subset):.2f}%.")
-    lines += ["", "## Cost (1000 x 256 x 256, 40% bleach, boxcar auto, best of 3)", "",
-              "| correction | parameter | fit s | correct + moment sums s |", "|---|---|---|---|"]
+        lines.append(
+            f"- {label}: **{'met' if met else 'missed'}** in {len(subset)} cells; the largest error "
+            f"{100 * worst['relative_error']:+.2f}% (SE {100 * worst['standard_error']:.2f}%; T = "
+            f"{worst['frames']}, epsilon {worst['epsilon']:g}, {worst['method']} {worst['setting']}); the "
+            f"largest standard error {100 * max(row['standard_error'] for row in subset):.2f}%."
+        )
+    lines += [
+        "",
+        "## Cost (1000 x 256 x 256, 40% bleach, boxcar auto, best of 3)",
+        "",
+        "| correction | parameter | fit s | correct + moment sums s |",
+        "|---|---|---|---|",
+    ]
     for name, values in costs.items():
         lines.append(f"| {name} | l = {values['parameter']} | {values['fit_s']} | {values['correct_and_moments_s']} |")
     return "\n".join(lines) + "\n"
@@ -211,10 +258,13 @@ def main():
     checkpoint = RESULTS / f"{name}.partial.jsonl"
     rows = grid(0.1 if args.quick else 1.0, checkpoint)
     costs = {} if args.skip_cost else cost()
-    conditions = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": f"{platform.processor() or platform.machine()}, "
-                  f"{__import__('os').cpu_count()} CPUs, {platform.platform()}",
-                  "command": "benchmarks/unbiased_grid.py" + (" --quick" if args.quick else ""),
-                  "grid_seconds": round(sum(row["seconds"] for row in rows))}
+    conditions = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} CPUs, {platform.platform()}",
+        "command": "benchmarks/unbiased_grid.py" + (" --quick" if args.quick else ""),
+        "grid_seconds": round(sum(row["seconds"] for row in rows)),
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps({"conditions": conditions, "rows": rows, "cost": costs}, indent=1))
     (RESULTS / f"{name}.md").write_text(markdown(rows, costs, conditions))
     checkpoint.unlink()

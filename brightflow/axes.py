@@ -30,8 +30,7 @@ def _check_axes_string(axes, shape, source):
     axes = str(axes).upper()
     if len(axes) != len(shape):
         raise AxesError(
-            f"{source} axes {axes!r} have {len(axes)} letters but the stack has {len(shape)} "
-            f"dimensions {tuple(shape)}"
+            f"{source} axes {axes!r} have {len(axes)} letters but the stack has {len(shape)} dimensions {tuple(shape)}"
         )
     if len(set(axes)) != len(axes):
         raise AxesError(f"{source} axes {axes!r} repeat a letter")

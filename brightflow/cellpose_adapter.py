@@ -239,9 +239,11 @@ def import_cellpose(generation=None, overlay=None):
         needs = f"this model needs cellpose {generation}, but " if generation else ""
         raise WrongEnvironmentError(
             f"{needs}this Python ({sys.executable}) imports {found}. "
-            + (f"Cellpose 4 is expected in the overlay {overlay}: run `make venv` to install it there."
-               if generation == 4 else
-               "Cellpose 3 is expected in brightflow's environment: run `make venv`.")  # fmt: skip
+            + (
+                f"Cellpose 4 is expected in the overlay {overlay}: run `make venv` to install it there."
+                if generation == 4
+                else "Cellpose 3 is expected in brightflow's environment: run `make venv`."
+            )  # fmt: skip
         )
     declared = _declare_torchvision_ops() if origin["generation"] == 4 else False
     import cellpose.models  # noqa: F401  (the generation's network classes; torchvision for cellpose 4)
@@ -500,8 +502,12 @@ def _segment3(image, spec, models, device, diameter, flow_threshold, cellprob_th
         cellprob_threshold=cellprob_threshold,
     )
     result = CellposeResult(np.asarray(masks).astype(np.uint16), flows, float(used), source, "", spec)
-    result.seconds = {"load": loaded - start, "eval": time.perf_counter() - loaded,
-                      "load_cpu": loaded_cpu - start_cpu, "eval_cpu": time.process_time() - loaded_cpu}
+    result.seconds = {
+        "load": loaded - start,
+        "eval": time.perf_counter() - loaded,
+        "load_cpu": loaded_cpu - start_cpu,
+        "eval_cpu": time.process_time() - loaded_cpu,
+    }
     return result
 
 
@@ -539,8 +545,12 @@ def _segment4(image, spec, models, device, diameter, flow_threshold, cellprob_th
     source = "setting" if diameter else "no rescaling"
     result = CellposeResult(np.asarray(masks).astype(np.uint16), flows, used, source, "", spec)
     result.tiles, result.batch_size = tiles, batch
-    result.seconds = {"load": loaded - start, "eval": time.perf_counter() - loaded,
-                      "load_cpu": loaded_cpu - start_cpu, "eval_cpu": time.process_time() - loaded_cpu}
+    result.seconds = {
+        "load": loaded - start,
+        "eval": time.perf_counter() - loaded,
+        "load_cpu": loaded_cpu - start_cpu,
+        "eval_cpu": time.process_time() - loaded_cpu,
+    }
     return result
 
 

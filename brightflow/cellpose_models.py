@@ -121,8 +121,13 @@ class ModelSpec:
 
     @classmethod
     def from_record(cls, record):
-        return cls(record["model"], record["model_file"], int(record["generation"]), bool(record["builtin"]),
-                   record.get("size_model"))
+        return cls(
+            record["model"],
+            record["model_file"],
+            int(record["generation"]),
+            bool(record["builtin"]),
+            record.get("size_model"),
+        )
 
 
 # --- model files --------------------------------------------------------------------------------
@@ -343,8 +348,13 @@ def resolve_model(model, environ=None, python="python", overlay=None):
     if path.is_file():
         size = Path(f"{path}_size.npy")
         generation = _checked(path, model)
-        return ModelSpec(model, str(path.resolve()), generation, False,
-                         str(size.resolve()) if generation == 3 and size.is_file() else None)
+        return ModelSpec(
+            model,
+            str(path.resolve()),
+            generation,
+            False,
+            str(size.resolve()) if generation == 3 and size.is_file() else None,
+        )
     if path.exists():
         raise ModelNotFoundError(f"segmentation.model {model!r} is a folder, not a cellpose model file.")
     if _looks_like_path(model):
@@ -410,8 +420,15 @@ def installed_version(generation, overlay=None, conda=False):
     if conda:
         return PINNED_VERSIONS[generation]
     if generation == 4:
-        found = [d.version for d in metadata.distributions(path=[str(overlay)])
-                 if (d.metadata["Name"] or "").lower() == "cellpose"] if overlay and Path(overlay).is_dir() else []
+        found = (
+            [
+                d.version
+                for d in metadata.distributions(path=[str(overlay)])
+                if (d.metadata["Name"] or "").lower() == "cellpose"
+            ]
+            if overlay and Path(overlay).is_dir()
+            else []
+        )
         where = f"in the overlay folder {overlay}"
     else:
         try:

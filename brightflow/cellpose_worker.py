@@ -66,8 +66,20 @@ def worker_environment(generation, overlay=None, environ=None):
     return env
 
 
-def run(image, image_path, spec, diameter, flow_threshold, cellprob_threshold, gpu, precision="auto", threads=1,
-        overlay=None, python=None, timeout=None):
+def run(
+    image,
+    image_path,
+    spec,
+    diameter,
+    flow_threshold,
+    cellprob_threshold,
+    gpu,
+    precision="auto",
+    threads=1,
+    overlay=None,
+    python=None,
+    timeout=None,
+):
     """Segment ``image`` with cellpose in the model's environment; its ``_seg.npy`` lands beside ``image_path``.
 
     Parameters
@@ -125,8 +137,15 @@ def run(image, image_path, spec, diameter, flow_threshold, cellprob_threshold, g
             "overlay": overlay,
         }
         (folder / "request.json").write_text(json.dumps(request, indent=1))
-        command = [python or sys.executable, "-s", "-m", "brightflow.cellpose_adapter", "segment",
-                   str(folder / "request.json"), str(folder / "answer.json")]
+        command = [
+            python or sys.executable,
+            "-s",
+            "-m",
+            "brightflow.cellpose_adapter",
+            "segment",
+            str(folder / "request.json"),
+            str(folder / "answer.json"),
+        ]
         log.info("cellpose %d worker: %s", spec.generation, " ".join(command))
         process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         for line in (process.stderr or "").splitlines():

@@ -166,8 +166,12 @@ def _compile():
                 for x in range(frames.shape[2]):
                     negative[y, x] += frames[t, y, x] < 0
 
-    return {"boxcar_detrend": boxcar_detrend_kernel, "row_sums": row_sums_kernel,
-            "saturated": saturated_kernel, "negative": negative_kernel}
+    return {
+        "boxcar_detrend": boxcar_detrend_kernel,
+        "row_sums": row_sums_kernel,
+        "saturated": saturated_kernel,
+        "negative": negative_kernel,
+    }
 
 
 def integer_row_sums(frames, cells):

@@ -26,8 +26,15 @@ import math
 import jsonschema
 import yaml
 
-__all__ = ["ConfigError", "check_against_stacks", "check_physics", "config_error", "non_finite", "typed",
-           "unknown_keys"]
+__all__ = [
+    "ConfigError",
+    "check_against_stacks",
+    "check_physics",
+    "config_error",
+    "non_finite",
+    "typed",
+    "unknown_keys",
+]
 
 
 class ConfigError(ValueError):
@@ -141,8 +148,10 @@ def check_physics(values):
         try:
             correction.check_parameter(bleach["parameter"], None)
         except ValueError as error:
-            raise ConfigError(f"config key bleach_correction.parameter is {bleach['parameter']!r} with method "
-                              f"{bleach['method']}: {error}. See config/README.md.") from None
+            raise ConfigError(
+                f"config key bleach_correction.parameter is {bleach['parameter']!r} with method "
+                f"{bleach['method']}: {error}. See config/README.md."
+            ) from None
 
 
 def check_against_stacks(values, stacks):
@@ -170,8 +179,10 @@ def check_against_stacks(values, stacks):
             try:
                 correction_named(bleach["method"]).check_parameter(bleach["parameter"], frames)
             except ValueError as error:
-                raise ConfigError(f"config key bleach_correction.parameter is {bleach['parameter']!r}, but experiment "
-                                  f"{name!r} has {frames} frames: {error}.") from None
+                raise ConfigError(
+                    f"config key bleach_correction.parameter is {bleach['parameter']!r}, but experiment "
+                    f"{name!r} has {frames} frames: {error}."
+                ) from None
         if windows is not None and windows > frames:
             raise ConfigError(
                 f"config key nb.timeseries.frames_per_set is {windows}, but experiment {name!r} has only {frames} "

@@ -128,8 +128,7 @@ def _scale_bar(ax, shape, calibration):
     ax.add_artist(bar)
 
 
-def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCALIBRATED, colormap="viridis",
-                dpi=100):
+def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCALIBRATED, colormap="viridis", dpi=100):
     """Preview of one N&B map for a person to read.
 
     - The colour range is the 1st to 99th percentile of the cell pixels (``cells``), so the
@@ -169,8 +168,9 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
     fig.subplots_adjust(left=0.85 / fig_width, right=1 - 0.2 / fig_width, bottom=0.55 / 5.0, top=1 - 0.6 / 5.0)
     ax = fig.add_subplot()
     extent = _extent(values.shape, calibration)
-    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest",
-                      extent=extent)
+    image = ax.imshow(
+        np.ma.masked_invalid(values), cmap=cmap, vmin=low, vmax=high, interpolation="nearest", extent=extent
+    )
     undefined = ~np.isfinite(values)
     if inside is None:
         subtitle = f"colour range: 1st-99th percentile; magenta: undefined ({int(undefined.sum())} px)"
@@ -178,8 +178,10 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
         veil = np.zeros(values.shape + (4,))
         veil[~inside] = (1.0, 1.0, 1.0, BACKGROUND_VEIL)
         ax.imshow(veil, interpolation="nearest", extent=extent)
-        subtitle = (f"colour range: 1st-99th percentile of the cell pixels; background veiled\n"
-                    f"magenta: undefined ({int((undefined & inside).sum())} of {int(inside.sum())} cell px)")
+        subtitle = (
+            f"colour range: 1st-99th percentile of the cell pixels; background veiled\n"
+            f"magenta: undefined ({int((undefined & inside).sum())} of {int(inside.sum())} cell px)"
+        )
         if labels is not None:
             _draw_outlines(ax, labels, "white", linewidth=0.6, calibration=calibration, stroke="black")
     ax.set_title(f"{title}\n{subtitle}", fontsize=9)
@@ -193,8 +195,14 @@ def map_preview(values, title, colorbar_label=None, cells=None, calibration=UNCA
 
 def _show_projection(ax, projection, calibration=UNCALIBRATED):
     low, high = robust_limits(projection, (0.5, 99.5))
-    ax.imshow(projection, cmap="gray", vmin=low, vmax=high, interpolation="nearest",
-              extent=_extent(projection.shape, calibration))
+    ax.imshow(
+        projection,
+        cmap="gray",
+        vmin=low,
+        vmax=high,
+        interpolation="nearest",
+        extent=_extent(projection.shape, calibration),
+    )
     ax.set_axis_off()
     _scale_bar(ax, projection.shape, calibration)
 
@@ -253,8 +261,13 @@ def _draw_outlines(ax, labels, colour, label_ids=True, linewidth=1.0, calibratio
     effects = [patheffects.withStroke(linewidth=linewidth + 1.2, foreground=stroke)] if stroke else None
     for label, outlines, (row, col) in _cell_outlines(labels):
         for outline in outlines:
-            ax.plot((outline[:, 1] + shift) * sx, (outline[:, 0] + shift) * sy, color=colour, linewidth=linewidth,
-                    path_effects=effects)
+            ax.plot(
+                (outline[:, 1] + shift) * sx,
+                (outline[:, 0] + shift) * sy,
+                color=colour,
+                linewidth=linewidth,
+                path_effects=effects,
+            )
         if label_ids:
             ax.text((col + shift) * sx, (row + shift) * sy, str(label), **_ID_STYLE)
 
@@ -319,8 +332,7 @@ def bleach_correction_figure(trace, corrected, trend, labels, frame_interval=Non
     fig = Figure(figsize=(7, height), dpi=100)
     # fixed margins (inches: 0.9 left, 0.2 right, 1.25 bottom for the axis label and the legend, and
     # a line per line of the note)
-    fig.subplots_adjust(left=0.9 / 7, right=1 - 0.2 / 7, bottom=(1.25 + 0.18 * lines) / height,
-                        top=1 - 0.45 / height)
+    fig.subplots_adjust(left=0.9 / 7, right=1 - 0.2 / 7, bottom=(1.25 + 0.18 * lines) / height, top=1 - 0.45 / height)
     ax = fig.add_subplot()
     ax.plot(times, trace, color="0.55", linewidth=1, label="before correction")
     if trend is not None:
@@ -335,8 +347,9 @@ def bleach_correction_figure(trace, corrected, trend, labels, frame_interval=Non
     return fig
 
 
-def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
-                                title="Apparent brightness vs intensity"):
+def brightness_intensity_figure(
+    intensity, apparent_brightness, reference=1.0, title="Apparent brightness vs intensity"
+):
     """Scatter of apparent brightness against intensity over cell pixels, coloured by point density.
 
     A dashed line marks ``reference``, the apparent brightness of immobile molecules (or of
@@ -356,9 +369,17 @@ def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
         density = point_density(x, y)
         order = np.argsort(density, kind="stable")
         # no edge stroke: drawing each marker's outline doubles the rendering time
-        points = ax.scatter(x[order], y[order], c=density[order], s=3, cmap="viridis",
-                            norm=Normalize(vmin=0, vmax=max(density.max(), 1)), rasterized=True,
-                            linewidths=0, edgecolors="none")
+        points = ax.scatter(
+            x[order],
+            y[order],
+            c=density[order],
+            s=3,
+            cmap="viridis",
+            norm=Normalize(vmin=0, vmax=max(density.max(), 1)),
+            rasterized=True,
+            linewidths=0,
+            edgecolors="none",
+        )
         fig.colorbar(points, ax=ax, label="cell pixels in the same bin (density)")
         low, high = robust_limits(y, (0.5, 99.5))
         low, high = min(low, reference), max(high, reference)
@@ -369,8 +390,11 @@ def brightness_intensity_figure(intensity, apparent_brightness, reference=1.0,
     ax.axhline(reference, color="tab:red", linewidth=1.2, linestyle="--", zorder=3)
     ax.set_xlabel("intensity <k> (mean counts per frame)")
     ax.set_ylabel("apparent brightness B")
-    ax.set_title(f"{title} ({x.size} cell pixels)\ndashed: B = {reference:g}, immobile molecules or no "
-                 "molecules (shot noise only)", fontsize=9)
+    ax.set_title(
+        f"{title} ({x.size} cell pixels)\ndashed: B = {reference:g}, immobile molecules or no "
+        "molecules (shot noise only)",
+        fontsize=9,
+    )
     return fig
 
 
@@ -414,22 +438,42 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     positions = np.arange(1, len(names) + 1)
     drawable = [index for index, group in enumerate(groups) if group.size]
     if drawable:
-        ax.boxplot([groups[i] for i in drawable], positions=positions[drawable], widths=0.5,
-                   showfliers=False, medianprops={"color": "tab:red"})
-    for position, group, cross in zip(positions, groups, crosses):
+        ax.boxplot(
+            [groups[i] for i in drawable],
+            positions=positions[drawable],
+            widths=0.5,
+            showfliers=False,
+            medianprops={"color": "tab:red"},
+        )
+    for position, group, cross in zip(positions, groups, crosses, strict=False):
         jitter = rng.uniform(-0.15, 0.15, size=group.size)
         ax.scatter(position + jitter[~cross], group[~cross], s=14, color="tab:blue", alpha=0.8, zorder=3)
         if cross.any():
-            ax.scatter(position + jitter[cross], group[cross], s=30, color="tab:red", marker="x", zorder=4,
-                       label="cell with a warning (Warnings column)")
+            ax.scatter(
+                position + jitter[cross],
+                group[cross],
+                s=30,
+                color="tab:red",
+                marker="x",
+                zorder=4,
+                label="cell with a warning (Warnings column)",
+            )
     if flagged.any():
         handles, texts = ax.get_legend_handles_labels()
-        ax.legend(handles[:1], texts[:1], fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.28 if len(names) > 4
-                  else -0.16), frameon=False)
+        ax.legend(
+            handles[:1],
+            texts[:1],
+            fontsize=8,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.28 if len(names) > 4 else -0.16),
+            frameon=False,
+        )
     for level in reference_lines:
         ax.axhline(level, color="0.7", linewidth=0.8, linestyle="--", zorder=0)
     ax.set_xticks(positions)
-    ax.set_xticklabels(labels, fontsize=8, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_xticklabels(
+        labels, fontsize=8, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center"
+    )
     ax.set_xlim(0.4, len(names) + 0.6)
     ax.set_ylabel(ylabel)
     width_chars = int(fig.get_figwidth() * 11)
@@ -439,8 +483,9 @@ def folder_brightness_figure(experiments, values, ylabel, title, reference_lines
     return fig
 
 
-def cell_timeseries_figure(table, column, ylabel="brightness epsilon",
-                           title="Per-cell brightness over time", frame_interval=None):
+def cell_timeseries_figure(
+    table, column, ylabel="brightness epsilon", title="Per-cell brightness over time", frame_interval=None
+):
     """One line per cell of ``column`` against the middle of each window of frames.
 
     The time axis is in seconds when ``frame_interval`` (seconds per frame) is known, else in
@@ -457,12 +502,16 @@ def cell_timeseries_figure(table, column, ylabel="brightness epsilon",
     fig = Figure(figsize=(8, 4.5), dpi=100)
     fig.subplots_adjust(left=0.8 / 8, right=1 - 1.4 / 8, bottom=0.6 / 4.5, top=1 - 0.45 / 4.5)
     ax = fig.add_subplot()
-    scale, xlabel = (frame_interval, "time (s, middle of the window)") if frame_interval else (
-        1.0, "frame (middle of the window; the file has no frame interval)")
+    scale, xlabel = (
+        (frame_interval, "time (s, middle of the window)")
+        if frame_interval
+        else (1.0, "frame (middle of the window; the file has no frame interval)")
+    )
     for cell, rows in table.groupby("Cell ID", sort=True):
         middle = (rows["First frame"].to_numpy() + rows["Last frame"].to_numpy()) / 2 * scale
-        ax.plot(middle, rows[column].to_numpy(dtype=np.float64), marker="o", markersize=3, linewidth=1,
-                label=f"cell {cell}")
+        ax.plot(
+            middle, rows[column].to_numpy(dtype=np.float64), marker="o", markersize=3, linewidth=1, label=f"cell {cell}"
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)

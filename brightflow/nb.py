@@ -88,9 +88,7 @@ class DetectorModel:
         if not np.isfinite(self.offset):
             raise ValueError(f"detector offset must be a finite number, got {self.offset!r}")
         if not np.isfinite(self.readout_variance) or self.readout_variance < 0:
-            raise ValueError(
-                f"detector readout_variance must be a number >= 0, got {self.readout_variance!r}"
-            )
+            raise ValueError(f"detector readout_variance must be a number >= 0, got {self.readout_variance!r}")
 
 
 def brightness_unit(detector=None):
@@ -182,9 +180,7 @@ class StreamingMoments:
             raise ValueError(f"frames must be 3D (t, y, x), got shape {frames.shape}")
         count = self._count[rows]
         if frames.shape[1:] != count.shape:
-            raise ValueError(
-                f"frames of shape {frames.shape[1:]} do not fit rows {rows} of image {self.shape}"
-            )
+            raise ValueError(f"frames of shape {frames.shape[1:]} do not fit rows {rows} of image {self.shape}")
         if scale is not None:
             scale = np.asarray(scale, dtype=np.float64).reshape(-1)
             if scale.shape != frames.shape[:1]:
@@ -254,7 +250,7 @@ def _row_bands(height, block_rows, workers):
     workers = max(1, min(workers, blocks))
     edges = [min(height, (blocks * index // workers) * block_rows) for index in range(workers + 1)]
     edges[-1] = height
-    return [slice(low, high) for low, high in zip(edges[:-1], edges[1:]) if high > low]
+    return [slice(low, high) for low, high in zip(edges[:-1], edges[1:], strict=False) if high > low]
 
 
 def pixel_mean_variance(stack, ddof=1):

@@ -149,8 +149,19 @@ def code_of(warning):
     return warning.split(" (", 1)[0]
 
 
-def cell_warnings(labels, segmented, cell_ids, counts, intensity, frames, detector=DetectorModel(),
-                  min_frames=MIN_FRAMES, low_signal_sigmas=LOW_SIGNAL_SIGMAS, bleaching_left=None, variance_map=None):
+def cell_warnings(
+    labels,
+    segmented,
+    cell_ids,
+    counts,
+    intensity,
+    frames,
+    detector=DetectorModel(),
+    min_frames=MIN_FRAMES,
+    low_signal_sigmas=LOW_SIGNAL_SIGMAS,
+    bleaching_left=None,
+    variance_map=None,
+):
     """The ``Warnings`` of each cell: codes joined by ``"; "`` (empty when all is well).
 
     Parameters

@@ -126,9 +126,7 @@ def threshold_segmentation(
     if image.ndim != 2:
         raise ValueError(f"segmentation needs a 2D image, got shape {image.shape}")
     if threshold_method not in THRESHOLD_METHODS:
-        raise ValueError(
-            f"unknown threshold method {threshold_method!r}; use one of {sorted(THRESHOLD_METHODS)}"
-        )
+        raise ValueError(f"unknown threshold method {threshold_method!r}; use one of {sorted(THRESHOLD_METHODS)}")
     smoothed = filters.gaussian(image, sigma=smoothing_sigma) if smoothing_sigma > 0 else image
     finite = smoothed[np.isfinite(smoothed)]
     if finite.size == 0 or finite.min() == finite.max():
@@ -175,10 +173,7 @@ def _distance_peaks(distance, components, min_distance, prominence=1.0):
         component = components[row, col]
         if component == 0:
             continue
-        if all(
-            components[r, c] != component or np.hypot(row - r, col - c) >= min_distance
-            for r, c in kept
-        ):
+        if all(components[r, c] != component or np.hypot(row - r, col - c) >= min_distance for r, c in kept):
             kept.append((row, col))
     seeded = {components[r, c] for r, c in kept}
     for region in measure.regionprops(components, intensity_image=distance):
@@ -445,7 +440,7 @@ def _edge_loops(cell):
     ):
         across = np.roll(cell, (-dr, -dc), axis=(0, 1))  # across[r, c] = cell[r + dr, c + dc]
         rows, cols = np.nonzero(cell & ~across)
-        for x, y in zip((cols + sx).tolist(), (rows + sy).tolist()):
+        for x, y in zip((cols + sx).tolist(), (rows + sy).tolist(), strict=False):
             outgoing.setdefault((x, y), []).append(direction)
 
     loops = []

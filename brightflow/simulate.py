@@ -111,7 +111,7 @@ def cell_layout(shape, centres, radii, rotations=None):
     labels = np.zeros(shape, dtype=np.uint16)
     rotations = [0.0] * len(centres) if rotations is None else rotations
     for index, ((row, col), (row_radius, col_radius), rotation) in enumerate(
-        zip(centres, radii, rotations)
+        zip(centres, radii, rotations, strict=False)
     ):
         rr, cc = ellipse(row, col, row_radius, col_radius, shape=shape, rotation=rotation)
         labels[rr, cc] = index + 1
@@ -163,9 +163,7 @@ def demo_experiment(cells, seed, shape=DEMO_SHAPE, frames=DEMO_FRAMES, backgroun
     for quadrant in range(len(cells)):
         row0 = (quadrant // 2) * height / 2
         col0 = (quadrant % 2) * width / 2
-        centres.append(
-            (row0 + height / 4 + rng.uniform(-2, 2), col0 + width / 4 + rng.uniform(-2, 2))
-        )
+        centres.append((row0 + height / 4 + rng.uniform(-2, 2), col0 + width / 4 + rng.uniform(-2, 2)))
         radii.append((rng.uniform(0.28, 0.38) * height / 2, rng.uniform(0.28, 0.38) * width / 2))
         rotations.append(rng.uniform(0, np.pi))
     labels = cell_layout(shape, centres, radii, rotations)
@@ -229,7 +227,7 @@ def cell_field(shape, cell_count, rng, radius_range=(8.0, 11.0), touching_pairs=
         inside = size + 1 <= centre[0] <= shape[0] - size - 1 and size + 1 <= centre[1] <= shape[1] - size - 1
         clear = all(
             np.hypot(centre[0] - r, centre[1] - c) >= size + max(rr) + margin
-            for (r, c), rr in zip(others, others_radii)
+            for (r, c), rr in zip(others, others_radii, strict=False)
         )
         if not (inside and clear):
             continue

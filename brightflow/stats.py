@@ -279,8 +279,15 @@ def cell_timeseries_table(window_maps, bounds, labels, cell_ids=None, detector=n
     import pandas as pd
 
     tables = [
-        window_cell_table({name: values[index] for name, values in window_maps.items()}, index, window,
-                          labels, cell_ids, detector, gamma)
+        window_cell_table(
+            {name: values[index] for name, values in window_maps.items()},
+            index,
+            window,
+            labels,
+            cell_ids,
+            detector,
+            gamma,
+        )
         for index, window in enumerate(bounds)
     ]
     return pd.concat(tables, ignore_index=True)
@@ -365,8 +372,9 @@ CROSS_COLUMNS = (
 )
 
 
-def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.DetectorModel(),
-                     detector2=nb.DetectorModel()):
+def cross_cell_table(
+    maps, mean1, mean2, labels, cell_ids=None, detector1=nb.DetectorModel(), detector2=nb.DetectorModel()
+):
     """Per-cell cross-correlated N&B (Digman, Wiseman, Choi, Horwitz & Gratton 2009, PNAS 106:2170).
 
     ``Cross variance``, ``Cross brightness``, ``Cross number`` are the NaN-aware means of the
@@ -394,7 +402,7 @@ def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.Det
     labels, cell_ids = _cell_groups(labels, cell_ids)
     size = int(max(labels.max(initial=0), cell_ids.max(initial=0))) + 1
     table = {"Cell ID": cell_ids, "Pixels": np.bincount(labels.ravel(), minlength=size)[cell_ids]}
-    for name, column in zip(cross.CROSS_MAP_NAMES, CROSS_COLUMNS[:3]):
+    for name, column in zip(cross.CROSS_MAP_NAMES, CROSS_COLUMNS[:3], strict=False):
         values = np.asarray(maps[name], dtype=np.float64)
         finite = (labels > 0) & np.isfinite(values)
         sums = np.bincount(labels[finite], weights=values[finite], minlength=size)
@@ -407,8 +415,10 @@ def cross_cell_table(maps, mean1, mean2, labels, cell_ids=None, detector1=nb.Det
     flat = labels[usable]
     counts = np.bincount(flat, minlength=size).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cell_cov, cell1, cell2 = (np.bincount(flat, weights=v[usable], minlength=size)[cell_ids] / counts[cell_ids]
-                                  for v in (covariance, mean1, mean2))
+        cell_cov, cell1, cell2 = (
+            np.bincount(flat, weights=v[usable], minlength=size)[cell_ids] / counts[cell_ids]
+            for v in (covariance, mean1, mean2)
+        )
     table["Cross brightness (ratio of means)"] = cross.cross_brightness(cell1, cell2, cell_cov, detector1, detector2)
     table["Cross number (ratio of means)"] = cross.cross_number(cell1, cell2, cell_cov, detector1, detector2)
     return pd.DataFrame(table)[["Cell ID", "Pixels", *CROSS_COLUMNS]]

@@ -297,9 +297,7 @@ def otsu_bin(counts):
     below_intensity = np.cumsum(h * g)[1:-1]
     denominator = below * (total - below)
     with np.errstate(invalid="ignore", divide="ignore"):
-        variance = np.where(
-            denominator != 0, (below / total * intensity - below_intensity) ** 2 / denominator, 0.0
-        )
+        variance = np.where(denominator != 0, (below / total * intensity - below_intensity) ** 2 / denominator, 0.0)
     return int(1 + np.flatnonzero(variance == variance.max())[-1])
 
 
@@ -566,7 +564,9 @@ def nandb_threshold(mean_image, method, frames):
     if index + low < 0:
         reason = (
             " (autothresholdr's Yen starts its search at the largest double and never finds one; ImageJ's starts "
-            "at the smallest: use convention 'brightflow' for Yen)" if method == "yen" else ""
+            "at the smallest: use convention 'brightflow' for Yen)"
+            if method == "yen"
+            else ""
         )
         raise ValueError(f"'{name}' method failed to find threshold{reason}")
     return (index + low) / (scale * frames)
@@ -704,8 +704,7 @@ def restore_nandb_infinities(maps, detector=None):
     return maps
 
 
-def exclude_and_filter(maps, kept, filter_method="none", names=None, *, convention=DEFAULT_CONVENTION,
-                       detector=None):
+def exclude_and_filter(maps, kept, filter_method="none", names=None, *, convention=DEFAULT_CONVENTION, detector=None):
     """The maps as brightflow reports them: NaN outside ``kept`` (the pixels ``nb.threshold`` keeps),
     then ``nb.filter`` (nandb's NaN-aware 3x3 mean or median; Nolan et al. 2017, Bioinformatics
     33:3508; brightflow.filters.filter_maps) on the named maps.
@@ -731,12 +730,12 @@ def exclude_and_filter(maps, kept, filter_method="none", names=None, *, conventi
     maps = apply_threshold(maps, kept)
     if convention == "nandb":
         maps = restore_nandb_infinities(maps, detector)
-    return filters.filter_maps(maps, kept, filter_method, *(() if names is None else (names,)),
-                               convention=convention)
+    return filters.filter_maps(maps, kept, filter_method, *(() if names is None else (names,)), convention=convention)
 
 
-def threshold_and_filter(maps, setting, filter_method="none", *, convention=DEFAULT_CONVENTION, frames=None,
-                         detector=None):
+def threshold_and_filter(
+    maps, setting, filter_method="none", *, convention=DEFAULT_CONVENTION, frames=None, detector=None
+):
     """Apply ``nb.threshold`` then ``nb.filter`` to the six maps of a stack.
 
     The threshold is computed on the intensity map (the per-pixel mean of the corrected frames)
@@ -790,4 +789,3 @@ def threshold_and_filter(maps, setting, filter_method="none", *, convention=DEFA
     if convention == "nandb":
         record["frames"] = frames
     return maps, record
-

@@ -148,8 +148,9 @@ def window_maps(mean, variance, kept, filter_method="none", detector=DetectorMod
     ``x / 0`` infinite)."""
     from .threshold import exclude_and_filter
 
-    return exclude_and_filter(number_and_brightness(mean, variance, detector), kept, filter_method,
-                              convention=convention, detector=detector)
+    return exclude_and_filter(
+        number_and_brightness(mean, variance, detector), kept, filter_method, convention=convention, detector=detector
+    )
 
 
 def stack_timeseries(stack, frames_per_set, overlap=0, ddof=1, detector=DetectorModel(), chunk=64):

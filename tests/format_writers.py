@@ -36,18 +36,28 @@ def write_czi(path, scenes, pixel_size_um=0.1, channel_names=None, compression=N
             stack = _tcyx(stack)
             for t in range(stack.shape[0]):
                 for c in range(stack.shape[1]):
-                    czi.write(data=np.ascontiguousarray(stack[t, c][..., None]), plane={"T": t, "C": c, "Z": 0},
-                              scene=scene, location=(x, 0))
+                    czi.write(
+                        data=np.ascontiguousarray(stack[t, c][..., None]),
+                        plane={"T": t, "C": c, "Z": 0},
+                        scene=scene,
+                        location=(x, 0),
+                    )
             x += stack.shape[-1] + 50
         channels = _tcyx(scenes[0]).shape[1]
         names = {index: name for index, name in enumerate(channel_names or [f"ch{c}" for c in range(channels)])}
-        czi.write_metadata(document_name=path.stem, channel_names=names, scale_x=pixel_size_um * 1e-6,
-                           scale_y=pixel_size_um * 1e-6, scale_z=1e-6)
+        czi.write_metadata(
+            document_name=path.stem,
+            channel_names=names,
+            scale_x=pixel_size_um * 1e-6,
+            scale_y=pixel_size_um * 1e-6,
+            scale_z=1e-6,
+        )
     return path
 
 
-def write_ome_zarr(path, stack, pixel_size_um=0.2, frame_interval_s=0.05, channel_names=None, version="0.4",
-                   axes="tczyx", chunks=None):
+def write_ome_zarr(
+    path, stack, pixel_size_um=0.2, frame_interval_s=0.05, channel_names=None, version="0.4", axes="tczyx", chunks=None
+):
     """An OME-Zarr image of a (t, [c,] y, x) array (stored as 5D ``tczyx``, or as ``axes`` says with the
     array given in that order)."""
     import zarr
@@ -63,12 +73,13 @@ def write_ome_zarr(path, stack, pixel_size_um=0.2, frame_interval_s=0.05, channe
     axis_list = [{"name": a, "type": kinds[a]} | ({"unit": units[a]} if units[a] else {}) for a in axes]
     multiscale = {
         "axes": axis_list,
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale",
-                                                                  "scale": [scale_of[a] for a in axes]}]}],
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [scale_of[a] for a in axes]}]}
+        ],
         "name": path.name.split(".")[0],
     }
     if chunks is None:
-        chunks = tuple(1 if a in "tcz" else size for a, size in zip(axes, data.shape))
+        chunks = tuple(1 if a in "tcz" else size for a, size in zip(axes, data.shape, strict=False))
     group = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
     array = group.create_array("0", shape=data.shape, dtype=data.dtype, chunks=chunks)
     array[...] = data
@@ -86,8 +97,13 @@ def write_ome_tiff(path, series, names=None, pixel_size_um=0.25, frame_interval_
     path = Path(path)
     with tifffile.TiffWriter(path, ome=True) as tif:
         for index, stack in enumerate(series):
-            metadata = {"axes": axes, "PhysicalSizeX": pixel_size_um, "PhysicalSizeY": pixel_size_um,
-                        "TimeIncrement": frame_interval_s, "TimeIncrementUnit": "s"}
+            metadata = {
+                "axes": axes,
+                "PhysicalSizeX": pixel_size_um,
+                "PhysicalSizeY": pixel_size_um,
+                "TimeIncrement": frame_interval_s,
+                "TimeIncrementUnit": "s",
+            }
             if names:
                 metadata["Name"] = names[index]
             tif.write(np.asarray(stack), metadata=metadata, photometric="minisblack", **options)

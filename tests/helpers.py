@@ -25,9 +25,12 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 def _snakemake_command(snakefile, workdir, args, config, cores):
     command = SNAKEMAKE + [
-        "--snakefile", str(snakefile),
-        "--directory", str(workdir),
-        "--cores", str(cores),
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
     ]
     if config:
         command += ["--config"] + [f"{key}={value}" for key, value in config.items()]
@@ -174,11 +177,15 @@ def held_run(workdir, *args, config=None, cores=2, limit=HOLD_LIMIT_S, start_tim
     for name in ("config", "workflow"):
         (folder / name).symlink_to(REPO / name, target_is_directory=True)
     started, release, held = folder / "started", folder / "release", folder / "held"
-    hold = shlex.join([sys.executable, str(Path(__file__).with_name("hold_job.py")), str(started), str(release),
-                       str(limit)])
+    hold = shlex.join(
+        [sys.executable, str(Path(__file__).with_name("hold_job.py")), str(started), str(release), str(limit)]
+    )
     snakefile = folder / "Snakefile"
-    snakefile.write_text(HELD_SNAKEFILE.format(
-        snakefile=json.dumps(str(REPO / "Snakefile")), held=json.dumps(str(held)), hold=json.dumps(hold)))
+    snakefile.write_text(
+        HELD_SNAKEFILE.format(
+            snakefile=json.dumps(str(REPO / "Snakefile")), held=json.dumps(str(held)), hold=json.dumps(hold)
+        )
+    )
     # the targets, everything the workflow makes (rule all) and the hold job's output, before --config
     # (which takes every word after it)
     command = _snakemake_command(snakefile, workdir, ["all", held, *args], config=None, cores=cores)
@@ -186,17 +193,23 @@ def held_run(workdir, *args, config=None, cores=2, limit=HOLD_LIMIT_S, start_tim
         command += ["--config"] + [f"{key}={value}" for key, value in config.items()]
     log = folder / "snakemake.log"
     with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=_snakemake_env(),
-                                   start_new_session=True)  # its own process group: stopped with its jobs
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=_snakemake_env(), start_new_session=True
+        )  # its own process group: stopped with its jobs
     failed = True
     try:
         try:
-            wait_until(lambda: started.exists() or process.poll() is not None, start_timeout,
-                       "the held run's hold job to start")
+            wait_until(
+                lambda: started.exists() or process.poll() is not None,
+                start_timeout,
+                "the held run's hold job to start",
+            )
         except AssertionError as error:
             raise AssertionError(f"{error}:\n{_tail(log)}") from None
         if not started.exists():
-            raise AssertionError(f"the held run ended ({process.returncode}) before its hold job started:\n{_tail(log)}")
+            raise AssertionError(
+                f"the held run ended ({process.returncode}) before its hold job started:\n{_tail(log)}"
+            )
         yield process
         failed = False
     finally:

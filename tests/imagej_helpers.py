@@ -102,7 +102,7 @@ def run_imagej_macro(macro_text, workdir, timeout=120, argument=None, memory_mb=
         "java", f"-Xmx{int(memory_mb)}m", f"-Duser.home={home}",
         "-jar", str(imagej_jar()), "-batch", str(macro),
     ] + ([str(argument)] if argument is not None else [])  # fmt: skip
-    for attempt in range(3):
+    for _attempt in range(3):
         # a session of its own: if even xvfb-run hangs, its whole group is killed
         process = subprocess.Popen(
             command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -129,4 +129,3 @@ def run_imagej_macro(macro_text, workdir, timeout=120, argument=None, memory_mb=
             f"--- stdout ---\n{stdout[-4000:]}\n--- stderr ---\n{stderr[-4000:]}"
         )
     return "".join(line + "\n" for line in lines if line != DONE_MARKER)
-

@@ -39,8 +39,9 @@ def _write_failing(folder):
     data = (folder / "whole.tif").read_bytes()
     (folder / "truncated.tif").write_bytes(data[: len(data) // 2])
     (folder / "whole.tif").unlink()
-    tifffile.imwrite(folder / "zstack.tif", np.stack([stack[:30], stack[30:]], 1), imagej=True,
-                     metadata={"axes": "TZYX"})
+    tifffile.imwrite(
+        folder / "zstack.tif", np.stack([stack[:30], stack[30:]], 1), imagej=True, metadata={"axes": "TZYX"}
+    )
     tifffile.imwrite(folder / "rgb.tif", np.stack([stack] * 3, -1).astype(np.uint8), photometric="rgb")
     _imagej(folder / "two_frames.tif", stack[:2])
     tifffile.imwrite(folder / "complex.tif", stack.astype(np.complex64), photometric="minisblack")
@@ -52,8 +53,9 @@ def _write_failing(folder):
     # an OME file whose metadata says its 60 planes are z (a z-stack): not read as time
     tifffile.imwrite(folder / "ome_zstack.tif", stack, ome=True, metadata={"axes": "ZYX"})
     # lossy compression destroys the shot noise N&B measures
-    tifffile.imwrite(folder / "jpeg.tif", np.clip(stack, 0, 255).astype(np.uint8), photometric="minisblack",
-                     compression="jpeg")
+    tifffile.imwrite(
+        folder / "jpeg.tif", np.clip(stack, 0, 255).astype(np.uint8), photometric="minisblack", compression="jpeg"
+    )
     # frames one pixel wide (what tifffile stores as one page of 40 x 256 with one sample per pixel)
     _imagej(folder / "thin.tif", rng.poisson(10, (40, 256, 1)).astype(np.uint16))
     with_gap = stack.astype(np.float32)
@@ -146,15 +148,17 @@ def test_a_bad_file_fails_only_its_experiment_with_a_clear_message(failing_run, 
     workdir, folder, result, output = failing_run
     assert result.returncode != 0
     rule, cause = FAILING[name]
-    summary = output[output.index("did not finish:"):]
+    summary = output[output.index("did not finish:") :]
     line = next(line for line in summary.splitlines() if line.startswith(f"  - {name}: "))
     # the file, the cause, and where to read more
     assert str(folder / f"{name}.tif") in line and cause in line, line
     assert f"(log: results/logs/{name}/{rule}.log)" in line, line
     assert cause in (workdir / "results" / "logs" / name / f"{rule}.log").read_text()
     # nothing of the failed job is left (snakemake removes a failed job's outputs)
-    failed_outputs = {"projection": ["segmentation_image.tif"],
-                      "bleach_correction": ["bleach_correction.json", "sample_quality.npy", "Bleach_correction.png"]}
+    failed_outputs = {
+        "projection": ["segmentation_image.tif"],
+        "bleach_correction": ["bleach_correction.json", "sample_quality.npy", "Bleach_correction.png"],
+    }
     for output_name in failed_outputs[rule]:
         assert not (workdir / "results" / name / output_name).exists(), output_name
 
@@ -169,7 +173,10 @@ def test_the_other_experiments_finish(failing_run):
 
 def test_entries_named_like_stacks_that_are_not_read_are_reported(failing_run):
     _, folder, _, output = failing_run
-    assert f"brightflow: {folder / 'dangling.tif'}: skipped: a link to {folder / 'gone.tif'}, which does not exist" in output
+    assert (
+        f"brightflow: {folder / 'dangling.tif'}: skipped: a link to {folder / 'gone.tif'}, which does not exist"
+        in output
+    )
     assert f"brightflow: {folder / 'folder.tif'}: skipped: a folder named like a .tif file" in output
 
 
@@ -233,7 +240,10 @@ def one_stack(tmp_path):
     "encode, message",
     [
         (lambda text: text.encode("utf-16"), "the sample sheet is saved as UTF-16 (Excel's 'Unicode Text')"),
-        (lambda text: text.replace("cells", "cellules_é").encode("latin-1"), "the sample sheet is not UTF-8 text (line 2 holds byte 0xe9"),
+        (
+            lambda text: text.replace("cells", "cellules_é").encode("latin-1"),
+            "the sample sheet is not UTF-8 text (line 2 holds byte 0xe9",
+        ),
         (lambda text: b"PK\x03\x04" + b"\0" * 60, "the sample sheet is an Excel workbook (.xlsx), not text"),
     ],
     ids=["utf16", "latin1", "xlsx"],
@@ -243,7 +253,9 @@ def test_a_sheet_not_saved_as_utf8_text_says_how_to_save_it(run_workflow, tmp_pa
     path.write_bytes(encode("experiment\tpath\ncells\tstacks/cells.tif\n"))
     result = run_workflow(tmp_path, "--dry-run", config={"input_dir": one_stack, "samples": path}, check=False)
     output = result.stdout + result.stderr
-    assert result.returncode != 0 and f"{path}: {message}" in output and "Save it as UTF-8 text" in output, output[-2000:]
+    assert result.returncode != 0 and f"{path}: {message}" in output and "Save it as UTF-8 text" in output, output[
+        -2000:
+    ]
     assert "Traceback" not in output
 
 
@@ -253,12 +265,16 @@ def test_a_sheet_not_saved_as_utf8_text_says_how_to_save_it(run_workflow, tmp_pa
         ("a{x}.tif", "holds a brace ({ or }), which Snakemake reads as a wildcard"),
         ("b" + "a" * 20 + ".tif", "ends with 20 repeats of 'a', which Snakemake takes for a rule feeding itself"),
         ("ab" * 20 + ".tif", "ends with 20 repeats of 'ab'"),
-        ("Folder_brightness_summary.png.tif", "is reserved for brightflow's own folder or file of that name in output_dir"),
+        (
+            "Folder_brightness_summary.png.tif",
+            "is reserved for brightflow's own folder or file of that name in output_dir",
+        ),
         ("logs.tif", "is reserved for brightflow's own folder or file"),
     ],
 )
-def test_names_snakemake_cannot_take_are_refused_at_start_naming_the_file(run_workflow, tmp_path, one_stack, name,
-                                                                          message):
+def test_names_snakemake_cannot_take_are_refused_at_start_naming_the_file(
+    run_workflow, tmp_path, one_stack, name, message
+):
     write_stack(one_stack / name, _cells()[0])
     result = run_workflow(tmp_path, "--dry-run", config={"input_dir": one_stack}, check=False)
     output = result.stdout + result.stderr
@@ -276,7 +292,10 @@ def test_an_output_folder_with_braces_is_refused_at_start(run_workflow, tmp_path
     "sheet, message",
     [
         ("experiment\tpath\n\tstacks/cells.tif\n", "row 2, column 'experiment': is empty"),
-        ("experiment\tpath\na/b\tstacks/cells.tif\n", "row 2, column 'experiment': the name 'a/b' holds a path separator"),
+        (
+            "experiment\tpath\na/b\tstacks/cells.tif\n",
+            "row 2, column 'experiment': the name 'a/b' holds a path separator",
+        ),
         ("experiment\tpath\n..\tstacks/cells.tif\n", "row 2, column 'experiment': the name is '..'"),
         ("experiment\tpath\n-x\tstacks/cells.tif\n", "starts with '-'"),
         ("experiment\tfile\ncells\tstacks/cells.tif\n", "(the header): the sample sheet lacks column(s) ['path']"),
@@ -358,21 +377,26 @@ def test_bad_masks_fail_only_their_experiment(run_workflow, tmp_path, one_stack)
     tifffile.imwrite(one_stack / "negative_mask.tif", labels.astype(np.int16) - 3)
     # a _seg.npy holding an object that runs a command when unpickled
     pwned = tmp_path / "pwned"
-    np.save(one_stack / "crafted_seg.npy", np.array({"masks": labels, "x": _Crafted(pwned)}, dtype=object),
-            allow_pickle=True)
+    np.save(
+        one_stack / "crafted_seg.npy",
+        np.array({"masks": labels, "x": _Crafted(pwned)}, dtype=object),
+        allow_pickle=True,
+    )
     for name in ("a", "b", "c", "d", "f", "g"):
         write_stack(one_stack / f"{name}.tif", stack)
     (one_stack / "a_folder").mkdir()
     sheet = tmp_path / "sheet.tsv"
-    sheet.write_text("experiment\tpath\tmask\na\tstacks/a.tif\tstacks/good_mask.tif\nb\tstacks/b.tif\tstacks/small_mask.tif\n"
-                     "c\tstacks/c.tif\tstacks/float_mask.tif\nd\tstacks/d.tif\tstacks/missing_mask.tif\n"
-                     "e\tstacks/a_folder\tstacks/good_mask.tif\nf\tstacks/f.tif\tstacks/crafted_seg.npy\n"
-                     "g\tstacks/g.tif\tstacks/negative_mask.tif\n")
+    sheet.write_text(
+        "experiment\tpath\tmask\na\tstacks/a.tif\tstacks/good_mask.tif\nb\tstacks/b.tif\tstacks/small_mask.tif\n"
+        "c\tstacks/c.tif\tstacks/float_mask.tif\nd\tstacks/d.tif\tstacks/missing_mask.tif\n"
+        "e\tstacks/a_folder\tstacks/good_mask.tif\nf\tstacks/f.tif\tstacks/crafted_seg.npy\n"
+        "g\tstacks/g.tif\tstacks/negative_mask.tif\n"
+    )
     config = {"input_dir": one_stack, "samples": sheet, "segmentation": "{method: existing}"}
     result = run_workflow(tmp_path, "--keep-going", config=config, check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    summary = output[output.index("did not finish:"):]
+    summary = output[output.index("did not finish:") :]
     assert "small_mask.tif: mask shape (16, 16) differs from the stack's frame shape (48, 48)" in summary
     assert "float_mask.tif: a mask must be a 2D integer label image" in summary
     assert "missing_mask.tif: mask file not found (named in" in summary and "row 5" in summary

@@ -44,9 +44,13 @@ OME = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def test_ome_metadata_with_units_and_defaults():
-    found = calibration.from_ome(OME.format(attributes='PhysicalSizeX="65" PhysicalSizeXUnit="nm" '
-                                            'PhysicalSizeY="65" PhysicalSizeYUnit="nm" TimeIncrement="100" '
-                                            'TimeIncrementUnit="ms"'))
+    found = calibration.from_ome(
+        OME.format(
+            attributes='PhysicalSizeX="65" PhysicalSizeXUnit="nm" '
+            'PhysicalSizeY="65" PhysicalSizeYUnit="nm" TimeIncrement="100" '
+            'TimeIncrementUnit="ms"'
+        )
+    )
     assert found == Calibration(65.0, 65.0, "nm", pytest.approx(0.1), "OME-XML")
     # the OME schema's default units: µm and s
     found = calibration.from_ome(OME.format(attributes='PhysicalSizeX="0.2" PhysicalSizeY="0.2" TimeIncrement="3"'))
@@ -74,19 +78,41 @@ def test_scale_bar_is_a_round_fifth_of_the_width(width, expected):
 
 def test_read_calibration_from_imagej_ome_and_plain_tiffs(tmp_path):
     stack = np.zeros((4, 8, 8), np.uint16)
-    tifffile.imwrite(tmp_path / "ij.tif", stack, imagej=True, resolution=(1 / 0.08, 1 / 0.08),
-                     metadata={"axes": "TYX", "unit": "micron", "finterval": 0.05})
-    tifffile.imwrite(tmp_path / "ome.ome.tif", stack, ome=True, metadata={
-        "axes": "TYX", "PhysicalSizeX": 0.13, "PhysicalSizeY": 0.13, "PhysicalSizeXUnit": "µm",
-        "PhysicalSizeYUnit": "µm", "TimeIncrement": 2.0, "TimeIncrementUnit": "s"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        stack,
+        imagej=True,
+        resolution=(1 / 0.08, 1 / 0.08),
+        metadata={"axes": "TYX", "unit": "micron", "finterval": 0.05},
+    )
+    tifffile.imwrite(
+        tmp_path / "ome.ome.tif",
+        stack,
+        ome=True,
+        metadata={
+            "axes": "TYX",
+            "PhysicalSizeX": 0.13,
+            "PhysicalSizeY": 0.13,
+            "PhysicalSizeXUnit": "µm",
+            "PhysicalSizeYUnit": "µm",
+            "TimeIncrement": 2.0,
+            "TimeIncrementUnit": "s",
+        },
+    )
     tifffile.imwrite(tmp_path / "plain.tif", stack, photometric="minisblack")
-    tifffile.imwrite(tmp_path / "cm.tif", stack, photometric="minisblack", resolution=(50000.0, 50000.0),
-                     resolutionunit="CENTIMETER")
-    tifffile.imwrite(tmp_path / "inch.tif", stack, photometric="minisblack", resolution=(72.0, 72.0),
-                     resolutionunit="INCH")
+    tifffile.imwrite(
+        tmp_path / "cm.tif", stack, photometric="minisblack", resolution=(50000.0, 50000.0), resolutionunit="CENTIMETER"
+    )
+    tifffile.imwrite(
+        tmp_path / "inch.tif", stack, photometric="minisblack", resolution=(72.0, 72.0), resolutionunit="INCH"
+    )
     ij = bio.read_calibration(tmp_path / "ij.tif")
-    assert (ij.unit, ij.pixel_width, ij.frame_interval, ij.source) == ("µm", pytest.approx(0.08), 0.05,
-                                                                       "ImageJ metadata")
+    assert (ij.unit, ij.pixel_width, ij.frame_interval, ij.source) == (
+        "µm",
+        pytest.approx(0.08),
+        0.05,
+        "ImageJ metadata",
+    )
     ome = bio.read_calibration(tmp_path / "ome.ome.tif")
     assert (ome.unit, ome.pixel_width, ome.frame_interval, ome.source) == ("µm", 0.13, 2.0, "OME-XML")
     assert bio.read_calibration(tmp_path / "plain.tif") == UNCALIBRATED
@@ -137,8 +163,12 @@ def test_calibrated_previews_have_axes_in_the_unit_and_a_scale_bar():
 
 def test_time_axes_are_in_seconds_when_the_frame_interval_is_known():
     trace = np.linspace(10, 8, 21)
-    labels = {"title": "Bleach correction: boxcar (l = 3 (set))", "trend": "trend (boxcar)",
-              "corrected": "after correction", "note": ""}
+    labels = {
+        "title": "Bleach correction: boxcar (l = 3 (set))",
+        "trend": "trend (boxcar)",
+        "corrected": "after correction",
+        "note": "",
+    }
     ax = figures.bleach_correction_figure(trace, trace, trace, labels, frame_interval=0.5).axes[0]
     assert ax.get_xlabel() == "time (s)" and ax.lines[0].get_xdata()[-1] == pytest.approx(10.0)
     ax = figures.bleach_correction_figure(trace, trace, trace, labels).axes[0]
@@ -164,19 +194,34 @@ def calibrated_run(run_workflow, tmp_path_factory):
     stacks = workdir / "stacks"
     stacks.mkdir()
     stack, _ = simulate.demo_experiment([(2.0, 5.0), (1.0, 5.0)], seed=3, shape=(48, 64), frames=40)
-    tifffile.imwrite(stacks / "calibrated.tif", stack, imagej=True, resolution=(1 / 0.1, 1 / 0.1),
-                     metadata={"axes": "TYX", "unit": "micron", "finterval": 0.5})
+    tifffile.imwrite(
+        stacks / "calibrated.tif",
+        stack,
+        imagej=True,
+        resolution=(1 / 0.1, 1 / 0.1),
+        metadata={"axes": "TYX", "unit": "micron", "finterval": 0.5},
+    )
     tifffile.imwrite(stacks / "plain.tif", stack, imagej=True, metadata={"axes": "TYX"})
-    config = write_config(workdir / "config.yaml", input_dir=str(stacks), bleach_correction={"method": "none"},
-                          nb={"timeseries": {"frames_per_set": 20, "overlap": 10}})
+    config = write_config(
+        workdir / "config.yaml",
+        input_dir=str(stacks),
+        bleach_correction={"method": "none"},
+        nb={"timeseries": {"frames_per_set": 20, "overlap": 10}},
+    )
     run_workflow(workdir, "--configfile", config)
     return workdir / "results"
 
 
 def _output_tiffs(folder):
-    return [folder / f"{name}.tif" for name in MAP_NAMES] + [
-        folder / "segmentation_image.tif", folder / "segmentation_labels.tif", folder / "analysis_labels.tif",
-    ] + sorted((folder / "timeseries").glob("*.tif"))
+    return (
+        [folder / f"{name}.tif" for name in MAP_NAMES]
+        + [
+            folder / "segmentation_image.tif",
+            folder / "segmentation_labels.tif",
+            folder / "analysis_labels.tif",
+        ]
+        + sorted((folder / "timeseries").glob("*.tif"))
+    )
 
 
 @pytest.mark.workflow
@@ -194,9 +239,15 @@ def test_calibration_is_carried_into_every_output_tiff_and_settings(calibrated_r
     for name in ("segmentation_labels.tif", "analysis_labels.tif"):
         assert tifffile.imread(folder / name).dtype == np.uint16
     recorded = json.loads((folder / "settings.json").read_text())["input"]["calibration"]
-    assert recorded == {"spatially_calibrated": True, "pixel_width": pytest.approx(0.1),
-                        "pixel_height": pytest.approx(0.1), "unit": "µm", "frame_interval_s": 0.5,
-                        "time_unit": "s", "source": "ImageJ metadata"}
+    assert recorded == {
+        "spatially_calibrated": True,
+        "pixel_width": pytest.approx(0.1),
+        "pixel_height": pytest.approx(0.1),
+        "unit": "µm",
+        "frame_interval_s": 0.5,
+        "time_unit": "s",
+        "source": "ImageJ metadata",
+    }
 
     folder = calibrated_run / "plain"
     for path in [folder / "intensity.tif", folder / "segmentation_labels.tif", folder / "timeseries" / "number.tif"]:
@@ -258,5 +309,5 @@ def test_imagej_reads_the_calibration_of_every_output_tiff(calibrated_run, tmp_p
         assert unit in ("pixels", "pixel") and float(width) == 1.0, (path, unit)
     cells = pd.read_csv(folder / "average_values_in_roi.csv")
     assert len(cells) == len(areas) > 0
-    for cell_id, pixels in zip(cells["Cell ID"], cells["Pixels"]):
+    for cell_id, pixels in zip(cells["Cell ID"], cells["Pixels"], strict=False):
         assert areas[f"cell_{cell_id}"] == pytest.approx(pixels * 0.01, rel=1e-9)

@@ -193,7 +193,8 @@ def test_names_and_folder_files_resolve_to_their_generation(tiny_model, random_c
     (tmp_path / "size_nucleitorch_0.npy").write_bytes(b"size")
     (tmp_path / "my_sam").write_bytes(Path(random_cpsam).read_bytes())
     assert cellpose_models.resolve_model("cpsam", environ) == cellpose_models.ModelSpec(
-        "cpsam", str(tmp_path / "cpsam"), 4)
+        "cpsam", str(tmp_path / "cpsam"), 4
+    )
     nuclei = cellpose_models.resolve_model("nuclei", environ)
     assert (nuclei.generation, nuclei.builtin, nuclei.size_model) == (3, True, str(tmp_path / "size_nucleitorch_0.npy"))
     assert cellpose_models.resolve_model("my_sam", environ).generation == 4
@@ -235,7 +236,9 @@ def test_pinned_versions_are_the_ones_installed_and_listed(overlay):
 def test_cellpose4_in_its_overlay(overlay, models_dir):
     """In cellpose 4's own process: its names are brightflow's, brightflow's tile count is the one
     cellpose 4's run_net makes, and no name or missing file ever reaches cellpose's downloader."""
-    result = _in_cellpose4(overlay, f"""
+    result = _in_cellpose4(
+        overlay,
+        f"""
 import json, os
 import numpy as np, torch
 from brightflow import cellpose_adapter, cellpose_models
@@ -271,7 +274,8 @@ with cellpose_adapter._no_download():
             refused.append(str(error))
 print(json.dumps({{"version": imported["version"], "names": models.MODEL_NAMES, "tiles": tiles,
                   "refused": refused, "models_dir": str(models.MODEL_DIR)}}))
-""")
+""",
+    )
     assert result["version"] == cellpose_models.PINNED_VERSIONS[4]
     assert set(result["names"]) == set(cellpose_models.CELLPOSE4_MODELS) | set(cellpose_models.CELLPOSE4_DINO_MODELS)
     for ours, theirs, largest_batch, batch in result["tiles"]:
@@ -410,7 +414,7 @@ def test_outlines_match_cellposes(tiny_model):
     ours = segment.outline_polygons(truth)
     theirs = utils.outlines_list(truth, multiprocessing=False)
     assert len(ours) == len(theirs) == len(np.unique(truth)) - 1
-    for a, b in zip(ours.values(), theirs):
+    for a, b in zip(ours.values(), theirs, strict=False):
         assert np.array_equal(a, b)
 
 
@@ -440,8 +444,14 @@ def _run(run_workflow, workdir, model, shape=(96, 96), seed=7, **settings):
     config = _cellpose_config(workdir, model, **settings)
     first = run_workflow(workdir, "--configfile", config)
     assert jobs_run(first).get("segmentation") == 1
-    return SimpleNamespace(workdir=workdir, config=config, truth=truth, stack=stack, folder=workdir / "out" / "cells",
-                           output=first.stdout + first.stderr)
+    return SimpleNamespace(
+        workdir=workdir,
+        config=config,
+        truth=truth,
+        stack=stack,
+        folder=workdir / "out" / "cells",
+        output=first.stdout + first.stderr,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -522,8 +532,11 @@ def test_cellpose4_workflow_writes_cellposes_seg_npy(cellpose4_run, random_cpsam
     assert SEG_KEYS <= set(seg) and seg["filename"] == f"{folder.name}/segmentation_image.tif"
     assert seg["est_diam"] == seg["diameter"] == 30.0
     assert seg["masks"].shape == seg["outlines"].shape == shape and seg["masks"].dtype == np.uint16
-    assert int(seg["masks"].max()) == record["cells"] == json.loads((folder / "settings.json").read_text())[
-        "segmentation_used"]["cells"]
+    assert (
+        int(seg["masks"].max())
+        == record["cells"]
+        == json.loads((folder / "settings.json").read_text())["segmentation_used"]["cells"]
+    )
     flows = seg["flows"]  # the GUI's flow views: RGB flows, cell probability, ..., dP and cellprob
     assert flows[0].shape == (1,) + shape + (3,) and flows[1].shape == (1,) + shape
     assert flows[-1].shape == (3,) + shape and np.isfinite(flows[-1]).all()
@@ -548,7 +561,7 @@ def test_seg_npy_layout_is_the_same_for_both_generations(cellpose_run, cellpose4
     four = np.load(cellpose4_run.folder / "segmentation_image_seg.npy", allow_pickle=True).item()
     assert SEG_KEYS <= set(three) & set(four)
     assert len(three["flows"]) == len(four["flows"])
-    for a, b in zip(three["flows"], four["flows"]):
+    for a, b in zip(three["flows"], four["flows"], strict=False):
         assert np.ndim(a) == np.ndim(b) and np.asarray(a).dtype == np.asarray(b).dtype
 
 
@@ -721,8 +734,10 @@ def test_segmentation_declares_a_gpu_only_when_it_uses_one(run_workflow, tmp_pat
 
 
 @pytest.mark.workflow
-@pytest.mark.skipif(not os.environ.get("BRIGHTFLOW_CPSAM_WEIGHTS"), reason="set BRIGHTFLOW_CPSAM_WEIGHTS to the "
-                    "path of cellpose 4's cpsam weights to run this test with real weights")
+@pytest.mark.skipif(
+    not os.environ.get("BRIGHTFLOW_CPSAM_WEIGHTS"),
+    reason="set BRIGHTFLOW_CPSAM_WEIGHTS to the path of cellpose 4's cpsam weights to run this test with real weights",
+)
 def test_real_cpsam_weights_segment_simulated_cells(run_workflow, overlay, tmp_path):
     weights = os.environ["BRIGHTFLOW_CPSAM_WEIGHTS"]
     run = _run(run_workflow, tmp_path, weights, shape=(192, 192), seed=11, diameter=0)

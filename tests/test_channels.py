@@ -62,8 +62,9 @@ def test_cross_brightness_with_analog_offsets():
     plain = cross.cross_maps(k1.mean(0), k2.mean(0), cross.cross_variance(k1, k2))
     shifted1, shifted2 = k1 + 100.0, k2 + 250.0
     detector1, detector2 = nb.DetectorModel(offset=100.0), nb.DetectorModel(offset=250.0)
-    offset = cross.cross_maps(shifted1.mean(0), shifted2.mean(0), cross.cross_variance(shifted1, shifted2),
-                              detector1, detector2)
+    offset = cross.cross_maps(
+        shifted1.mean(0), shifted2.mean(0), cross.cross_variance(shifted1, shifted2), detector1, detector2
+    )
     assert np.allclose(offset["cross_brightness"], plain["cross_brightness"])
     assert np.allclose(offset["cross_number"], plain["cross_number"])
 
@@ -162,8 +163,12 @@ def simulated(run_workflow, tmp_path_factory):
         "experiment\tpath\tmask\npair\tpair.tif\tpair_labels.tif\nsingle\tsingle.tif\tsingle_labels.tif\n"
     )
     config = write_config(
-        workdir / "config.yaml", input_dir=str(stacks), samples=str(stacks / "samples.tsv"),
-        bleach_correction=NO_CORRECTION, segmentation={"method": "existing"}, nb={"cross_channels": [1, 2]},
+        workdir / "config.yaml",
+        input_dir=str(stacks),
+        samples=str(stacks / "samples.tsv"),
+        bleach_correction=NO_CORRECTION,
+        segmentation={"method": "existing"},
+        nb={"cross_channels": [1, 2]},
     )
     run_workflow(workdir, "--configfile", config)
     return workdir, hyperstack, labels
@@ -177,8 +182,15 @@ def test_each_channel_has_its_own_folder_and_single_channel_stacks_keep_theirs(s
         assert (results / "pair" / name).is_file(), name
     for channel in (1, 2):
         folder = results / "pair" / f"ch{channel}"
-        for name in ("intensity.npy", "brightness.tif", "number.png", "average_values_in_roi.csv",
-                     "Bleach_correction.png", "settings.json", "nb_threshold.json"):
+        for name in (
+            "intensity.npy",
+            "brightness.tif",
+            "number.png",
+            "average_values_in_roi.csv",
+            "Bleach_correction.png",
+            "settings.json",
+            "nb_threshold.json",
+        ):
             assert (folder / name).is_file(), (channel, name)
         intensity = np.load(folder / "intensity.npy")
         np.testing.assert_allclose(intensity, hyperstack[:, channel - 1].mean(axis=0, dtype=np.float64))
@@ -212,8 +224,14 @@ def test_cross_brightness_measures_the_fraction_of_complexes(simulated):
     workdir, hyperstack, labels = simulated
     folder = workdir / "results" / "pair" / "cross_ch1_ch2"
     table = pd.read_csv(folder / "cross_values_in_roi.csv").set_index("Cell ID")
-    assert list(table.columns) == ["Pixels", "Cross variance", "Cross brightness", "Cross number",
-                                   "Cross brightness (ratio of means)", "Cross number (ratio of means)"]
+    assert list(table.columns) == [
+        "Pixels",
+        "Cross variance",
+        "Cross brightness",
+        "Cross number",
+        "Cross brightness (ratio of means)",
+        "Cross number (ratio of means)",
+    ]
     # B_cc = f sqrt(e1 e2) (Digman et al. 2009): 0.5 sqrt(2) with complexes, 0 without
     assert table.loc[1, "Cross brightness (ratio of means)"] == pytest.approx(0.5 * np.sqrt(2.0), rel=0.1)
     assert abs(table.loc[2, "Cross brightness (ratio of means)"]) < 0.05 * np.sqrt(2.0)
@@ -232,8 +250,11 @@ def test_two_ch_tif_with_input_axes(run_workflow, tmp_path):
     stacks.mkdir()
     (stacks / "two_ch.tif").symlink_to(TWO_CH)
     config = write_config(
-        tmp_path / "config.yaml", input_dir=str(stacks), input={"axes": "TYXS"},
-        bleach_correction=NO_CORRECTION, segmentation={"channel": 2, "threshold": {"min_cell_area": 20}},
+        tmp_path / "config.yaml",
+        input_dir=str(stacks),
+        input={"axes": "TYXS"},
+        bleach_correction=NO_CORRECTION,
+        segmentation={"channel": 2, "threshold": {"min_cell_area": 20}},
         nb={"cross_channels": [1, 2]},
     )
     run_workflow(tmp_path, "--configfile", config)
@@ -242,7 +263,9 @@ def test_two_ch_tif_with_input_axes(run_workflow, tmp_path):
     np.testing.assert_allclose(tifffile.imread(results / "segmentation_image.tif"), data[..., 1].mean(0), rtol=1e-6)
     for channel in (1, 2):
         np.testing.assert_allclose(np.load(results / f"ch{channel}" / "intensity.npy"), data[..., channel - 1].mean(0))
-        np.testing.assert_allclose(np.load(results / f"ch{channel}" / "variance.npy"), data[..., channel - 1].var(0, ddof=1))
+        np.testing.assert_allclose(
+            np.load(results / f"ch{channel}" / "variance.npy"), data[..., channel - 1].var(0, ddof=1)
+        )
     k1, k2 = data[..., 0], data[..., 1]
     covariance = ((k1 - k1.mean(0)) * (k2 - k2.mean(0))).sum(axis=0) / 99
     np.testing.assert_allclose(np.load(results / "cross_ch1_ch2" / "cross_variance.npy"), covariance, atol=1e-12)

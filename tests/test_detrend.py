@@ -106,9 +106,7 @@ def test_boxcar_is_a_truncated_renormalised_moving_average():
     rng = np.random.default_rng(1)
     series = rng.normal(size=(40, 3))
     half_width = 5
-    expected = np.array(
-        [series[max(0, t - half_width) : t + half_width + 1].mean(axis=0) for t in range(40)]
-    )
+    expected = np.array([series[max(0, t - half_width) : t + half_width + 1].mean(axis=0) for t in range(40)])
     np.testing.assert_allclose(detrend.smooth(series, "boxcar", half_width), expected)
 
 
@@ -235,8 +233,9 @@ def test_compiled_boxcar_gives_the_numpy_values_bit_for_bit(dtype, frames, half_
     factors = model.gains() if gains else None
     with np.errstate(invalid="ignore"):  # Inf - Inf in the running sums of the real data
         trend = detrend.smooth(as_float, "boxcar", half_width)
-        expected = (detrend.detrend_with_gains(as_float, trend, factors) if gains
-                    else detrend.detrend_smoothed(as_float, trend))
+        expected = (
+            detrend.detrend_with_gains(as_float, trend, factors) if gains else detrend.detrend_smoothed(as_float, trend)
+        )
         _same_bits(compiled.boxcar_detrend(series, half_width, gains=factors), expected)
         # a share of the columns, as each thread of the tile correction does: the others are left alone
         out = np.full(series.shape, -7.0)
@@ -422,7 +421,9 @@ def test_model_is_json_and_records_the_choice(immobile_bleached):
     assert len(restored["trace"]) == len(restored["trend"]) == 200
     again = detrend.CorrectionModel.from_json(restored)
     np.testing.assert_array_equal(again.trace, model.trace)
-    np.testing.assert_array_equal(again.variance_scale([(0, 50), (20, 200)]), model.variance_scale([(0, 50), (20, 200)]))
+    np.testing.assert_array_equal(
+        again.variance_scale([(0, 50), (20, 200)]), model.variance_scale([(0, 50), (20, 200)])
+    )
     assert again.describe_parameter() == model.describe_parameter() == f"l = {model.parameter} (auto)"
     set_model = detrend.fit_correction(trace, "exponential", 25, 1, int(cells.sum()))
     assert set_model.parameter == 25.0 and "configuration" in set_model.parameter_source
@@ -489,7 +490,9 @@ def test_auto_on_a_trend_free_recording_is_the_least_severe_smoothing(seed):
     np.testing.assert_allclose(model.correct_tile(stack[:, :5], slice(0, 5)), stack[:, :5], rtol=0, atol=1e-12)
     assert model.variance_scale()[0] == pytest.approx(1.0, abs=1e-12)
     # a real 40% bleach narrows the window, so that the leftover trend is within the tolerance
-    bleached = simulate.mobile_stack(np.full((40, 40), 6.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.4))
+    bleached = simulate.mobile_stack(
+        np.full((40, 40), 6.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.4)
+    )
     model = detrend.fit_correction(bleached.reshape(100, -1).mean(axis=1), "boxcar", "auto", cell_pixels=1600)
     assert model.method == "boxcar" and 1 <= model.parameter < 30
     assert model.auto["search"][-1]["leftover_B"] <= model.auto["tolerance"] < model.auto["search"][0]["leftover_B"]
@@ -546,8 +549,9 @@ def test_corrected_blocks_give_the_whole_stack_correction_for_any_method(bleache
 def test_the_corrected_trace_is_summed_from_the_blocks_as_they_stream(bleached_cells, method):
     stack, cells = bleached_cells
     chunks = []
-    model, plan = detrend.fit_to_stack(stack, cells, method, 3000 if method == "robinhood" else "auto", 1,
-                                       observe=chunks.append)
+    model, plan = detrend.fit_to_stack(
+        stack, cells, method, 3000 if method == "robinhood" else "auto", 1, observe=chunks.append
+    )
     # the fit read every frame once, and showed each chunk to the observer
     np.testing.assert_array_equal(np.concatenate(chunks), stack)
     if model.correction.tiles:
@@ -602,7 +606,8 @@ def test_bleach_correction_outputs_and_reruns(run_workflow, tmp_path):
     assert len(model["trace"]) == len(corrected) == len(model["trend"]) == 60
     # the correction flattens the cells' bleaching trend, keeping their mean
     assert np.std(corrected) < 0.3 * np.std(model["trace"]) and np.mean(corrected) == pytest.approx(
-        np.mean(model["trace"]), rel=0.02)
+        np.mean(model["trace"]), rel=0.02
+    )
     assert (folder / "Bleach_correction.png").stat().st_size > 0
     brightness = np.load(folder / "apparent_brightness.npy")
     assert abs(np.nanmean(brightness[disc]) - 1.0) < 0.1
@@ -631,9 +636,19 @@ def test_bleach_correction_outputs_and_reruns(run_workflow, tmp_path):
 
 # --- the unbiased variance after detrending (brightflow.detrend.dof) ----------------------------
 
-SMOOTHERS_AND_PARAMETERS = [("boxcar", 1), ("boxcar", 2), ("boxcar", 5), ("boxcar", 10**4), ("exponential", 0.5),
-                            ("exponential", 1.0), ("exponential", 3.3), ("exponential", 1e3), ("polynomial", 1),
-                            ("polynomial", 2), ("polynomial", 5)]
+SMOOTHERS_AND_PARAMETERS = [
+    ("boxcar", 1),
+    ("boxcar", 2),
+    ("boxcar", 5),
+    ("boxcar", 10**4),
+    ("exponential", 0.5),
+    ("exponential", 1.0),
+    ("exponential", 3.3),
+    ("exponential", 1e3),
+    ("polynomial", 1),
+    ("polynomial", 2),
+    ("polynomial", 5),
+]
 
 
 @pytest.mark.parametrize("frames", [3, 4, 7, 50, 101])
@@ -646,7 +661,8 @@ def test_residual_dof_closed_forms_equal_the_dense_matrices(frames):
     checked = 0
     for method, parameter in SMOOTHERS_AND_PARAMETERS:
         if (method == "polynomial" and parameter >= frames - 1) or (
-                method == "exponential" and detrend.exponential_half_width(parameter, frames) < 1):
+            method == "exponential" and detrend.exponential_half_width(parameter, frames) < 1
+        ):
             continue
         smoother = detrend.SMOOTHERS[method](frames, parameter)
         matrix = smoother.matrix()
@@ -655,11 +671,14 @@ def test_residual_dof_closed_forms_equal_the_dense_matrices(frames):
         np.testing.assert_allclose(smoother.transpose(gains), matrix.T @ gains, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(smoother.squared(gains), (matrix**2) @ gains, rtol=1e-10, atol=1e-12)
         residual = gains[:, None] * (np.eye(frames) - matrix) / gains[None, :]
-        expected = [np.trace((np.eye(stop - start) - 1.0 / (stop - start)) @ residual[start:stop] @ residual[start:stop].T)
-                    for start, stop in windows]
+        expected = [
+            np.trace((np.eye(stop - start) - 1.0 / (stop - start)) @ residual[start:stop] @ residual[start:stop].T)
+            for start, stop in windows
+        ]
         np.testing.assert_allclose(detrend.residual_dof(smoother, gains, windows), expected, rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(detrend.dense_residual_dof(smoother.apply, gains, windows), expected, rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            detrend.dense_residual_dof(smoother.apply, gains, windows), expected, rtol=1e-10, atol=1e-10
+        )
         checked += 1
     assert checked >= 5
 
@@ -708,10 +727,23 @@ def _unbiased_check(frames, pixels, epsilon, bleach, method, parameter, seed, do
     return model, _ratio_of_means_epsilon(corrected, model.variance_scale()[0])
 
 
-@pytest.mark.parametrize("method, parameter", [("boxcar", 1), ("boxcar", 10), ("boxcar", 40), ("exponential", 1.0),
-                                               ("exponential", 10.0), ("exponential", 60.0), ("polynomial", 1),
-                                               ("polynomial", 3), ("polynomial", 8), ("boxcar", "auto"),
-                                               ("exponential", "auto"), ("polynomial", "auto")])
+@pytest.mark.parametrize(
+    "method, parameter",
+    [
+        ("boxcar", 1),
+        ("boxcar", 10),
+        ("boxcar", 40),
+        ("exponential", 1.0),
+        ("exponential", 10.0),
+        ("exponential", 60.0),
+        ("polynomial", 1),
+        ("polynomial", 3),
+        ("polynomial", 8),
+        ("boxcar", "auto"),
+        ("exponential", "auto"),
+        ("polynomial", "auto"),
+    ],
+)
 def test_no_smoother_and_no_parameter_biases_brightness(method, parameter):
     """100 frames, 40,000 pixels, no bleaching: shot noise gives B = 1 within 0.5% and mobile molecules
     (epsilon 0.5) their epsilon within 1%, for every method and parameter, however much of the variance
@@ -779,10 +811,14 @@ def test_cross_covariance_is_unbiased_after_each_channels_correction():
     frames, pixels, number = 100, 40_000, 10.0
     molecules = rng.poisson(number, size=(frames, pixels))
     first, second = rng.poisson(2.0 * molecules), rng.poisson(1.0 * molecules)
-    models = [detrend.fit_correction(channel.mean(axis=1), "boxcar", parameter, 1, pixels)
-              for channel, parameter in ((first, 3), (second, 12))]
-    corrected = [model.correct_tile(channel[:, None, :], slice(0, 1))[:, 0, :]
-                 for model, channel in zip(models, (first, second), strict=True)]
+    models = [
+        detrend.fit_correction(channel.mean(axis=1), "boxcar", parameter, 1, pixels)
+        for channel, parameter in ((first, 3), (second, 12))
+    ]
+    corrected = [
+        model.correct_tile(channel[:, None, :], slice(0, 1))[:, 0, :]
+        for model, channel in zip(models, (first, second), strict=True)
+    ]
     centred = [values - values.mean(axis=0) for values in corrected]
     covariance = (centred[0] * centred[1]).sum(axis=0) / (frames - 1) * detrend.cross_variance_scale(*models)[0]
     groups = [covariance[index::20].mean() / (2.0 * number) for index in range(20)]
@@ -804,13 +840,17 @@ def test_the_method_list_is_the_schemas_and_no_code_compares_a_method_name():
     assert sorted(bleach["method"]["enum"]) == sorted(detrend.METHODS)
     assert bleach["method"]["default"] == detrend.DEFAULT_METHOD
     names = "|".join(name for name in detrend.METHODS if name != "none")
-    comparison = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bin\s*\([^)]*["']({names})["']""")
+    comparison = re.compile(
+        rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=)|\bin\s*\([^)]*["']({names})["']"""
+    )
     offenders = []
     for path in sorted((REPO / "brightflow").rglob("*.py")) + sorted((REPO / "workflow").rglob("*.smk")):
         if path.name == "methods.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            none = re.search(r"""(model|fitted|correction)\w*(\.method|\[["']method["']\])\s*(==|!=)\s*["']none""", line)
+            none = re.search(
+                r"""(model|fitted|correction)\w*(\.method|\[["']method["']\])\s*(==|!=)\s*["']none""", line
+            )
             if comparison.search(line) or none:
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert not offenders, offenders
@@ -832,8 +872,9 @@ def test_bleaching_the_automatic_parameter_cannot_remove_is_reported():
     labels = np.zeros((4, 4), int)
     labels[1:3, 1:3] = 1
     intensity = np.where(labels > 0, 20.0, 1.0)
-    warnings = quality.cell_warnings(labels, labels, [1], np.zeros((3, 4, 4), int), intensity, 120,
-                                     bleaching_left=model.leftover_standard_errors())
+    warnings = quality.cell_warnings(
+        labels, labels, [1], np.zeros((3, 4, 4), int), intensity, 120, bleaching_left=model.leftover_standard_errors()
+    )
     assert warnings[1] == f"bleaching left ({model.leftover_standard_errors():.2g} SE)"
     bleached = rng.poisson(20.0 * simulate.exponential_bleach(120, 0.3) * pixels) / pixels
     assert detrend.fit_correction(bleached, "boxcar", "auto", 1, pixels).leftover_standard_errors() is None
@@ -844,12 +885,15 @@ def test_the_tolerance_is_on_the_datas_own_scale():
     cell pixels: 1 + epsilon for photon counts; counts far above photons (an analog detector) get theirs, so
     the noise of such data cannot pass for a negligible leftover, nor flag bleaching that is not there."""
     rng = np.random.default_rng(12)
-    stack = simulate.mobile_stack(np.full((40, 40), 10.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.3))
+    stack = simulate.mobile_stack(
+        np.full((40, 40), 10.0), 1.0, 100, rng, survival=simulate.exponential_bleach(100, 0.3)
+    )
     cells = np.ones((40, 40), dtype=bool)
     model, _ = detrend.fit_to_stack(stack, cells, "boxcar", "auto", 1)
     assert model.auto["apparent_brightness_of_cells"] == pytest.approx(2.0, abs=0.1)  # 1 + epsilon
     assert model.auto["tolerance"] == pytest.approx(
-        0.1 * model.auto["apparent_brightness_of_cells"] * np.sqrt(2 / (99 * 1600)))
+        0.1 * model.auto["apparent_brightness_of_cells"] * np.sqrt(2 / (99 * 1600))
+    )
     scaled = ((stack * 2e7 + 1e9) * np.linspace(1, 0.6, 100)[:, None, None]).astype(np.uint32)
     model, _ = detrend.fit_to_stack(scaled, cells, "boxcar", "auto", 1)
     assert model.auto["apparent_brightness_of_cells"] > 1e5 and model.leftover_standard_errors() is None
@@ -857,6 +901,13 @@ def test_the_tolerance_is_on_the_datas_own_scale():
 
     labels = np.zeros((4, 4), int)
     labels[1:3, 1:3] = 1
-    warnings = quality.cell_warnings(labels, labels, [1], np.zeros((3, 4, 4), int), np.where(labels, 2e9, 1e3), 100,
-                                     variance_map=np.where(labels, 4e15, 1e3))
+    warnings = quality.cell_warnings(
+        labels,
+        labels,
+        [1],
+        np.zeros((3, 4, 4), int),
+        np.where(labels, 2e9, 1e3),
+        100,
+        variance_map=np.where(labels, 4e15, 1e3),
+    )
     assert warnings[1] == "not photon counts (B 2e+06)"

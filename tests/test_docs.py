@@ -14,8 +14,15 @@ import pytest
 import yaml
 from helpers import REPO
 
-DOCS = sorted({REPO / "README.md", REPO / "DEVELOPERS.md", REPO / "config" / "README.md",
-               REPO / "benchmarks" / "README.md", *(REPO / "docs").glob("*.md")})
+DOCS = sorted(
+    {
+        REPO / "README.md",
+        REPO / "DEVELOPERS.md",
+        REPO / "config" / "README.md",
+        REPO / "benchmarks" / "README.md",
+        *(REPO / "docs").glob("*.md"),
+    }
+)
 LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 
@@ -72,8 +79,9 @@ def _make_targets():
 @functools.cache
 def _help(command):
     """The --help text of a command (a script of this repository, or snakemake)."""
-    return subprocess.run([sys.executable, *command, "--help"], capture_output=True, text=True, timeout=300,
-                          cwd=REPO).stdout
+    return subprocess.run(
+        [sys.executable, *command, "--help"], capture_output=True, text=True, timeout=300, cwd=REPO
+    ).stdout
 
 
 def _commands():
@@ -88,8 +96,9 @@ def _commands():
 COMMANDS = list(_commands())
 
 
-@pytest.mark.parametrize("doc, words", COMMANDS, ids=[f"{doc.relative_to(REPO)}: {' '.join(words)[:60]}"
-                                                      for doc, words in COMMANDS])
+@pytest.mark.parametrize(
+    "doc, words", COMMANDS, ids=[f"{doc.relative_to(REPO)}: {' '.join(words)[:60]}" for doc, words in COMMANDS]
+)
 def test_every_command_shown_names_what_exists(doc, words):
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
     program = words[0].rsplit("/", 1)[-1]

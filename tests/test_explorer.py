@@ -81,8 +81,11 @@ def test_page_is_self_contained_and_holds_every_cell_pixel():
     assert scatter.renderers[0].view.filter.__class__.__name__ == "AllIndices"
     assert "all 588 cell pixels" in scatter.title.text
     assert "Subsampled" not in _model(layout, "notice").text
-    assert _model(layout, "cell_select").options == [("", "none"), ("1", "cell 1: 300 pixels"),
-                                                     ("2", "cell 2: 288 pixels")]
+    assert _model(layout, "cell_select").options == [
+        ("", "none"),
+        ("1", "cell 1: 300 pixels"),
+        ("2", "cell 2: 288 pixels"),
+    ]
     # the list shows each cell's ratio-of-means values, when given (the per-cell CSV's)
     listed = explorer.explorer_layout(maps, labels, cell_values={2: (3.14159, 12.5)})
     assert _model(listed, "cell_select").options[2] == ("2", "cell 2: 288 pixels, ε 3.14, n 12.5")
@@ -157,8 +160,13 @@ def explorer_run(run_workflow, tmp_path_factory):
     stacks = workdir / "stacks"
     stacks.mkdir()
     stack, truth = simulate.demo_experiment(list(CELLS), seed=3, shape=(96, 96), frames=100)
-    tifffile.imwrite(stacks / "cells.tif", stack, imagej=True, resolution=(1 / PIXEL_SIZE_UM, 1 / PIXEL_SIZE_UM),
-                     metadata={"axes": "TYX", "unit": "micron"})
+    tifffile.imwrite(
+        stacks / "cells.tif",
+        stack,
+        imagej=True,
+        resolution=(1 / PIXEL_SIZE_UM, 1 / PIXEL_SIZE_UM),
+        metadata={"axes": "TYX", "unit": "micron"},
+    )
     tifffile.imwrite(stacks / "cells_labels.tif", truth)
     first, pair_truth = simulate.demo_experiment([(1.0, 5.0), (3.0, 4.0)], seed=5, shape=(48, 64), frames=80)
     second, _ = simulate.demo_experiment([(2.0, 5.0), (1.0, 4.0)], seed=5, shape=(48, 64), frames=80)
@@ -167,8 +175,12 @@ def explorer_run(run_workflow, tmp_path_factory):
     (stacks / "samples.tsv").write_text(
         "experiment\tpath\tmask\ncells\tcells.tif\tcells_labels.tif\npair\tpair.tif\tpair_labels.tif\n"
     )
-    config = write_config(workdir / "config.yaml", samples=str(stacks / "samples.tsv"),
-                          segmentation={"method": "existing"}, bleach_correction={"method": "none"})
+    config = write_config(
+        workdir / "config.yaml",
+        samples=str(stacks / "samples.tsv"),
+        segmentation={"method": "existing"},
+        bleach_correction={"method": "none"},
+    )
     run_workflow(workdir, "--configfile", config)
     return workdir / "results"
 
@@ -254,25 +266,27 @@ def _drag(page, points):
 def _highlighted(page):
     """The pixels (flat indices y * width + x) painted in the selection colour on the image."""
     color = int.from_bytes(bytes(explorer.SELECTION_RGBA), "little")
-    return set(page.evaluate(
-        """(color) => { const image = Bokeh.documents[0].get_model_by_name('highlight').data.image[0];
+    return set(
+        page.evaluate(
+            """(color) => { const image = Bokeh.documents[0].get_model_by_name('highlight').data.image[0];
                         const found = []; image.forEach((value, i) => { if (value === color) found.push(i); });
                         return found; }""",
-        color,
-    ))
+            color,
+        )
+    )
 
 
 def _selected(page, unit):
     """The page's selection (pixels.selected.indices) as flat pixel indices."""
-    rows = page.evaluate(_model_js(
-        "pixels", "Array.from(m.selected.indices, (i) => [m.data.y[i], m.data.x[i]])"))
+    rows = page.evaluate(_model_js("pixels", "Array.from(m.selected.indices, (i) => [m.data.y[i], m.data.x[i]])"))
     return {y * unit.shape[1] + x for y, x in rows}
 
 
 def _readout(page):
     """The readout's numbers: {quantity: (exact value, text shown)}."""
     cells = page.locator("[data-quantity]").evaluate_all(
-        "els => els.map(e => [e.dataset.quantity, e.dataset.value, e.textContent])")
+        "els => els.map(e => [e.dataset.quantity, e.dataset.value, e.textContent])"
+    )
     return {quantity: (float(value), text) for quantity, value, text in cells}
 
 
@@ -329,7 +343,10 @@ def test_the_workflow_makes_a_self_contained_page_per_unit(explorer_run):
 def test_every_explorer_page_renders_without_errors_or_network(explorer_run, browser):
     pages = sorted(explorer_run.rglob("brightness_explorer.html"))
     assert [p.relative_to(explorer_run).as_posix() for p in pages] == [
-        "cells/brightness_explorer.html", "pair/ch1/brightness_explorer.html", "pair/ch2/brightness_explorer.html"]
+        "cells/brightness_explorer.html",
+        "pair/ch1/brightness_explorer.html",
+        "pair/ch2/brightness_explorer.html",
+    ]
     for path in pages:
         unit = Unit(path.parent)
         with browser(path, ready=READY) as (page, events):
@@ -341,7 +358,8 @@ def test_every_explorer_page_renders_without_errors_or_network(explorer_run, bro
             for name in ("image_plot", "scatter_plot"):
                 width, height = page.evaluate(
                     f"() => {{ const v = Bokeh.index.find_one(Bokeh.documents[0].get_model_by_name('{name}'));"
-                    " return [v.frame.bbox.width, v.frame.bbox.height]; }")
+                    " return [v.frame.bbox.width, v.frame.bbox.height]; }"
+                )
                 assert width > 100 and height > 100
             assert "all" in page.evaluate(_model_js("scatter_plot", "m.title.text"))
         assert events.page_errors == [] and events.console_errors == [] and events.network_requests == []
@@ -377,8 +395,13 @@ def test_box_lasso_cell_and_click_select_exactly_the_csv_pixels(explorer_run, tm
         # a lasso: a triangle over the plot's lower half, drawn with the lasso tool
         page.get_by_title("Lasso Select").click()
         triangle = [(0.1, 0.05), (0.9, 0.05), (0.5, 0.6)]
-        _drag(page, [_to_screen(page, "scatter_plot", x_start + fx * width, y_start + fy * height)
-                     for fx, fy in triangle + triangle[:1]])
+        _drag(
+            page,
+            [
+                _to_screen(page, "scatter_plot", x_start + fx * width, y_start + fy * height)
+                for fx, fy in triangle + triangle[:1]
+            ],
+        )
         xs, ys = page.evaluate(_model_js("region", "[m.data.x, m.data.y]"))
         assert len(xs) >= 4
         rows = unit.in_polygon(np.asarray(xs), np.asarray(ys))
@@ -390,17 +413,23 @@ def test_box_lasso_cell_and_click_select_exactly_the_csv_pixels(explorer_run, tm
         # a cell chosen in the list: its pixels in the plot, and the CSV's per-cell values
         rows = unit.pixels[unit.pixels["Cell ID"] == bright_cell]
         cell = unit.cells.loc[bright_cell]
-        page.locator("select").select_option(label=(
-            f"cell {bright_cell}: {len(rows):,} pixels, ε {cell['Brightness (ratio of means)']:.3g}, "
-            f"n {cell['Number (ratio of means)']:.3g}"))
+        page.locator("select").select_option(
+            label=(
+                f"cell {bright_cell}: {len(rows):,} pixels, ε {cell['Brightness (ratio of means)']:.3g}, "
+                f"n {cell['Number (ratio of means)']:.3g}"
+            )
+        )
         assert _highlighted(page) == unit.flat(rows) == _selected(page, unit)
         assert page.evaluate(_model_js("region", "m.data.x.length")) == 0
         expected = {
-            "pixels": cell["Pixels"], "mean_intensity": cell["Intensity"],
-            "mean_apparent_brightness": cell["Apparent brightness"], "mean_brightness": cell["Brightness"],
+            "pixels": cell["Pixels"],
+            "mean_intensity": cell["Intensity"],
+            "mean_apparent_brightness": cell["Apparent brightness"],
+            "mean_brightness": cell["Brightness"],
             "mean_number": cell["Number"],
             "rom_apparent_brightness": cell["Apparent brightness (ratio of means)"],
-            "rom_brightness": cell["Brightness (ratio of means)"], "rom_number": cell["Number (ratio of means)"],
+            "rom_brightness": cell["Brightness (ratio of means)"],
+            "rom_number": cell["Number (ratio of means)"],
         }
         _check_readout(page, expected)
         _check_download(_download(page, unit, tmp_path), rows)
@@ -414,8 +443,9 @@ def test_box_lasso_cell_and_click_select_exactly_the_csv_pixels(explorer_run, tm
         other = 3
         rows = unit.pixels[unit.pixels["Cell ID"] == other]
         centre = rows.iloc[((rows["y"] - rows["y"].mean()) ** 2 + (rows["x"] - rows["x"].mean()) ** 2).argmin()]
-        page.mouse.click(*_to_screen(page, "image_plot", (centre["x"] + 0.5) * PIXEL_SIZE_UM,
-                                     (centre["y"] + 0.5) * PIXEL_SIZE_UM))
+        page.mouse.click(
+            *_to_screen(page, "image_plot", (centre["x"] + 0.5) * PIXEL_SIZE_UM, (centre["y"] + 0.5) * PIXEL_SIZE_UM)
+        )
         assert page.evaluate(_model_js("cell_select", "m.value")) == str(other)
         assert _highlighted(page) == unit.flat(rows) == _selected(page, unit)
 
@@ -447,8 +477,9 @@ def test_a_subsampled_plot_still_selects_every_pixel(explorer_run, tmp_path, bro
         box = (min(region[0]), max(region[0]), min(region[1]), max(region[1]))
         assert box == pytest.approx((x0, x1, y0, y1), rel=0.02)
         rows = unit.in_box(*box)
-        for edge, (column, side) in enumerate([("Intensity", 1), ("Intensity", -1), ("Apparent brightness", 1),
-                                                ("Apparent brightness", -1)]):
+        for edge, (column, _side) in enumerate(
+            [("Intensity", 1), ("Intensity", -1), ("Apparent brightness", 1), ("Apparent brightness", -1)]
+        ):
             # points just outside each edge, and the box holds points close to each edge
             near = unit.pixels[column].sub(box[edge]).abs() < 0.05 * abs(box[edge])
             assert (near & ~unit.pixels.index.isin(rows.index)).any() and near[rows.index].any(), column

@@ -46,8 +46,10 @@ def test_czi_scenes_and_channels_read_as_written(tmp_path):
     scenes = [_stack(seed=1, channels=2), _stack(seed=2, channels=2)]
     path = write_czi(tmp_path / "two scenes.czi", scenes, pixel_size_um=0.085, channel_names=["GFP", "mCherry"])
     found = bio.list_series(path)
-    assert [(info.index, info.shape, info.axes) for info in found] == [(0, (23, 2, 1, 17, 13), "TCZYX"),
-                                                                     (1, (23, 2, 1, 17, 13), "TCZYX")]
+    assert [(info.index, info.shape, info.axes) for info in found] == [
+        (0, (23, 2, 1, 17, 13), "TCZYX"),
+        (1, (23, 2, 1, 17, 13), "TCZYX"),
+    ]
     for scene, expected in enumerate(scenes):
         for channel in (1, 2):
             stack = bio.open_channel(bio.StackSource(path, scene), channel)
@@ -60,8 +62,14 @@ def test_czi_scenes_and_channels_read_as_written(tmp_path):
             assert stack._spool is None
             np.testing.assert_array_equal(stack[:, 2:5], expected[:, channel - 1, 2:5])
             assert stack.calibration.record() | {"frame_interval_s": None} == {
-                "spatially_calibrated": True, "pixel_width": 0.085, "pixel_height": 0.085, "unit": "µm",
-                "frame_interval_s": None, "time_unit": "frame", "source": "CZI metadata"}
+                "spatially_calibrated": True,
+                "pixel_width": 0.085,
+                "pixel_height": 0.085,
+                "unit": "µm",
+                "frame_interval_s": None,
+                "time_unit": "frame",
+                "source": "CZI metadata",
+            }
             assert stack.channel_name == ["GFP", "mCherry"][channel - 1]
     assert bio.channel_count(bio.StackSource(path, 1)) == 2 and bio.frame_size(bio.StackSource(path, 1)) == 17 * 13
     with pytest.raises(bio.InputError, match="channel 3 does not exist"):
@@ -75,13 +83,13 @@ def _czi_directory_compression(path, mode):
     CompressionMode: 4 is JPEG XR), as a file ZEN saved with that compression says."""
     data = bytearray(path.read_bytes())
     directory = int.from_bytes(data[84:92], "little")  # ZISRAWFILE: DirectoryPosition
-    assert data[directory:directory + 15] == b"ZISRAWDIRECTORY"
-    count = int.from_bytes(data[directory + 32:directory + 36], "little")
+    assert data[directory : directory + 15] == b"ZISRAWDIRECTORY"
+    count = int.from_bytes(data[directory + 32 : directory + 36], "little")
     entry = directory + 32 + 128
     for _ in range(count):
-        assert data[entry:entry + 2] == b"DV"
-        data[entry + 18:entry + 22] = mode.to_bytes(4, "little")
-        entry += 32 + 20 * int.from_bytes(data[entry + 28:entry + 32], "little")
+        assert data[entry : entry + 2] == b"DV"
+        data[entry + 18 : entry + 22] = mode.to_bytes(4, "little")
+        entry += 32 + 20 * int.from_bytes(data[entry + 28 : entry + 32], "little")
     path.write_bytes(bytes(data))
 
 
@@ -97,15 +105,25 @@ def test_czi_with_lossy_sub_blocks_is_refused(tmp_path):
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_ome_zarr_reads_as_written_with_its_calibration(tmp_path, version):
     expected = _stack(channels=2, seed=3)
-    path = write_ome_zarr(tmp_path / "image.ome.zarr", expected, pixel_size_um=0.3, frame_interval_s=0.05,
-                          channel_names=["GFP", "RFP"], version=version, chunks=(4, 1, 1, 5, 13))
+    path = write_ome_zarr(
+        tmp_path / "image.ome.zarr",
+        expected,
+        pixel_size_um=0.3,
+        frame_interval_s=0.05,
+        channel_names=["GFP", "RFP"],
+        version=version,
+        chunks=(4, 1, 1, 5, 13),
+    )
     assert bio.file_kind(path) == "zarr" and sources.recording_stem(path) == "image"
     assert [(info.shape, info.axes) for info in bio.list_series(path)] == [((23, 2, 1, 17, 13), "TCZYX")]
     for channel in (1, 2):
         stack = bio.open_channel(path, channel)
         _check_reads(stack, expected[:, channel - 1])
         assert (stack.calibration.pixel_width, stack.calibration.unit, stack.calibration.frame_interval) == (
-            0.3, "µm", 0.05)
+            0.3,
+            "µm",
+            0.05,
+        )
         assert stack.channel_name == ["GFP", "RFP"][channel - 1]
 
 
@@ -126,10 +144,17 @@ def test_ome_zarr_of_three_axes_and_z_stacks(tmp_path):
 
 def test_every_series_of_an_ome_tiff_and_its_calibration(tmp_path):
     preview, recording = _stack(frames=3, seed=5), _stack(frames=40, seed=6)
-    path = write_ome_tiff(tmp_path / "positions.ome.tif", [preview, recording], names=["preview", "position 2"],
-                          pixel_size_um=0.2, frame_interval_s=0.5)
+    path = write_ome_tiff(
+        tmp_path / "positions.ome.tif",
+        [preview, recording],
+        names=["preview", "position 2"],
+        pixel_size_um=0.2,
+        frame_interval_s=0.5,
+    )
     assert [(info.index, info.name, info.shape) for info in bio.list_series(path)] == [
-        (0, "preview", (3, 17, 13)), (1, "position 2", (40, 17, 13))]
+        (0, "preview", (3, 17, 13)),
+        (1, "position 2", (40, 17, 13)),
+    ]
     stack = bio.open_channel(bio.StackSource(path, 1))
     _check_reads(stack, recording)
     assert (stack.calibration.pixel_width, stack.calibration.frame_interval) == (0.2, 0.5)
@@ -159,23 +184,28 @@ def test_ome_axes_are_obeyed_a_z_stack_is_refused(tmp_path):
         ("jpeg_16bit", np.uint16, {"compression": "jpeg"}, "JPEG"),
         ("lossless_jpeg", np.uint16, {"compression": "jpeg", "compressionargs": {"lossless": True}}, None),
         ("jpeg2000", np.uint16, {"compression": "jpeg2000", "compressionargs": {"level": 50}}, "JPEG 2000"),
-        ("jpeg2000_reversible", np.uint16, {"compression": "jpeg2000", "compressionargs": {"reversible": True}},
-         None),
+        ("jpeg2000_reversible", np.uint16, {"compression": "jpeg2000", "compressionargs": {"reversible": True}}, None),
         ("jpegxr", np.uint8, {"compression": "jpegxr"}, "JPEG XR"),
         ("zstd", np.uint16, {"compression": "zstd"}, None),
     ],
 )
 def test_lossy_compression_is_refused_lossless_is_read(tmp_path, name, data, options, lossy):
-    expected = _stack(frames=6, shape=(32, 32)).astype(data) if data is np.uint16 else (
-        _stack(frames=6, shape=(32, 32)) % 250).astype(np.uint8)
+    expected = (
+        _stack(frames=6, shape=(32, 32)).astype(data)
+        if data is np.uint16
+        else (_stack(frames=6, shape=(32, 32)) % 250).astype(np.uint8)
+    )
     path = tmp_path / f"{name}.tif"
     tifffile.imwrite(path, expected, photometric="minisblack", **options)
     if lossy is None:
         np.testing.assert_array_equal(np.asarray(bio.open_channel(path)), expected)
         return
     assert not np.array_equal(tifffile.imread(path), expected) or lossy == "JPEG XR"
-    with pytest.raises(bio.InputError, match=rf"{name}\.tif: its pixels are stored with {lossy} compression.*"
-                                             "N&B measures brightness from exactly that noise"):
+    with pytest.raises(
+        bio.InputError,
+        match=rf"{name}\.tif: its pixels are stored with {lossy} compression.*"
+        "N&B measures brightness from exactly that noise",
+    ):
         bio.open_channel(path)
 
 
@@ -244,10 +274,16 @@ def formats_run(run_workflow, tmp_path_factory):
     folder.mkdir()
     same = _cells(1)
     write_czi(folder / "confocal.czi", [same, _cells(2, brightness=4.0)], pixel_size_um=0.1, channel_names=["GFP"])
-    write_ome_zarr(folder / "converted.ome.zarr", same, pixel_size_um=0.2, frame_interval_s=0.05,
-                   channel_names=["EGFP"])
-    write_ome_tiff(folder / "positions.ome.tif", [_cells(3, frames=3), same], names=["preview", "cell 2"],
-                   pixel_size_um=0.25, frame_interval_s=0.1)
+    write_ome_zarr(
+        folder / "converted.ome.zarr", same, pixel_size_um=0.2, frame_interval_s=0.05, channel_names=["EGFP"]
+    )
+    write_ome_tiff(
+        folder / "positions.ome.tif",
+        [_cells(3, frames=3), same],
+        names=["preview", "cell 2"],
+        pixel_size_um=0.25,
+        frame_interval_s=0.1,
+    )
     write_stack(folder / "plain.tif", same)
     result = run_workflow(workdir, config={"input_dir": folder}, timeout=1500)
     return workdir, folder, result
@@ -258,11 +294,19 @@ def test_every_scene_and_series_is_an_experiment_calibrated(formats_run):
     workdir, _, result = formats_run
     results = workdir / "results"
     folder = pd.read_csv(results / "Folder_average_values_in_roi.csv")
-    assert sorted(folder["Experiment"].unique()) == ["confocal_0", "confocal_1", "converted", "plain",
-                                                     "positions_cell_2", "positions_preview"]
+    assert sorted(folder["Experiment"].unique()) == [
+        "confocal_0",
+        "confocal_1",
+        "converted",
+        "plain",
+        "positions_cell_2",
+        "positions_preview",
+    ]
     expected = {
-        "confocal_0": (0.1, None, "GFP", 0), "confocal_1": (0.1, None, "GFP", 1),
-        "converted": (0.2, 0.05, "EGFP", None), "positions_cell_2": (0.25, 0.1, None, 1),
+        "confocal_0": (0.1, None, "GFP", 0),
+        "confocal_1": (0.1, None, "GFP", 1),
+        "converted": (0.2, 0.05, "EGFP", None),
+        "positions_cell_2": (0.25, 0.1, None, 1),
         "plain": (None, None, None, None),
     }
     for experiment, (pixel, interval, channel_name, series) in expected.items():
@@ -274,7 +318,8 @@ def test_every_scene_and_series_is_an_experiment_calibrated(formats_run):
             with tifffile.TiffFile(results / experiment / "brightness.tif") as tif:
                 assert tif.imagej_metadata["unit"] == "micron"
                 assert tif.pages[0].tags["XResolution"].value[0] / tif.pages[0].tags["XResolution"].value[1] == (
-                    pytest.approx(1 / pixel))
+                    pytest.approx(1 / pixel)
+                )
 
 
 @pytest.mark.workflow
@@ -288,7 +333,8 @@ def test_the_same_recording_gives_the_same_maps_in_every_format(formats_run):
     folder = pd.read_csv(results / "Folder_average_values_in_roi.csv").set_index("Experiment")
     brightness = folder["Brightness (ratio of means)"]
     assert brightness["confocal_1"] == pytest.approx(4.0, rel=0.25) and brightness["plain"] == pytest.approx(
-        2.0, rel=0.25)
+        2.0, rel=0.25
+    )
 
 
 @pytest.mark.workflow
@@ -312,14 +358,19 @@ def test_a_sheet_picks_series_by_name_or_index_and_refuses_without(run_workflow,
     output = result.stdout + result.stderr
     assert result.returncode != 0 and f"{sheet}, row 2: {folder / 'positions.ome.tif'} holds 2 series" in output
     assert "0 ('preview'): shape (3, 48, 48)" in output and "Add a 'series' column" in output
-    sheet.write_text(f"experiment\tpath\tseries\na\t{folder / 'positions.ome.tif'}\tcell 2\n"
-                     f"b\t{folder / 'confocal.czi'}\t1\nc\t{folder / 'confocal.czi'}\t7\n")
+    sheet.write_text(
+        f"experiment\tpath\tseries\na\t{folder / 'positions.ome.tif'}\tcell 2\n"
+        f"b\t{folder / 'confocal.czi'}\t1\nc\t{folder / 'confocal.czi'}\t7\n"
+    )
     result = run_workflow(tmp_path, "--dry-run", config={"samples": sheet, "input_dir": folder}, check=False)
     output = result.stdout + result.stderr
-    assert result.returncode != 0 and f"{sheet}, row 4, column 'series': {folder / 'confocal.czi'} has no series '7'" \
-        in output, output[-2000:]
-    sheet.write_text(f"experiment\tpath\tseries\na\t{folder / 'positions.ome.tif'}\tcell 2\n"
-                     f"b\t{folder / 'confocal.czi'}\t1\n")
+    assert (
+        result.returncode != 0
+        and f"{sheet}, row 4, column 'series': {folder / 'confocal.czi'} has no series '7'" in output
+    ), output[-2000:]
+    sheet.write_text(
+        f"experiment\tpath\tseries\na\t{folder / 'positions.ome.tif'}\tcell 2\nb\t{folder / 'confocal.czi'}\t1\n"
+    )
     run_workflow(tmp_path, "--until", "projection", config={"samples": sheet, "input_dir": folder})
     with tifffile.TiffFile(tmp_path / "results" / "a" / "segmentation_image.tif") as tif:
         np.testing.assert_allclose(tif.asarray(), _cells(1).mean(axis=0), rtol=1e-6)
@@ -333,8 +384,17 @@ def test_a_recording_that_grows_during_the_run_fails_its_experiment(tmp_path):
     folder.mkdir()
     write_stack(folder / "growing.tif", _cells(1, frames=40))
     write_stack(folder / "steady.tif", _cells(2))
-    command = SNAKEMAKE + ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "1",
-                           "--keep-going", "--config", f"input_dir={folder}"]
+    command = SNAKEMAKE + [
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(tmp_path),
+        "--cores",
+        "1",
+        "--keep-going",
+        "--config",
+        f"input_dir={folder}",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     projection = tmp_path / "results" / "growing" / "segmentation_image.tif"
     deadline = time.monotonic() + 600

@@ -116,11 +116,13 @@ def test_imagej_measures_every_roi_of_the_workflow_like_the_csv(run_workflow, tm
     rois, inside, log, seconds = _measure_in_imagej(folder / "intensity.tif", folder / "cell_rois.zip", tmp_path / "ij")
     # one ROI per cell, in the CSV's order, named after its Cell ID
     assert rois["name"].tolist() == [f"cell_{k}" for k in cells["Cell ID"]]
-    for cell_id, name in zip(cells["Cell ID"], rois["name"]):
+    for cell_id, name in zip(cells["Cell ID"], rois["name"], strict=False):
         rows, cols = np.nonzero(analysed == cell_id)
         points = inside[inside["name"] == name]
         # exactly the cell's pixels, not only as many
-        assert sorted(zip(points["y"], points["x"])) == sorted(zip(rows.tolist(), cols.tolist())), name
+        assert sorted(zip(points["y"], points["x"], strict=False)) == sorted(
+            zip(rows.tolist(), cols.tolist(), strict=False)
+        ), name
     # pixel counts exact, by ImageJ's contained points and by its calibrated area
     assert (rois["contained_pixels"] == cells["Pixels"]).all()
     assert (rois["area"] / (rois["pixel_width"] * rois["pixel_height"]) == cells["Pixels"]).all()
@@ -168,14 +170,14 @@ def test_roi_set_holds_traced_polygons_and_composite_shapes(tmp_path):
     bio.write_imagej_rois(tmp_path / "rois.zip", polygons)
     rois = roiread(tmp_path / "rois.zip")
     assert [roi.name for roi in rois] == [f"cell_{k}" for k in range(1, 10)]
-    for roi, loops in zip(rois, polygons.values()):
+    for roi, loops in zip(rois, polygons.values(), strict=False):
         if len(loops) == 1:
             assert roi.roitype == ROI_TYPE.TRACED and not roi.composite
             assert np.array_equal(roi.coordinates(), loops[0])
         else:
             assert roi.roitype == ROI_TYPE.RECT and roi.composite
             read = roi.coordinates(multi=True)  # each loop closed: its first vertex repeated
-            assert [np.array_equal(r[:-1], loop) for r, loop in zip(read, loops)] == [True] * len(loops)
+            assert [np.array_equal(r[:-1], loop) for r, loop in zip(read, loops, strict=False)] == [True] * len(loops)
         corners = np.concatenate(loops)
         assert (roi.left, roi.top) == tuple(corners.min(axis=0))
         assert (roi.right, roi.bottom) == tuple(corners.max(axis=0))

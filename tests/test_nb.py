@@ -31,7 +31,9 @@ def test_immobile_signal_has_brightness_zero():
     assert np.nanmean(maps["brightness"]) == pytest.approx(0.0, abs=0.02)
 
 
-@pytest.mark.parametrize("offset, s_factor, readout_variance", [(100.0, 3.0, 25.0), (1000.0, 10.0, 0.0), (0.0, 0.5, 4.0)])
+@pytest.mark.parametrize(
+    "offset, s_factor, readout_variance", [(100.0, 3.0, 25.0), (1000.0, 10.0, 0.0), (0.0, 0.5, 4.0)]
+)
 def test_analog_detector_model_recovers_photon_brightness(offset, s_factor, readout_variance):
     epsilon, n = 2.0, 4.0
     rng = np.random.default_rng(7)
@@ -165,7 +167,8 @@ def test_ratio_of_means_forms_are_the_equations():
             top, bottom = (c[0] + c[1] * mean + c[2] * variance + c[3] * mean**2 for c in form)
             return top / bottom
 
-        np.testing.assert_allclose(evaluate(forms["apparent_brightness"]),
-                                   nb.apparent_brightness(mean, variance, detector), rtol=1e-12)
+        np.testing.assert_allclose(
+            evaluate(forms["apparent_brightness"]), nb.apparent_brightness(mean, variance, detector), rtol=1e-12
+        )
         np.testing.assert_allclose(evaluate(forms["brightness"]), nb.brightness(mean, variance, detector), rtol=1e-9)
         np.testing.assert_allclose(evaluate(forms["number"]), nb.number(mean, variance, detector), rtol=1e-12)

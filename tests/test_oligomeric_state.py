@@ -79,8 +79,11 @@ def sheet_reference(run_workflow, tmp_path_factory):
         tifffile.imwrite(stacks / f"{name}_labels.tif", truth)
     _sheet(stacks, {"mono": "yes", "tetra": ""})
     config = write_config(
-        workdir / "config.yaml", input_dir=str(stacks), samples=str(stacks / "samples.tsv"),
-        bleach_correction=NO_CORRECTION, segmentation={"method": "existing"},
+        workdir / "config.yaml",
+        input_dir=str(stacks),
+        samples=str(stacks / "samples.tsv"),
+        bleach_correction=NO_CORRECTION,
+        segmentation={"method": "existing"},
     )
     run_workflow(workdir, "--configfile", config)
     return workdir, stacks, config
@@ -119,10 +122,16 @@ def test_moving_the_reference_mark_reruns_only_the_aggregate(run_workflow, sheet
         ({"mono": "true", "tetra": "1"}, None, "the 'reference' column marks 2 experiments (mono, tetra)"),
         ({"mono": "true", "tetra": ""}, "tetra", "nb.monomer_brightness is 'tetra' but the sample sheet"),
         ({"mono": "true", "tetra": ""}, 0.9, "nb.monomer_brightness is 0.9 but the sample sheet"),
-        ({"mono": "maybe", "tetra": ""}, None, "samples.tsv, row 2, column 'reference': 'maybe' is neither true nor false"),
+        (
+            {"mono": "maybe", "tetra": ""},
+            None,
+            "samples.tsv, row 2, column 'reference': 'maybe' is neither true nor false",
+        ),
     ],
 )
-def test_conflicting_reference_settings_are_start_up_errors(run_workflow, sheet_reference, tmp_path, marks, monomer, message):
+def test_conflicting_reference_settings_are_start_up_errors(
+    run_workflow, sheet_reference, tmp_path, marks, monomer, message
+):
     workdir, stacks, _ = sheet_reference
     sheet_folder = tmp_path / "sheet"
     sheet_folder.mkdir()
@@ -131,8 +140,11 @@ def test_conflicting_reference_settings_are_start_up_errors(run_workflow, sheet_
     for path in stacks.glob("*.tif"):
         (sheet_folder / path.name).symlink_to(path)
     config = write_config(
-        tmp_path / "config.yaml", input_dir=str(stacks), samples=str(sheet_folder / "samples.tsv"),
-        bleach_correction=NO_CORRECTION, segmentation={"method": "existing"},
+        tmp_path / "config.yaml",
+        input_dir=str(stacks),
+        samples=str(sheet_folder / "samples.tsv"),
+        bleach_correction=NO_CORRECTION,
+        segmentation={"method": "existing"},
         nb={"monomer_brightness": monomer},
     )
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
@@ -140,8 +152,16 @@ def test_conflicting_reference_settings_are_start_up_errors(run_workflow, sheet_
     assert message in result.stdout + result.stderr
 
 
-CELL_COLUMNS = ["Cell ID", "Pixels", "Intensity", "Variance", "Apparent brightness", "Apparent number",
-                "Brightness", "Number"]
+CELL_COLUMNS = [
+    "Cell ID",
+    "Pixels",
+    "Intensity",
+    "Variance",
+    "Apparent brightness",
+    "Apparent number",
+    "Brightness",
+    "Number",
+]
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +205,10 @@ def test_folder_csv_has_the_oligomeric_state_from_the_reference(reference_run):
     folder = pd.read_csv(workdir / "results" / "Folder_average_values_in_roi.csv")
     assert list(folder.columns[:9]) == ["Experiment"] + CELL_COLUMNS
     assert list(folder.columns[-5:]) == [
-        "Monomer brightness", "Monomer brightness spread (MAD)", "Monomer reference cells", "Oligomeric state",
+        "Monomer brightness",
+        "Monomer brightness spread (MAD)",
+        "Monomer reference cells",
+        "Oligomeric state",
         "Warnings",
     ]
     reference = pd.read_csv(workdir / "results" / "monomer_ref" / "average_values_in_roi.csv")

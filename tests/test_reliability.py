@@ -112,7 +112,7 @@ def test_a_digest_follows_the_file_and_the_cache_others_write_within_one_process
     # another process records a digest for a second file: taken from the cache, not computed
     second = tmp_path / "second.bin"
     second.write_bytes(b"second")
-    code = (f"from brightflow import io; io.content_digest({str(second)!r}, {cache!r})")
+    code = f"from brightflow import io; io.content_digest({str(second)!r}, {cache!r})"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     entries = json.loads((tmp_path / "digests.json").read_text())
     entries[str(second)]["sha256"] = "recorded by the other process"
@@ -134,8 +134,9 @@ def test_a_digest_follows_the_file_and_the_cache_others_write_within_one_process
         ("logs", "is reserved for brightflow's own folder"),
     ],
 )
-def test_unsafe_experiment_names_are_refused_naming_the_sheet_row_and_column(run_workflow, tmp_path, two_stacks,
-                                                                             name, message):
+def test_unsafe_experiment_names_are_refused_naming_the_sheet_row_and_column(
+    run_workflow, tmp_path, two_stacks, name, message
+):
     sheet = tmp_path / "sheet.tsv"
     sheet.write_text(f"experiment\tpath\ngood\tstacks/a.tif\n{name}\tstacks/b.tif\n")
     result = run_workflow(tmp_path, "--dry-run", config={"input_dir": two_stacks, "samples": sheet}, check=False)
@@ -171,7 +172,10 @@ def test_names_with_spaces_unicode_and_shell_characters_work(run_workflow, tmp_p
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("bleach_correction={methd: boxcar}", "unknown key 'bleach_correction.methd'. Did you mean bleach_correction.method?"),
+        (
+            "bleach_correction={methd: boxcar}",
+            "unknown key 'bleach_correction.methd'. Did you mean bleach_correction.method?",
+        ),
         ("bleach_correction={method: boxcr}", "config key bleach_correction.method is 'boxcr'"),
         ("nb={threshold: hung}", "Did you mean 'huang'?"),
         ("segmentation={erode_pixels: -2}", "config key segmentation.erode_pixels is -2"),
@@ -191,25 +195,32 @@ def test_nested_overrides_arrive_with_their_types(run_workflow, tmp_path, two_st
     run_workflow(tmp_path, config=config)
     settings = json.loads((tmp_path / "results" / "a" / "settings.json").read_text())["parameters"]
     assert settings["segmentation"]["erode_pixels"] == 2 and settings["segmentation"]["method"] == "threshold"
-    assert settings["nb"]["threshold"] == 1.5 and settings["nb"]["gamma"] == 0.5 and settings["nb"]["variance_ddof"] == 1
+    assert (
+        settings["nb"]["threshold"] == 1.5 and settings["nb"]["gamma"] == 0.5 and settings["nb"]["variance_ddof"] == 1
+    )
 
 
 # --- one bad input never blocks the others -------------------------------------------------------------
 
 
-def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_names_it(run_workflow, tmp_path,
-                                                                                    two_stacks):
+def test_a_missing_file_in_a_sheet_fails_only_its_experiment_and_the_summary_names_it(
+    run_workflow, tmp_path, two_stacks
+):
     tifffile.imwrite(two_stacks / "flat.tif", np.ones((32, 32), dtype=np.uint16))
     sheet = tmp_path / "sheet.tsv"
-    sheet.write_text("experiment\tpath\na\tstacks/a.tif\ngone\tstacks/not_there.tif\nflat\tstacks/flat.tif\n"
-                     "b\tstacks/b.tif\n")
+    sheet.write_text(
+        "experiment\tpath\na\tstacks/a.tif\ngone\tstacks/not_there.tif\nflat\tstacks/flat.tif\nb\tstacks/b.tif\n"
+    )
     result = run_workflow(tmp_path, "--keep-going", config={"input_dir": two_stacks, "samples": sheet}, check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    summary = output[output.index("brightflow: 2 of 4 experiment(s) did not finish"):]
+    summary = output[output.index("brightflow: 2 of 4 experiment(s) did not finish") :]
     assert f"gone: {two_stacks}/not_there.tif: stack file not found (named in {sheet}, row 3)" in summary
     assert "(log: results/logs/gone/missing_path.log)" in summary
-    assert f"flat: {two_stacks}/flat.tif: is a single 2D image" in summary and "results/logs/flat/projection.log" in summary
+    assert (
+        f"flat: {two_stacks}/flat.tif: is a single 2D image" in summary
+        and "results/logs/flat/projection.log" in summary
+    )
     for good in "ab":
         assert (tmp_path / "results" / good / "average_values_in_roi.csv").is_file()
     assert not (tmp_path / "results" / "gone").exists()
@@ -233,8 +244,10 @@ def test_an_input_deleted_mid_run_fails_only_its_experiment(run_workflow, tmp_pa
     output = (tmp_path / "held_run" / "snakemake.log").read_text()
     summary = (results / "run_summary.txt").read_text()
     assert summary.startswith("brightflow: 1 of 2 experiment(s) did not finish"), summary
-    assert (f"  - b: {two_stacks}/b.tif: the recording was removed while the run went on (it was there when the "
-            "run started). Put it back and run again. (log: results/logs/b/") in summary, summary
+    assert (
+        f"  - b: {two_stacks}/b.tif: the recording was removed while the run went on (it was there when the "
+        "run started). Put it back and run again. (log: results/logs/b/"
+    ) in summary, summary
     assert "1 finished, with complete results: a." in summary
     assert output.rstrip().endswith(summary.rstrip().splitlines()[-1])
     assert (results / "a" / "average_values_in_roi.csv").is_file()
@@ -247,18 +260,26 @@ def test_a_successful_run_ends_with_its_summary(run_workflow, tmp_path):
     stacks = tmp_path / "stacks"
     stacks.mkdir()
     for name, seed in (("a", 3), ("b", 4)):
-        write_stack(stacks / f"{name}.tif", simulate.demo_experiment([(1.0, 6.0), (2.0, 4.0)], seed=seed,
-                                                                     shape=(64, 64), frames=60)[0])
+        write_stack(
+            stacks / f"{name}.tif",
+            simulate.demo_experiment([(1.0, 6.0), (2.0, 4.0)], seed=seed, shape=(64, 64), frames=60)[0],
+        )
     result = run_workflow(tmp_path, config={"input_dir": stacks})
     output = (result.stdout + result.stderr).rstrip()
     summary = (tmp_path / "results" / "run_summary.txt").read_text()
     lines = summary.splitlines()
-    assert re.fullmatch(r"brightflow: 2 experiment\(s\) analysed in \d+ (s|min \d+ s)\. Results: "
-                        + re.escape(str(tmp_path / "results")) + r"/ .*", lines[0]), lines[0]
+    assert re.fullmatch(
+        r"brightflow: 2 experiment\(s\) analysed in \d+ (s|min \d+ s)\. Results: "
+        + re.escape(str(tmp_path / "results"))
+        + r"/ .*",
+        lines[0],
+    ), lines[0]
     for name in "ab":
         cells = len(pd.read_csv(tmp_path / "results" / name / "average_values_in_roi.csv"))
-        assert any(re.fullmatch(rf"  - {name}: {cells} cell\(s\); bleach correction boxcar l = \d+ \(auto\)", line)
-                   for line in lines), lines
+        assert any(
+            re.fullmatch(rf"  - {name}: {cells} cell\(s\); bleach correction boxcar l = \d+ \(auto\)", line)
+            for line in lines
+        ), lines
     assert lines[-1] == "No cell is flagged in Warnings."
     assert output.endswith(summary.rstrip())  # after snakemake's own last lines
 
@@ -280,8 +301,22 @@ def test_a_killed_job_is_named_as_killed(tmp_path, monkeypatch):
         'rule killed:\n    output: "a/out.csv"\n    log: "logs/a/killed.log"\n'
         '    shell: "echo started > {log}; kill -9 $$"\n'
     )
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--directory", str(tmp_path),
-                          "--snakefile", str(tmp_path / "Snakefile")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--cores",
+            "1",
+            "--directory",
+            str(tmp_path),
+            "--snakefile",
+            str(tmp_path / "Snakefile"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0
     snakemake_log = sorted((tmp_path / ".snakemake" / "log").glob("*.snakemake.log"))[-1]
     from brightflow import io as bio
@@ -303,7 +338,9 @@ def test_a_second_run_on_the_same_output_folder_refuses_while_the_first_runs(run
     # release it), however long the second runs take to start: no race with the first run's end.
     with held_run(tmp_path, config=config) as first:
         holder = json.loads(lock.read_text()) if lock.exists() else None
-        assert holder and holder["pid"] == first.pid, f"the first run (process {first.pid}) does not hold the lock: {holder}"
+        assert holder and holder["pid"] == first.pid, (
+            f"the first run (process {first.pid}) does not hold the lock: {holder}"
+        )
         for workdir, where in ((other, f"from the working directory {tmp_path}"), (tmp_path, "from this same working")):
             result = run_workflow(workdir, config=config, check=False)
             output = result.stdout + result.stderr
@@ -337,7 +374,8 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(run_workflow, tmp_path, two_sta
 def _files(folder):
     skipped = {"logs", "benchmarks"}  # run records: each job's log and timings
     return sorted(
-        str(path.relative_to(folder)) for path in folder.rglob("*")
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
         if path.is_file() and not skipped & set(path.relative_to(folder).parts)
     )
 
@@ -359,8 +397,10 @@ def test_outputs_are_byte_identical_across_reruns_cores_and_output_folders(run_w
             )
             assert first_record == again == other, name
         elif name == "run_summary.txt":  # the run's duration, and where its results are
-            first_text, again, other = (re.sub(r" in \d+ (min \d+ )?s\. Results: \S+", "", text.decode())
-                                        for text in (first[name], again, other))
+            first_text, again, other = (
+                re.sub(r" in \d+ (min \d+ )?s\. Results: \S+", "", text.decode())
+                for text in (first[name], again, other)
+            )
             assert first_text == again == other, name
         else:
             assert first[name] == again == other, name

@@ -46,21 +46,23 @@ CROSS_RESULTS = {
 FOLDER_RESULTS = {"Tables": ["Folder_average_values_in_roi.csv"], "Summary": ["Folder_brightness_summary.png"]}
 
 #: A phrase of each kind's caption (workflow/report/*.rst), by file name.
-CAPTION_PHRASES = {
-    "brightness_x_intensity.png": "Apparent brightness B against intensity",
-    "Bleach_correction.png": "Bleach correction of",
-    "average_values_in_roi.csv": "Per-cell values of",
-    "brightness_explorer.html": "Brightness explorer of",
-    "Brightness_timeseries.png": "Brightness over time in",
-    "timeseries_values_in_roi.csv": "Per-cell values over time in",
-    "cellmask.png": "Segmentation of",
-    "eroded_mask.png": "Segmentation of",
-    "cross_values_in_roi.csv": "Per-cell cross-correlated N&B of channels 1 and 2",
-    "Folder_average_values_in_roi.csv": "Every cell of every experiment",
-    "Folder_brightness_summary.png": "one point per cell",
-} | {f"{name}.png": "N&B maps of" for name in MAP_NAMES} | {
-    f"{name}.png": "Cross-correlated N&B of channels 1 and 2" for name in CROSS_MAP_NAMES
-}
+CAPTION_PHRASES = (
+    {
+        "brightness_x_intensity.png": "Apparent brightness B against intensity",
+        "Bleach_correction.png": "Bleach correction of",
+        "average_values_in_roi.csv": "Per-cell values of",
+        "brightness_explorer.html": "Brightness explorer of",
+        "Brightness_timeseries.png": "Brightness over time in",
+        "timeseries_values_in_roi.csv": "Per-cell values over time in",
+        "cellmask.png": "Segmentation of",
+        "eroded_mask.png": "Segmentation of",
+        "cross_values_in_roi.csv": "Per-cell cross-correlated N&B of channels 1 and 2",
+        "Folder_average_values_in_roi.csv": "Every cell of every experiment",
+        "Folder_brightness_summary.png": "one point per cell",
+    }
+    | {f"{name}.png": "N&B maps of" for name in MAP_NAMES}
+    | {f"{name}.png": "Cross-correlated N&B of channels 1 and 2" for name in CROSS_MAP_NAMES}
+)
 
 MIME = {".png": "image/png", ".csv": "text/csv", ".html": "text/html"}
 
@@ -77,7 +79,8 @@ def single_channel(run_workflow, tmp_path_factory):
     stack, _ = simulate.demo_experiment([(2.0, 5.0), (4.0, 3.0)], seed=5, shape=(64, 64), frames=60)
     write_stack(stacks / "cells.tif", stack)
     config = write_config(
-        workdir / "config.yaml", input_dir=str(stacks),
+        workdir / "config.yaml",
+        input_dir=str(stacks),
         bleach_correction={"method": "polynomial", "parameter": 1},
         nb={"timeseries": {"frames_per_set": 20, "overlap": 5}, "monomer_brightness": 2.0},
     )
@@ -97,7 +100,9 @@ def two_channels(run_workflow, tmp_path_factory):
     second, _ = simulate.demo_experiment([(2.0, 3.0), (1.0, 5.0)], seed=3, shape=(48, 64), frames=60)
     tifffile.imwrite(stacks / "pair.tif", np.stack([first, second], axis=1), imagej=True, metadata={"axes": "TCYX"})
     config = write_config(
-        workdir / "config.yaml", input_dir=str(stacks), bleach_correction={"method": "none"},
+        workdir / "config.yaml",
+        input_dir=str(stacks),
+        bleach_correction={"method": "none"},
         nb={"cross_channels": [1, 2], "detector": {"offset": 0.0, "s_factor": 1.5, "readout_variance": 0.0}},
     )
     run_workflow(workdir, "--configfile", config)
@@ -122,7 +127,8 @@ def _expected(folders):
     for category, (folder, kinds) in folders.items():
         for subcategory, names in kinds.items():
             expected.setdefault(category, {}).setdefault(subcategory, []).extend(
-                f"{folder}/{name}" if folder else name for name in names)
+                f"{folder}/{name}" if folder else name for name in names
+            )
     return {c: {s: sorted(paths) for s, paths in subs.items()} for c, subs in expected.items()}
 
 
@@ -160,10 +166,12 @@ def _check_results(workdir, data, expected):
 def test_single_channel_report_holds_every_output_with_its_caption(single_channel):
     workdir = single_channel
     data = _report_data(workdir / "report.html")
-    expected = _expected({
-        "cells": ("results/cells", UNIT_RESULTS | TIMESERIES_RESULTS | SEGMENTATION_RESULTS),
-        "Folder": ("results", FOLDER_RESULTS),
-    })
+    expected = _expected(
+        {
+            "cells": ("results/cells", UNIT_RESULTS | TIMESERIES_RESULTS | SEGMENTATION_RESULTS),
+            "Folder": ("results", FOLDER_RESULTS),
+        }
+    )
     captions = _check_results(workdir, data, expected)
 
     # the captions state the settings of this run
@@ -171,19 +179,24 @@ def test_single_channel_report_holds_every_output_with_its_caption(single_channe
     assert "Here the detector is photon counting: the reference is B = 1." in maps
     assert "bleach_correction.method: polynomial" in maps and "bleach_correction.parameter: 1" in maps
     assert "nb.threshold: none: every cell pixel is analysed" in maps
-    assert "B = 1 (photon-counting detector; B = S for an analog one)" in captions[
-        "results/cells/brightness_x_intensity.png"]
+    assert (
+        "B = 1 (photon-counting detector; B = S for an analog one)"
+        in captions["results/cells/brightness_x_intensity.png"]
+    )
     assert "bleach_correction.method polynomial" in captions["results/cells/Bleach_correction.png"]
     assert "segmentation.method: threshold: a classical threshold" in captions["results/cells/cellmask.png"]
-    assert "Monomer brightness (2.0) and Oligomeric state = Brightness (ratio of means) / 2.0" in captions[
-        "results/cells/average_values_in_roi.csv"]
+    assert (
+        "Monomer brightness (2.0) and Oligomeric state = Brightness (ratio of means) / 2.0"
+        in captions["results/cells/average_values_in_roi.csv"]
+    )
     timeseries = captions["results/cells/Brightness_timeseries.png"]
     assert "in each window of 20 frames" in timeseries and "Consecutive windows share 5 frames" in timeseries
     summary = captions["results/Folder_brightness_summary.png"]
     assert "Estimator: the oligomeric state" in summary and "(2.0, from nb.monomer_brightness)" in summary
     assert "Estimator: Brightness (ratio of means)" not in summary
-    assert "Oligomeric state = Brightness (ratio of means) / 2.0" in captions[
-        "results/Folder_average_values_in_roi.csv"]
+    assert (
+        "Oligomeric state = Brightness (ratio of means) / 2.0" in captions["results/Folder_average_values_in_roi.csv"]
+    )
 
     # the summary: the input, the settings, the versions
     description = _text(data["workflow_desc"])
@@ -195,7 +208,7 @@ def test_single_channel_report_holds_every_output_with_its_caption(single_channe
     assert "Oligomeric state = Brightness (ratio of means) / 2.0" in description
     assert "Time series windows of 20 frames, overlap 5" in description
     assert "Cross-correlated N&B off" in description
-    assert (f"brightflow {brightflow.__version__}, Snakemake {metadata.version('snakemake')}" in description)
+    assert f"brightflow {brightflow.__version__}, Snakemake {metadata.version('snakemake')}" in description
     # the summary reaches the report only: settings.json records the config as before
     assert "_report" not in (workdir / "results" / "cells" / "settings.json").read_text()
 
@@ -204,17 +217,20 @@ def test_single_channel_report_holds_every_output_with_its_caption(single_channe
 def test_multichannel_report_groups_by_experiment_and_channel(two_channels):
     workdir = two_channels
     data = _report_data(workdir / "report.html")
-    expected = _expected({
-        "pair": ("results/pair", SEGMENTATION_RESULTS | CROSS_RESULTS),
-        "pair/ch1": ("results/pair/ch1", UNIT_RESULTS),
-        "pair/ch2": ("results/pair/ch2", UNIT_RESULTS),
-        "Folder": ("results", FOLDER_RESULTS),
-    })
+    expected = _expected(
+        {
+            "pair": ("results/pair", SEGMENTATION_RESULTS | CROSS_RESULTS),
+            "pair/ch1": ("results/pair/ch1", UNIT_RESULTS),
+            "pair/ch2": ("results/pair/ch2", UNIT_RESULTS),
+            "Folder": ("results", FOLDER_RESULTS),
+        }
+    )
     captions = _check_results(workdir, data, expected)
 
     assert "analog with S = 1.5: the reference is B = 1.5." in captions["results/pair/ch2/brightness.png"]
-    assert "B = S = 1.5 (analog detector, nb.detector.s_factor)" in captions[
-        "results/pair/ch1/brightness_x_intensity.png"]
+    assert (
+        "B = S = 1.5 (analog detector, nb.detector.s_factor)" in captions["results/pair/ch1/brightness_x_intensity.png"]
+    )
     assert "of channel 1 (every channel is measured in these cells)" in captions["results/pair/cellmask.png"]
     assert "nb.cross_channels [1, 2]" in captions["results/pair/cross_ch1_ch2/cross_brightness.png"]
     summary = captions["results/Folder_brightness_summary.png"]
@@ -290,8 +306,10 @@ def test_the_report_renders_in_chromium_without_errors_or_network(single_channel
         with page.context.expect_page() as opened:
             page.locator("a.brightflow-open-explorer").click()
         explorer = opened.value
-        explorer.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
-                                   "Bokeh.documents[0].get_model_by_name('scatter_plot') !== null")
+        explorer.wait_for_function(
+            "() => window.Bokeh && Bokeh.documents.length > 0 && "
+            "Bokeh.documents[0].get_model_by_name('scatter_plot') !== null"
+        )
         assert explorer.url.startswith("blob:")
         assert explorer.title() == "brightflow brightness explorer: cells"
         explorer.wait_for_timeout(500)  # let the canvases paint
@@ -306,8 +324,10 @@ def test_the_report_renders_in_chromium_without_errors_or_network(single_channel
 @pytest.mark.workflow
 def test_channel_categories_open_in_chromium(two_channels, browser):
     with browser(two_channels / "report.html", viewport=(1400, 900), ready=READY) as (page, events):
-        for category, subcategories in (("pair/ch2", ("Explorer", "N&B maps", "Tables")),
-                                        ("pair", ("Cross-correlation", "Segmentation"))):
+        for category, subcategories in (
+            ("pair/ch2", ("Explorer", "N&B maps", "Tables")),
+            ("pair", ("Cross-correlation", "Segmentation")),
+        ):
             page.reload()  # back to the start
             page.wait_for_function(READY)
             page.locator("#app li", has_text=re.compile(rf"^\s*{re.escape(category)}\s*$")).first.click()
@@ -328,12 +348,13 @@ def test_a_second_analysis_in_the_same_folder_cannot_make_a_mixed_report(run_wor
         write_stack(stacks / f"cells_{name}.tif", stack)
         configs[name] = write_config(tmp_path / f"{name}.yaml", input_dir=str(stacks))
         run_workflow(tmp_path, "--configfile", configs[name])
-    refused = run_workflow(tmp_path, "--configfile", configs["first"], "--report", tmp_path / "first.html",
-                           check=False)
+    refused = run_workflow(tmp_path, "--configfile", configs["first"], "--report", tmp_path / "first.html", check=False)
     assert refused.returncode != 0 and not (tmp_path / "first.html").exists()
     message = " ".join((refused.stdout + refused.stderr).split())
-    assert f"results holds the results of another run (input_dir {tmp_path / 'stacks_second'}: experiments " \
-           "cells_second), not of this configuration" in message, message[-2000:]
+    assert (
+        f"results holds the results of another run (input_dir {tmp_path / 'stacks_second'}: experiments "
+        "cells_second), not of this configuration" in message
+    ), message[-2000:]
     run_workflow(tmp_path, "--configfile", configs["second"], "--report", tmp_path / "second.html")
     start = _text(_report_data(tmp_path / "second.html")["workflow_desc"])
     assert f"input_dir {tmp_path / 'stacks_second'}" in start and str(configs["second"]) in start

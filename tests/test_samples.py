@@ -83,8 +83,11 @@ def test_a_sheet_names_the_series_and_refuses_a_file_of_several_without_it(tmp_p
     records = samples.table_from_sheet(sheet)
     assert [(record["experiment"], record["series"]) for record in records] == [("a", 1), ("b", 0)]
     sheet.write_text("experiment\tpath\na\tpositions.ome.tif\n")
-    with pytest.raises(InputError, match=r"row 2: .*positions\.ome\.tif holds 2 series \(0 \('preview'\): shape "
-                                         r"\(5, 8, 9\) axes TYX; 1 \('cell 2'\).*Add a 'series' column"):
+    with pytest.raises(
+        InputError,
+        match=r"row 2: .*positions\.ome\.tif holds 2 series \(0 \('preview'\): shape "
+        r"\(5, 8, 9\) axes TYX; 1 \('cell 2'\).*Add a 'series' column",
+    ):
         samples.table_from_sheet(sheet)
 
 

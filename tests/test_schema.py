@@ -42,6 +42,8 @@ def test_the_default_config_is_the_schemas_defaults():
             if child.get("type") == "object" and "properties" in child:
                 compare(child, values[key], f"{path}{key}.")
             elif "default" in child:
-                assert values[key] == child["default"], f"{path}{key}: config.yaml {values[key]!r}, schema {child['default']!r}"
+                assert values[key] == child["default"], (
+                    f"{path}{key}: config.yaml {values[key]!r}, schema {child['default']!r}"
+                )
 
     compare({"properties": _schema()}, config, "")

@@ -436,12 +436,16 @@ def test_the_seed_spacing_follows_the_expected_cell_size(shared_data):
     assert segment.threshold_segmentation(edge, min_peak_distance=10).max() == 3
     assert segment.threshold_segmentation(edge, min_peak_distance=segment.resolve_peak_distance("auto", 75)).max() == 1
     stack, truth = simulate.demo_experiment(simulate.DEMO_EXPERIMENTS["demo_mixed"], seed=2)
-    found = segment.threshold_segmentation(stack.mean(axis=0), min_peak_distance=segment.resolve_peak_distance("auto", 75))
+    found = segment.threshold_segmentation(
+        stack.mean(axis=0), min_peak_distance=segment.resolve_peak_distance("auto", 75)
+    )
     assert segment.match_scores(truth, found)["matched"] == 4
     for seed in range(3, 9):
         rng = np.random.default_rng(seed)
         field = simulate.cell_field((96, 96), 7, rng, touching_pairs=3)  # radii 8-11 pixels, 3 touching pairs
         projection = simulate.cell_field_projection(field, rng, frames=50)
-        scores = segment.match_scores(field, segment.threshold_segmentation(
-            projection, min_peak_distance=segment.resolve_peak_distance("auto", 16)))
+        scores = segment.match_scores(
+            field,
+            segment.threshold_segmentation(projection, min_peak_distance=segment.resolve_peak_distance("auto", 16)),
+        )
         assert scores["matched"] == scores["true_cells"] == scores["predicted_cells"] == 7, (seed, scores)

@@ -41,9 +41,7 @@ def _cluster_problem():
     if shutil.which("sinfo") is None:
         return "no SLURM cluster: sinfo is not installed (start a local one with: sudo ci/slurm-up.sh)"
     try:
-        answer = subprocess.run(
-            ["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, timeout=30
-        )
+        answer = subprocess.run(["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:
         return "no SLURM cluster: sinfo did not answer within 30 s"
     if answer.returncode != 0:
@@ -74,26 +72,38 @@ def cluster():
 def snakemake(workdir, *args, limit=420):
     """Run snakemake on the repository's Snakefile in ``workdir`` under ``timeout -s KILL``."""
     command = [
-        "timeout", "-s", "KILL", str(limit),
-        sys.executable, "-m", "snakemake",
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
+        "timeout",
+        "-s",
+        "KILL",
+        str(limit),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
         *map(str, args),
     ]
     env = dict(os.environ, MPLBACKEND="Agg")
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     result.output = result.stdout + result.stderr
-    assert result.returncode != 137, f"snakemake was killed after {limit} s: {' '.join(command)}\n{result.output[-6000:]}"
+    assert result.returncode != 137, (
+        f"snakemake was killed after {limit} s: {' '.join(command)}\n{result.output[-6000:]}"
+    )
     return result
 
 
 def on_slurm(workdir, *args, limit=420):
     return snakemake(
         workdir,
-        "--profile", PROFILE,
+        "--profile",
+        PROFILE,
         # the test cluster starts jobs at once: look at them early (the default is 40 s)
-        "--slurm-init-seconds-before-status-checks", 3,
-        "--slurm-jobname-prefix", JOB_PREFIX,
+        "--slurm-init-seconds-before-status-checks",
+        3,
+        "--slurm-jobname-prefix",
+        JOB_PREFIX,
         *args,
         limit=limit,
     )
@@ -118,8 +128,12 @@ def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(clust
     # as slurm.gpu_partition does for cellpose on CUDA (test_jobs_go_where_the_slurm_keys_say
     # checks that routing; --set-resources replaces the profile's empty set-resources block).
     result = on_slurm(
-        cluster_run, "--config", "input_dir=demo",
-        "--set-resources", "segmentation:gpu=1", "segmentation:slurm_partition=gpu",
+        cluster_run,
+        "--config",
+        "input_dir=demo",
+        "--set-resources",
+        "segmentation:gpu=1",
+        "segmentation:slurm_partition=gpu",
     )
     assert result.returncode == 0, result.output[-8000:]
 
@@ -133,7 +147,10 @@ def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(clust
             assert (cluster_run / "results" / experiment / table).read_bytes() == (
                 local / "results" / experiment / table
             ).read_bytes(), f"{experiment}/{table} differs"
-        masks = [np.load(run / "results" / experiment / "segmentation_image_seg.npy", allow_pickle=True).item()["masks"] for run in (cluster_run, local)]
+        masks = [
+            np.load(run / "results" / experiment / "segmentation_image_seg.npy", allow_pickle=True).item()["masks"]
+            for run in (cluster_run, local)
+        ]
         np.testing.assert_array_equal(masks[0], masks[1])
     folder = "results/Folder_average_values_in_roi.csv"
     assert (cluster_run / folder).read_bytes() == (local / folder).read_bytes()
@@ -181,8 +198,18 @@ def test_a_failing_job_fails_the_workflow_and_names_its_slurm_log(cluster, tmp_p
 
 def _dry_run_resources(workdir, config_file, env=None):
     """rule name -> set of the resource strings of its jobs, from a dry run (no cluster needed)."""
-    command = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--configfile", str(config_file)]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-n",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config_file),
+    ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("BRIGHTFLOW_SLURM_")}
     result = subprocess.run(command, capture_output=True, text=True, env=environment | (env or {}), timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -204,8 +231,10 @@ def test_jobs_go_where_the_slurm_keys_say(tmp_path):
     torch.save({"downsample.down.res_down_0.conv.conv_0.0.weight": torch.zeros(1)}, model)
     segmentation = {"method": "cellpose", "gpu": True, "model": str(model)}
     keys = tmp_path / "keys.yaml"
-    keys.write_text(f"input_dir: demo\nsegmentation: {segmentation}\n"
-                    "slurm: {account: lab42, partition: cpu_p, gpu_partition: gpu_p}\n")
+    keys.write_text(
+        f"input_dir: demo\nsegmentation: {segmentation}\n"
+        "slurm: {account: lab42, partition: cpu_p, gpu_partition: gpu_p}\n"
+    )
     found = _dry_run_resources(tmp_path, keys)
     assert {"segmentation", "projection", "nb_maps", "figures", "aggregate"} <= set(found)
     for rule, resources in found.items():
@@ -213,13 +242,15 @@ def test_jobs_go_where_the_slurm_keys_say(tmp_path):
         partition = "gpu_p" if rule == "segmentation" else "cpu_p"
         assert f"slurm_partition={partition}" in resources, (rule, resources)
         assert any(item.startswith("runtime=") for item in resources) and any(
-            item.startswith("mem_mb=") for item in resources), (rule, resources)
+            item.startswith("mem_mb=") for item in resources
+        ), (rule, resources)
     assert "gpu=1" in found["segmentation"]
 
     plain = tmp_path / "plain.yaml"
     plain.write_text(f"input_dir: demo\nsegmentation: {segmentation}\n")
-    found = _dry_run_resources(tmp_path, plain, env={"BRIGHTFLOW_SLURM_PARTITION": "env_cpu",
-                                                     "BRIGHTFLOW_SLURM_GPU_PARTITION": "env_gpu"})
+    found = _dry_run_resources(
+        tmp_path, plain, env={"BRIGHTFLOW_SLURM_PARTITION": "env_cpu", "BRIGHTFLOW_SLURM_GPU_PARTITION": "env_gpu"}
+    )
     assert "slurm_partition=env_gpu" in found["segmentation"] and "slurm_partition=env_cpu" in found["nb_maps"]
     assert not any(item.startswith("slurm_account") for items in found.values() for item in items)
 

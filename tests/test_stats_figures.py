@@ -168,8 +168,9 @@ def test_cell_outlines_follow_each_cell_with_its_holes_and_separate_parts():
     assert [label for label, _, _ in cells] == [3, 7]
     for label, outlines, centroid in cells:
         (region,) = [r for r in measure.regionprops(labels) if r.label == label]
-        expected = [c + np.array(region.bbox[:2]) - 1
-                    for c in measure.find_contours(np.pad(region.image, 1).astype(float), 0.5)]
+        expected = [
+            c + np.array(region.bbox[:2]) - 1 for c in measure.find_contours(np.pad(region.image, 1).astype(float), 0.5)
+        ]
         assert len(outlines) == len(expected)
         points = {tuple(p) for p in np.round(np.concatenate(outlines), 6)}
         assert points == {tuple(p) for p in np.round(np.concatenate(expected), 6)}
@@ -268,7 +269,9 @@ def test_cell_warnings_from_the_shot_noise_of_the_background():
 
 
 def test_folder_table_keeps_a_row_for_an_experiment_without_cells():
-    cells = pd.DataFrame({"Cell ID": [1, 2], "Pixels": [10, 12], "Brightness": [0.5, 0.7], "Warnings": ["", "low signal"]})
+    cells = pd.DataFrame(
+        {"Cell ID": [1, 2], "Pixels": [10, 12], "Brightness": [0.5, 0.7], "Warnings": ["", "low signal"]}
+    )
     empty = cells.iloc[:0]
     folder = stats.folder_table({"b_empty": empty, "a": cells})
     assert folder["Experiment"].tolist() == ["a", "a", "b_empty"]
@@ -279,8 +282,9 @@ def test_folder_table_keeps_a_row_for_an_experiment_without_cells():
 
 
 def test_folder_figure_marks_flagged_cells_and_names_empty_experiments():
-    figure = figures.folder_brightness_figure(["a", "a", "b"], [1.0, 2.0, 3.0], "epsilon", "title",
-                                              flagged=[False, True, False], empty=["c"])
+    figure = figures.folder_brightness_figure(
+        ["a", "a", "b"], [1.0, 2.0, 3.0], "epsilon", "title", flagged=[False, True, False], empty=["c"]
+    )
     ax = figure.axes[0]
     labels = [text.get_text() for text in ax.get_xticklabels()]
     assert labels[-1] == "c\nno cells" and len(labels) == 3
@@ -296,10 +300,16 @@ def test_the_brightness_unit_follows_the_detector():
     from brightflow import nb
 
     analog = {"offset": 100.0, "s_factor": 3.2, "readout_variance": 12.0}
-    assert nb.brightness_unit() == nb.brightness_unit({"offset": 0.0, "s_factor": 1.0, "readout_variance": 0.0}) \
+    assert (
+        nb.brightness_unit()
+        == nb.brightness_unit({"offset": 0.0, "s_factor": 1.0, "readout_variance": 0.0})
         == "counts per molecule per frame"
-    assert nb.brightness_unit(analog) == nb.brightness_unit(nb.DetectorModel(s_factor=2.0)) \
+    )
+    assert (
+        nb.brightness_unit(analog)
+        == nb.brightness_unit(nb.DetectorModel(s_factor=2.0))
         == "photons per molecule per frame"
+    )
     assert figures.map_label("brightness", analog) == "ε: photons per molecule per frame"
     assert figures.map_label("cross_brightness") == "B_cc: counts per molecule per frame"
     assert figures.map_label("intensity", analog) == figures.MAP_LABELS["intensity"]  # still the detector's counts

@@ -353,8 +353,9 @@ def test_nandb_methods_on_50_tif_match_the_autothresholdr_references(mean_of_50,
     # nandb's "brightness works" test: brightness(50.tif, "b", thresh = "Huang", filt = "mean") has a mean
     # (NA removed) of 1.05 within testthat's relative tolerance 0.1
     mean, variance = nb.pixel_mean_variance(tifffile.imread(SHARED_DATA / "50.tif").astype(np.float64), 1)
-    maps, record = threshold.threshold_and_filter(nb.number_and_brightness(mean, variance), "huang", "mean",
-                                                  convention="nandb", frames=50)
+    maps, record = threshold.threshold_and_filter(
+        nb.number_and_brightness(mean, variance), "huang", "mean", convention="nandb", frames=50
+    )
     assert record["value"] == 5.24 and record["convention"] == "nandb" and record["frames"] == 50
     assert np.nanmean(maps["apparent_brightness"]) == pytest.approx(1.05, rel=0.1)
 
@@ -506,8 +507,9 @@ def test_nandbs_filter_counts_inf_as_a_value():
     mean = np.full((3, 3), 4.0)
     variance = np.full((3, 3), 8.0)
     variance[1, 1] = 0.0  # N = 16 / 0
-    maps, _ = threshold.threshold_and_filter(nb.number_and_brightness(mean, variance), "none", "median",
-                                             convention="nandb")
+    maps, _ = threshold.threshold_and_filter(
+        nb.number_and_brightness(mean, variance), "none", "median", convention="nandb"
+    )
     assert maps["apparent_number"][1, 1] == 2.0  # median of eight 2.0 and one Inf
     maps, _ = threshold.threshold_and_filter(nb.number_and_brightness(mean, variance), "none", "median")
     assert maps["apparent_number"][1, 1] == 2.0 and np.isfinite(maps["apparent_number"]).all()
@@ -522,8 +524,11 @@ NO_CORRECTION = {"method": "none"}
 def _base(stacks, **nb_settings):
     """Config of the threshold tests: the true cells as the mask, no bleach correction."""
     return dict(
-        input_dir=str(stacks), samples=str(stacks / "samples.tsv"), bleach_correction=NO_CORRECTION,
-        segmentation={"method": "existing"}, nb=nb_settings,
+        input_dir=str(stacks),
+        samples=str(stacks / "samples.tsv"),
+        bleach_correction=NO_CORRECTION,
+        segmentation={"method": "existing"},
+        nb=nb_settings,
     )
 
 
@@ -590,7 +595,9 @@ def test_a_numeric_threshold_removes_dim_pixels_from_maps_and_cells(run_workflow
 @pytest.mark.workflow
 def test_an_automatic_threshold_and_a_median_filter(run_workflow, dim_and_bright):
     workdir, stacks, raw, _ = dim_and_bright
-    config = write_config(workdir / "otsu.yaml", **_base(stacks, threshold="otsu", filter="median", timeseries={"frames_per_set": 30}))
+    config = write_config(
+        workdir / "otsu.yaml", **_base(stacks, threshold="otsu", filter="median", timeseries={"frames_per_set": 30})
+    )
     run_workflow(workdir, "--configfile", config)
     folder = workdir / "results" / "cells"
     expected = threshold.auto_threshold(raw["intensity"], "otsu")
@@ -639,9 +646,13 @@ def test_nandb_convention_in_the_workflow_gives_nandbs_triangle_on_its_own_data(
     (folder / "50.tif").write_bytes((shared_data / "50.tif").read_bytes())
     values = {}
     for convention in ("nandb", "brightflow"):
-        config = write_config(tmp_path / f"{convention}.yaml", input_dir=str(folder), output_dir=f"out_{convention}",
-                              bleach_correction={"method": "none"},
-                              nb={"threshold": "triangle", "convention": convention})
+        config = write_config(
+            tmp_path / f"{convention}.yaml",
+            input_dir=str(folder),
+            output_dir=f"out_{convention}",
+            bleach_correction={"method": "none"},
+            nb={"threshold": "triangle", "convention": convention},
+        )
         run_workflow(tmp_path, "--configfile", config)
         record = json.loads((tmp_path / f"out_{convention}" / "50" / "nb_threshold.json").read_text())
         values[convention] = record["value"]
@@ -659,4 +670,5 @@ def test_nandb_yen_is_refused_at_start(run_workflow, dim_and_bright):
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
     assert result.returncode != 0
     assert "nb.threshold yen with nb.convention nandb: autothresholdr's Yen never finds a threshold" in (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )

@@ -20,7 +20,7 @@ def test_window_count(frames, per_set, overlap, count):
     bounds = timeseries.window_bounds(frames, per_set, overlap)
     assert len(bounds) == count
     assert all(stop - start == per_set for start, stop in bounds)
-    assert all(b[0] - a[0] == per_set - overlap for a, b in zip(bounds, bounds[1:]))
+    assert all(b[0] - a[0] == per_set - overlap for a, b in zip(bounds, bounds[1:], strict=False))
 
 
 def test_window_settings_are_checked():
@@ -103,8 +103,12 @@ def stationary(tmp_path_factory):
 
 def _timeseries_config(workdir, stacks, name, bleach, **timeseries):
     return write_config(
-        workdir / name, input_dir=str(stacks), samples=str(stacks / "samples.tsv"), bleach_correction=bleach,
-        segmentation={"method": "existing"}, nb={"timeseries": timeseries} if timeseries else {},
+        workdir / name,
+        input_dir=str(stacks),
+        samples=str(stacks / "samples.tsv"),
+        bleach_correction=bleach,
+        segmentation={"method": "existing"},
+        nb={"timeseries": timeseries} if timeseries else {},
     )
 
 
@@ -134,7 +138,9 @@ def test_consecutive_windows_agree_with_the_whole_stack(run_workflow, stationary
     windows = pd.read_csv(folder / "timeseries_values_in_roi.csv")
     assert list(windows.columns[:4]) == ["Window", "First frame", "Last frame", "Cell ID"]
     assert windows[["Window", "First frame", "Last frame"]].drop_duplicates().values.tolist() == [
-        [0, 0, 19], [1, 20, 39], [2, 40, 59]
+        [0, 0, 19],
+        [1, 20, 39],
+        [2, 40, 59],
     ]
     for cell, rows in windows.groupby("Cell ID"):
         # three consecutive windows cover every frame: their mean intensities average to the stack's

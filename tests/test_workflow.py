@@ -19,7 +19,11 @@ from brightflow.nb import MAP_NAMES
 
 pytestmark = pytest.mark.workflow
 
-CONTRACT = Path(next((SHARED_DATA.parent / "seeds").glob("000_*.txt"), "/nonexistent")) if SHARED_DATA.parent.exists() else None
+CONTRACT = (
+    Path(next((SHARED_DATA.parent / "seeds").glob("000_*.txt"), "/nonexistent"))
+    if SHARED_DATA.parent.exists()
+    else None
+)
 
 # Every per-experiment file of the replaced app's output contract (../shared/seeds/000_*.txt).
 CONTRACT_FILES = [f"{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif", "png")] + [
@@ -32,8 +36,16 @@ CONTRACT_FILES = [f"{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif"
     "brightness_intensity_values.csv",
     "average_values_in_roi.csv",
 ]
-CELL_COLUMNS = ["Cell ID", "Pixels", "Intensity", "Variance", "Apparent brightness", "Apparent number",
-                "Brightness", "Number"]
+CELL_COLUMNS = [
+    "Cell ID",
+    "Pixels",
+    "Intensity",
+    "Variance",
+    "Apparent brightness",
+    "Apparent number",
+    "Brightness",
+    "Number",
+]
 
 
 def test_contract_list_matches_the_seed_document():
@@ -136,8 +148,10 @@ def test_demo_brightness_matches_ground_truth(demo_run):
         assert row["Brightness"] == pytest.approx(row["True brightness"], rel=0.05), row
         assert row["Brightness (ratio of means)"] == pytest.approx(row["True brightness"], rel=0.015), row
         assert row["Pixels"] > 1000
-    models = [json.loads((results / experiment / "bleach_correction.json").read_text())
-              for experiment in simulate.DEMO_EXPERIMENTS]
+    models = [
+        json.loads((results / experiment / "bleach_correction.json").read_text())
+        for experiment in simulate.DEMO_EXPERIMENTS
+    ]
     assert {(model["method"], model["parameter"]) for model in models} == {("boxcar", 399)}
 
 
@@ -266,18 +280,21 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(run_workflow, t
     boxcar = write_config(tmp_path / "boxcar.yaml", bleach_correction={"method": "boxcar", "parameter": 9})
     resources = ["--configfile", boxcar, "--default-resources", f"tmpdir={scratch}"]
     dry = run_workflow(tmp_path, "--dry-run", *resources, config=config)
-    requests = re.findall(r"rule bleach_correction:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
-                          dry.stdout + dry.stderr, re.DOTALL)
+    requests = re.findall(
+        r"rule bleach_correction:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)", dry.stdout + dry.stderr, re.DOTALL
+    )
     assert sorted(requests) == [("packed", "500"), ("plain", "500")]
     run_workflow(tmp_path, *resources, config=config)
     results = tmp_path / "results"
     model = json.loads((results / "packed" / "bleach_correction.json").read_text())
     assert model["method"] == "boxcar" and model["parameter"] == 9
     for name in ("intensity", "variance", "brightness", "number"):
-        np.testing.assert_array_equal(np.load(results / "packed" / f"{name}.npy"),
-                                      np.load(results / "plain" / f"{name}.npy"))
+        np.testing.assert_array_equal(
+            np.load(results / "packed" / f"{name}.npy"), np.load(results / "plain" / f"{name}.npy")
+        )
     assert (results / "packed" / "bleach_corrected_trace.json").read_bytes() == (
-        results / "plain" / "bleach_corrected_trace.json").read_bytes()
+        results / "plain" / "bleach_corrected_trace.json"
+    ).read_bytes()
     # the fit reads chunks of frames; the maps read tiles of rows, from the copy decoded once
     log = (results / "logs" / "packed" / "nb_maps.log").read_text()
     assert f"{folder / 'packed.tif'} is compressed: decoded once into a temporary file (3 MB, in {scratch})" in log
@@ -293,8 +310,9 @@ def test_a_layout_read_whole_asks_memory_for_the_whole_stack(run_workflow, tmp_p
     tifffile.imwrite(folder / "channels_first.tif", pixels, metadata={"axes": "CTYX"})
     tifffile.imwrite(folder / "time_first.tif", pixels.transpose(1, 0, 2, 3), metadata={"axes": "TCYX"})
     dry = run_workflow(tmp_path, "--dry-run", config={"input_dir": folder})
-    requests = set(re.findall(r"rule projection:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)",
-                              dry.stdout + dry.stderr, re.DOTALL))
+    requests = set(
+        re.findall(r"rule projection:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)", dry.stdout + dry.stderr, re.DOTALL)
+    )
     assert requests == {("channels_first", "502"), ("time_first", "500")}
 
 
@@ -343,7 +361,9 @@ def test_sample_sheet_with_existing_masks(run_workflow, tmp_path):
     write_stack(data / "rec1.tif", stack)
     tifffile.imwrite(data / "rec1_mask.tif", truth)
     (tmp_path / "samples.tsv").write_text("experiment\tpath\tmask\nfirst\tdata/rec1.tif\tdata/rec1_mask.tif\n")
-    config_file = write_config(tmp_path / "c.yaml", samples=str(tmp_path / "samples.tsv"), segmentation={"method": "existing"})
+    config_file = write_config(
+        tmp_path / "c.yaml", samples=str(tmp_path / "samples.tsv"), segmentation={"method": "existing"}
+    )
     run_workflow(tmp_path, "--configfile", config_file)
     table = pd.read_csv(tmp_path / "results" / "first" / "average_values_in_roi.csv")
     assert table["Cell ID"].tolist() == [1, 2]

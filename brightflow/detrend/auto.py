@@ -192,8 +192,14 @@ def leftover_parameter(trace, correction, cell_pixels, sample=None):
     for candidate in candidates:
         smoother = correction.smoother(frames, candidate)
         excess, degrees, noise = leftover_brightness(trace, smoother)
-        info["search"].append({"parameter": candidate, "leftover_B": float(excess), "residual_dof": degrees,
-                               "trace_noise_variance": noise})
+        info["search"].append(
+            {
+                "parameter": candidate,
+                "leftover_B": float(excess),
+                "residual_dof": degrees,
+                "trace_noise_variance": noise,
+            }
+        )
         if excess <= tolerance:
             chosen = candidate
             break
@@ -342,7 +348,9 @@ def auto_parameter(trace, correction, cell_pixels, seed=1):
         raise ValueError("the cell pixels are too close to zero to simulate: every simulated value is 0")
     # the same simulation without the trend: its mean B differs from 1 only by noise and the
     # small upward bias of a variance-to-mean ratio, which the comparison cancels
-    trend_free = simulate_immobile(np.full(frames, trace.mean()), pixels, np.random.default_rng([int(seed), _STREAM_FLAT]))
+    trend_free = simulate_immobile(
+        np.full(frames, trace.mean()), pixels, np.random.default_rng([int(seed), _STREAM_FLAT])
+    )
     baseline = mean_brightness(trend_free)
     standard_error = float(np.hypot(brightness_standard_error(simulation), brightness_standard_error(trend_free)))
     info = {

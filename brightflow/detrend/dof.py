@@ -93,8 +93,11 @@ def _dense(applies, gains_pair, windows):
     for start in range(0, frames, DENSE_BLOCK_COLUMNS):
         stop = min(start + DENSE_BLOCK_COLUMNS, frames)
         first = _residual_columns(applies[0], gains1, start, stop)
-        second = first if applies[1] is applies[0] and gains2 is gains1 else _residual_columns(
-            applies[1], gains2, start, stop)
+        second = (
+            first
+            if applies[1] is applies[0] and gains2 is gains1
+            else _residual_columns(applies[1], gains2, start, stop)
+        )
         for index, (low, high) in enumerate(bounds):
             products[index] += np.einsum("tu,tu->", first[low:high], second[low:high])
             column_products[index] += first[low:high].sum(axis=0) @ second[low:high].sum(axis=0)

@@ -106,8 +106,12 @@ class Correction:
         parameter's tolerance (brightflow.detrend.auto.leftover_parameter). ``replaced`` (a reason) in the
         dict means this method was not applied and ``none`` was.
         """
-        return {"parameter": None, "parameter_source": "not used by this method", "trend": _flat_trend(trace),
-                "frame_factors": np.ones(trace.size)}
+        return {
+            "parameter": None,
+            "parameter_source": "not used by this method",
+            "trend": _flat_trend(trace),
+            "frame_factors": np.ones(trace.size),
+        }
 
     def check_parameter(self, value, frames):
         """The configured parameter as the method uses it; ValueError naming the range if it is outside.
@@ -194,8 +198,12 @@ class LinearRescale(Correction):
                 "the linear bleach fit reaches zero or below within the recording; "
                 "the linear correction cannot be applied (choose another method)"
             )
-        return {"parameter": None, "parameter_source": "not used by this method", "trend": trend,
-                "frame_factors": trend[0] / trend}
+        return {
+            "parameter": None,
+            "parameter_source": "not used by this method",
+            "trend": trend,
+            "frame_factors": trend[0] / trend,
+        }
 
     def frame_scale(self, model, start, stop):
         return np.asarray(model.frame_factors[start:stop], dtype=np.float64)
@@ -256,8 +264,11 @@ class SmoothingCorrection(Correction):
                 )
             fields["auto"] = info
             if chosen is None:
-                return {**fields, **NoCorrection().fit(trace, None, seed, cell_pixels, dof_correction),
-                        "replaced": info["note"]}
+                return {
+                    **fields,
+                    **NoCorrection().fit(trace, None, seed, cell_pixels, dof_correction),
+                    "replaced": info["note"],
+                }
         else:
             chosen = self.check_parameter(parameter, trace.size)
             source = "set in the configuration (bleach_correction.parameter)"
@@ -367,7 +378,8 @@ class BoxcarCorrection(SmoothingCorrection):
             gains = model.gains() if model.dof_correction else None
             parallel.thread_map(
                 lambda share: compiled.boxcar_detrend(flat, model.parameter, out=out, columns=share, gains=gains),
-                [slice(low, high) for low, high in zip(edges[:-1], edges[1:])], threads,
+                [slice(low, high) for low, high in zip(edges[:-1], edges[1:], strict=False)],
+                threads,
             )
             return out
 
@@ -449,15 +461,21 @@ class RobinHood(Correction):
         if parameter == "auto":
             chosen, info = auto.auto_parameter(trace, self, cell_pixels, seed)
             if chosen is None:
-                return {**NoCorrection().fit(trace, None, seed, cell_pixels, dof_correction), "auto": info,
-                        "replaced": info["note"]}
+                return {
+                    **NoCorrection().fit(trace, None, seed, cell_pixels, dof_correction),
+                    "auto": info,
+                    "replaced": info["note"],
+                }
             source = (
                 f"auto: simulated immobile image ({info['simulated_pixels']} pixels, seed {seed}) with the "
                 "cell-pixel mean trace reaches mean B = 1 here (Nolan et al. 2017)"
             )
             return {"parameter": chosen, "parameter_source": source, "auto": info, "trend": None}
-        return {"parameter": self.check_parameter(parameter, trace.size),
-                "parameter_source": "set in the configuration (bleach_correction.parameter)", "trend": None}
+        return {
+            "parameter": self.check_parameter(parameter, trace.size),
+            "parameter_source": "set in the configuration (bleach_correction.parameter)",
+            "trend": None,
+        }
 
     def plan(self, model, sums, seed):
         return robinhood_plan(sums, model.parameter, seed)
@@ -472,8 +490,17 @@ class RobinHood(Correction):
 
 
 #: The methods by configuration name: the one list (the schema's enum is tested against it).
-METHODS = {method.name: method for method in (NoCorrection, LinearRescale, BoxcarCorrection,
-                                              ExponentialCorrection, PolynomialCorrection, RobinHood)}
+METHODS = {
+    method.name: method
+    for method in (
+        NoCorrection,
+        LinearRescale,
+        BoxcarCorrection,
+        ExponentialCorrection,
+        PolynomialCorrection,
+        RobinHood,
+    )
+}
 #: The default ``bleach_correction.method``.
 DEFAULT_METHOD = "boxcar"
 

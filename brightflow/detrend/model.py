@@ -232,8 +232,12 @@ class CorrectionModel:
                 f"instead of {self.frames - 1} (x {self.degrees_of_freedom['variance_scale']:.4g}), so the fluctuations "
                 "the smoother removed with the trend do not lower B."
             )
-        return {"title": title, "trend": correction.trend_label(), "corrected": correction.corrected_label(),
-                "note": " ".join(notes)}
+        return {
+            "title": title,
+            "trend": correction.trend_label(),
+            "corrected": correction.corrected_label(),
+            "note": " ".join(notes),
+        }
 
     def describe_parameter(self):
         """The parameter in words, e.g. ``"l = 12 (auto)"``, or why the requested method was not applied."""
@@ -269,8 +273,9 @@ class CorrectionModel:
         return cls(**values)
 
 
-def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=None, dof_correction=True,
-                   compiled=False, sample=None):
+def fit_correction(
+    trace, method="none", parameter="auto", seed=1, cell_pixels=None, dof_correction=True, compiled=False, sample=None
+):
     """Make the correction model for a per-frame mean intensity trace of the cell pixels.
 
     Parameters
@@ -307,7 +312,12 @@ def fit_correction(trace, method="none", parameter="auto", seed=1, cell_pixels=N
     applied = "none" if fields.get("replaced") else method
     fields.setdefault("applied_to", METHODS[applied].applied_to)
     return CorrectionModel(
-        method=applied, method_requested=method, seed=int(seed), frames=int(trace.size), cell_pixels=cell_pixels,
-        trace=trace, dof_correction=bool(dof_correction),
+        method=applied,
+        method_requested=method,
+        seed=int(seed),
+        frames=int(trace.size),
+        cell_pixels=cell_pixels,
+        trace=trace,
+        dof_correction=bool(dof_correction),
         **{key: (_array(value) if key in ("trend", "frame_factors") else value) for key, value in fields.items()},
     )

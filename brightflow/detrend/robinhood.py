@@ -223,9 +223,9 @@ def robinhood_apply(tile, plan_rows, cells_rows, first_row, seed):
         lost_pixels = np.repeat(np.arange(columns.size), taken.sum(axis=0))
         rng.shuffle(lost_pixels)
         receiving_frames = np.repeat(np.arange(frames), gain)
-        returned = np.bincount(
-            receiving_frames * columns.size + lost_pixels, minlength=frames * columns.size
-        ).reshape(frames, columns.size)
+        returned = np.bincount(receiving_frames * columns.size + lost_pixels, minlength=frames * columns.size).reshape(
+            frames, columns.size
+        )
         row = out[:, index, :]
         row_cells = row[:, columns]
         row_cells[giving_frames] -= taken

@@ -79,8 +79,9 @@ def _boxcar(series, half_width):
     window[:both] = running[h : h + both]
     window[ends_inside:starts_inside] = running[-1]  # empty unless 2l + 1 > T
     if ends_inside > h + 1:
-        np.subtract(running[2 * h + 1 : h + ends_inside], running[: ends_inside - h - 1],
-                    out=window[h + 1 : ends_inside])
+        np.subtract(
+            running[2 * h + 1 : h + ends_inside], running[: ends_inside - h - 1], out=window[h + 1 : ends_inside]
+        )
     tail = max(h + 1, ends_inside)
     if tail < frames:
         np.subtract(running[-1], running[tail - h - 1 : frames - h - 1], out=window[tail:])
@@ -226,12 +227,13 @@ class ExponentialSmoother(_Smoother):
         return 1.0 / self.weights
 
     def transpose(self, values):
-        return _symmetric_exponential(np.asarray(values, dtype=np.float64) / self.weights, self.decay,
-                                      self.half_width)
+        return _symmetric_exponential(np.asarray(values, dtype=np.float64) / self.weights, self.decay, self.half_width)
 
     def squared(self, values):
-        return _symmetric_exponential(np.asarray(values, dtype=np.float64), self.decay**2,
-                                      self.half_width) / self.weights**2
+        return (
+            _symmetric_exponential(np.asarray(values, dtype=np.float64), self.decay**2, self.half_width)
+            / self.weights**2
+        )
 
 
 class PolynomialSmoother(_Smoother):

@@ -72,8 +72,17 @@ class Block:
         return self.values * self.scale[:, None, None]
 
 
-def corrected_blocks(stack, model, cells=None, plan=None, tiles=None, copies=6,
-                     frame_budget=FRAME_BUDGET_BYTES, tile_budget=TILE_BUDGET_BYTES, compiled=None):
+def corrected_blocks(
+    stack,
+    model,
+    cells=None,
+    plan=None,
+    tiles=None,
+    copies=6,
+    frame_budget=FRAME_BUDGET_BYTES,
+    tile_budget=TILE_BUDGET_BYTES,
+    compiled=None,
+):
     """Yield the stack's values corrected by ``model``, one :class:`Block` at a time.
 
     Parameters
@@ -201,8 +210,7 @@ def channel_seed(seed, channel=None):
     return int(seed) + (int(channel) - 1 if channel else 0)
 
 
-def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=None, dof_correction=True,
-                 compiled=None):
+def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=None, dof_correction=True, compiled=None):
     """Fit the bleach-correction model of a stack on its cell pixels.
 
     Parameters
@@ -254,8 +262,7 @@ def fit_to_stack(stack, cells, method, parameter, seed, channel=None, observe=No
     sums, sample = _row_sums(stack, cells, observe, compiled, sampled)
     if correction.integer_counts and (sums < 0).any():
         raise ValueError(
-            f"has negative pixel values; {method} detrending needs counts >= 0. Use boxcar, exponential or "
-            "polynomial."
+            f"has negative pixel values; {method} detrending needs counts >= 0. Use boxcar, exponential or polynomial."
         )
     cell_pixels = int(cells.sum())
     trace = sums.sum(axis=1) / cell_pixels

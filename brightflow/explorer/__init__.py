@@ -31,19 +31,34 @@ from __future__ import annotations
 
 import html
 import re
+from importlib import resources
 
 import numpy as np
 from bokeh.embed import file_html
 from bokeh.layouts import column, row
-from bokeh.models import (BoxSelectTool, Button, CDSView, ColorBar, ColumnDataSource, CustomJS, Div, IndexFilter,
-                          InlineStyleSheet, Label, LabelSet, LassoSelectTool, LinearColorMapper, RadioButtonGroup,
-                          Range1d, Select, Span)
+from bokeh.models import (
+    BoxSelectTool,
+    Button,
+    CDSView,
+    ColorBar,
+    ColumnDataSource,
+    CustomJS,
+    Div,
+    IndexFilter,
+    InlineStyleSheet,
+    Label,
+    LabelSet,
+    LassoSelectTool,
+    LinearColorMapper,
+    RadioButtonGroup,
+    Range1d,
+    Select,
+    Span,
+)
 from bokeh.palettes import Greys256, Viridis256
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from bokeh.settings import settings
-
-from importlib import resources
 
 from .. import nb
 from ..calibration import UNCALIBRATED
@@ -68,8 +83,9 @@ IMAGE_MAPS = {
 
 #: Per-pixel values in the page, and their column names in the downloaded CSV (those of
 #: brightness_intensity_values.csv, plus Variance and Number; brightflow.stats.MAP_COLUMNS).
-PIXEL_COLUMNS = {name: MAP_COLUMNS[name] for name in ("intensity", "variance", "apparent_brightness", "brightness",
-                                                      "number")}
+PIXEL_COLUMNS = {
+    name: MAP_COLUMNS[name] for name in ("intensity", "variance", "apparent_brightness", "brightness", "number")
+}
 
 #: Colour (red, green, blue, opacity) of the selected pixels on the image; in the plot, the same
 #: orange-red, opaque.
@@ -148,19 +164,22 @@ def _outline(labels):
 # formulas as brightflow.nb and brightflow.stats.
 
 
+_NOTHING_SELECTED = (
+    "<p>Nothing selected. Drag a box (or a lasso) in the plot, or choose a cell in the list or "
+    "click it on the image.</p>"
+)
 
 
-
-
-
-
-_NOTHING_SELECTED = ("<p>Nothing selected. Drag a box (or a lasso) in the plot, or choose a cell in the list or "
-                     "click it on the image.</p>")
-
-
-
-def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorModel(), title="",
-                    file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS, cell_values=None):
+def explorer_layout(
+    maps,
+    labels,
+    calibration=UNCALIBRATED,
+    detector=nb.DetectorModel(),
+    title="",
+    file_name="brightness_selection.csv",
+    max_scatter_points=MAX_SCATTER_POINTS,
+    cell_values=None,
+):
     """The explorer as a Bokeh layout: image and B x I plot, linked, with a readout.
 
     Parameters
@@ -216,44 +235,89 @@ def explorer_layout(maps, labels, calibration=UNCALIBRATED, detector=nb.Detector
     pixel_size = (calibration.pixel_width, calibration.pixel_height) if calibration.spatial else (1.0, 1.0)
     image_plot, image_renderers, color_bar = _image_plot(maps, labels, pixels, calibration, pixel_size)
     highlight = image_plot.select_one({"name": "highlight"})
-    shown = (f"all {plottable.size:,} cell pixels" if drawn.size == plottable.size
-             else f"{drawn.size:,} of {plottable.size:,} cell pixels (random subsample)")
+    shown = (
+        f"all {plottable.size:,} cell pixels"
+        if drawn.size == plottable.size
+        else f"{drawn.size:,} of {plottable.size:,} cell pixels (random subsample)"
+    )
     scatter_plot, region = _scatter_plot(source, drawn, total, density, float(detector.s_factor), shown)
 
     cells, counts = np.unique(pixels["cell"], return_counts=True)
-    cell_select = Select(name="cell_select", title="Cell (ratio-of-means ε and n of average_values_in_roi.csv)",
-                         value="", width=400, options=[("", "none")] + [
-                             (str(cell), _cell_label(cell, count, (cell_values or {}).get(int(cell))))
-                             for cell, count in zip(cells, counts)])
+    cell_select = Select(
+        name="cell_select",
+        title="Cell (ratio-of-means ε and n of average_values_in_roi.csv)",
+        value="",
+        width=400,
+        options=[("", "none")]
+        + [
+            (str(cell), _cell_label(cell, count, (cell_values or {}).get(int(cell))))
+            for cell, count in zip(cells, counts, strict=False)
+        ],
+    )
     clear = Button(name="clear", label="Clear selection", width=140)
     download = Button(name="download", label="Download selection (CSV)", button_type="primary", width=220)
     map_switch = RadioButtonGroup(name="map_switch", labels=["intensity", "B", "ε", "n"], active=0)
     page_width = 2 * PLOT_SIZE + 260
-    readout = Div(name="readout", width=page_width, text=_NOTHING_SELECTED,
-                  stylesheets=[InlineStyleSheet(css=_asset("readout.css"))])
+    readout = Div(
+        name="readout",
+        width=page_width,
+        text=_NOTHING_SELECTED,
+        stylesheets=[InlineStyleSheet(css=_asset("readout.css"))],
+    )
 
     height, width = labels.shape
-    args = dict(pixels=source, highlight=highlight, readout=readout, region=region, cell_select=cell_select,
-                image_width=width, image_height=height, pixel_width=pixel_size[0], pixel_height=pixel_size[1],
-                selection_color=_rgba(SELECTION_RGBA), outline_color=_rgba(OUTLINE_RGBA),
-                nothing_selected=_NOTHING_SELECTED,
-                forms=nb.ratio_of_means_forms(detector), brightness_unit=nb.brightness_unit(detector))
+    args = dict(
+        pixels=source,
+        highlight=highlight,
+        readout=readout,
+        region=region,
+        cell_select=cell_select,
+        image_width=width,
+        image_height=height,
+        pixel_width=pixel_size[0],
+        pixel_height=pixel_size[1],
+        selection_color=_rgba(SELECTION_RGBA),
+        outline_color=_rgba(OUTLINE_RGBA),
+        nothing_selected=_NOTHING_SELECTED,
+        forms=nb.ratio_of_means_forms(detector),
+        brightness_unit=nb.brightness_unit(detector),
+    )
     scatter_plot.js_on_event("selectiongeometry", _callback("on_region.js", args))
     cell_select.js_on_change("value", _callback("on_cell.js", args))
     image_plot.js_on_event("tap", _callback("on_tap.js", args))
     clear.js_on_event("button_click", _callback("on_clear.js", args))
-    download.js_on_event("button_click", CustomJS(
-        args=dict(pixels=source, columns=PIXEL_COLUMNS, file_name=file_name), code=_asset("on_download.js")))
-    map_switch.js_on_change("active", CustomJS(code=_asset("on_map.js"), args=dict(
-        map_switch=map_switch, renderers=image_renderers, color_bar=color_bar,
-        titles=[title.replace("counts per molecule per frame", nb.brightness_unit(detector))
-                for title in IMAGE_MAPS.values()])))
+    download.js_on_event(
+        "button_click",
+        CustomJS(args=dict(pixels=source, columns=PIXEL_COLUMNS, file_name=file_name), code=_asset("on_download.js")),
+    )
+    map_switch.js_on_change(
+        "active",
+        CustomJS(
+            code=_asset("on_map.js"),
+            args=dict(
+                map_switch=map_switch,
+                renderers=image_renderers,
+                color_bar=color_bar,
+                titles=[
+                    title.replace("counts per molecule per frame", nb.brightness_unit(detector))
+                    for title in IMAGE_MAPS.values()
+                ],
+            ),
+        ),
+    )
 
     heading = Div(text=f"<h2>Brightness explorer{': ' + html.escape(title) if title else ''}</h2>", width=page_width)
-    notice = Div(name="notice", width=page_width, text=_notice(
-        total, plottable.size, drawn.size, max_scatter_points, float(detector.s_factor)))
-    controls = row(column(Div(text="Image shows"), map_switch), cell_select, column(Div(text="&nbsp;"), clear),
-                   column(Div(text="&nbsp;"), download))
+    notice = Div(
+        name="notice",
+        width=page_width,
+        text=_notice(total, plottable.size, drawn.size, max_scatter_points, float(detector.s_factor)),
+    )
+    controls = row(
+        column(Div(text="Image shows"), map_switch),
+        cell_select,
+        column(Div(text="&nbsp;"), clear),
+        column(Div(text="&nbsp;"), download),
+    )
     return column(heading, row(image_plot, scatter_plot), controls, readout, notice)
 
 
@@ -273,10 +337,14 @@ def _image_plot(maps, labels, pixels, calibration, pixel_size):
     scale = PLOT_SIZE / max(extent_x, extent_y)
     unit = calibration.unit if calibration.spatial else None
     plot = figure(
-        name="image_plot", title="Image: click a cell to select it",
-        frame_width=max(120, round(extent_x * scale)), frame_height=max(120, round(extent_y * scale)),
-        x_range=Range1d(0, extent_x, bounds=(0, extent_x)), y_range=Range1d(extent_y, 0, bounds=(0, extent_y)),
-        tools="pan,wheel_zoom,box_zoom,reset,save", active_scroll="wheel_zoom",
+        name="image_plot",
+        title="Image: click a cell to select it",
+        frame_width=max(120, round(extent_x * scale)),
+        frame_height=max(120, round(extent_y * scale)),
+        x_range=Range1d(0, extent_x, bounds=(0, extent_x)),
+        y_range=Range1d(extent_y, 0, bounds=(0, extent_y)),
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        active_scroll="wheel_zoom",
         x_axis_label=f"x ({unit})" if unit else "x (pixels; the file has no pixel size)",
         y_axis_label=f"y ({unit})" if unit else "y (pixels)",
     )
@@ -289,28 +357,52 @@ def _image_plot(maps, labels, pixels, calibration, pixel_size):
         low, high = _limits(values[cells] if cells.any() else values, (1.0, 99.0))
         if name == "intensity":
             low = min(low, _limits(values, (1.0, 99.0))[0])
-        mapper = LinearColorMapper(palette=Greys256 if name == "intensity" else Viridis256, low=low, high=high,
-                                   nan_color="magenta")
-        renderers.append(plot.image(image=[values.astype(np.float32)], x=0, y=0, dw=extent_x, dh=extent_y,
-                                    color_mapper=mapper, visible=not renderers, name=f"image_{name}"))
+        mapper = LinearColorMapper(
+            palette=Greys256 if name == "intensity" else Viridis256, low=low, high=high, nan_color="magenta"
+        )
+        renderers.append(
+            plot.image(
+                image=[values.astype(np.float32)],
+                x=0,
+                y=0,
+                dw=extent_x,
+                dh=extent_y,
+                color_mapper=mapper,
+                visible=not renderers,
+                name=f"image_{name}",
+            )
+        )
     outline = np.flatnonzero(_outline(labels)).astype(np.int32)
     overlay = np.zeros(labels.shape, dtype=np.uint32)
     overlay.flat[outline] = _rgba(OUTLINE_RGBA)
     highlight = ColumnDataSource({"image": [overlay], "outline": [outline]}, name="highlight")
     plot.image_rgba(image="image", source=highlight, x=0, y=0, dw=extent_x, dh=extent_y)
-    color_bar = ColorBar(color_mapper=renderers[0].glyph.color_mapper, title=next(iter(IMAGE_MAPS.values())),
-                         title_text_font_style="normal")
+    color_bar = ColorBar(
+        color_mapper=renderers[0].glyph.color_mapper,
+        title=next(iter(IMAGE_MAPS.values())),
+        title_text_font_style="normal",
+    )
     plot.add_layout(color_bar, "below")
     # each cell's ID at its centroid
     ids = np.unique(pixels["cell"])
     counts = np.bincount(pixels["cell"], minlength=ids.max(initial=0) + 1)[ids]
     centre_x = (np.bincount(pixels["cell"], weights=pixels["x"])[ids] / counts + 0.5) * pixel_size[0]
     centre_y = (np.bincount(pixels["cell"], weights=pixels["y"])[ids] / counts + 0.5) * pixel_size[1]
-    plot.add_layout(LabelSet(
-        x="x", y="y", text="text",
-        source=ColumnDataSource({"x": centre_x, "y": centre_y, "text": [str(i) for i in ids]}),
-        text_color="white", text_font_size="11pt", text_font_style="bold", text_align="center",
-        text_baseline="middle", background_fill_color="black", background_fill_alpha=0.45))
+    plot.add_layout(
+        LabelSet(
+            x="x",
+            y="y",
+            text="text",
+            source=ColumnDataSource({"x": centre_x, "y": centre_y, "text": [str(i) for i in ids]}),
+            text_color="white",
+            text_font_size="11pt",
+            text_font_style="bold",
+            text_align="center",
+            text_baseline="middle",
+            background_fill_color="black",
+            background_fill_alpha=0.45,
+        )
+    )
     return plot, renderers, color_bar
 
 
@@ -322,26 +414,61 @@ def _scatter_plot(source, drawn, total, density, reference, shown):
     low, high = min(low, reference), max(high, reference)
     margin = 0.05 * (high - low) or 0.5
     plot = figure(
-        name="scatter_plot", title=f"Apparent brightness vs intensity: {shown}",
-        frame_width=PLOT_SIZE, frame_height=PLOT_SIZE, y_range=Range1d(low - margin, high + margin),
-        tools="box_select,lasso_select,pan,wheel_zoom,box_zoom,reset,save", active_drag="box_select",
-        x_axis_label="intensity <k> (mean counts per frame)", y_axis_label="apparent brightness B = s² / <k>",
+        name="scatter_plot",
+        title=f"Apparent brightness vs intensity: {shown}",
+        frame_width=PLOT_SIZE,
+        frame_height=PLOT_SIZE,
+        y_range=Range1d(low - margin, high + margin),
+        tools="box_select,lasso_select,pan,wheel_zoom,box_zoom,reset,save",
+        active_drag="box_select",
+        x_axis_label="intensity <k> (mean counts per frame)",
+        y_axis_label="apparent brightness B = s² / <k>",
     )
     plot.toolbar.logo = None
     density_mapper = LinearColorMapper(palette=Viridis256, low=0, high=max(float(np.nanmax(density, initial=0)), 1))
     view = CDSView() if drawn.size == total else CDSView(filter=IndexFilter(indices=drawn.tolist()))
-    plot.scatter("intensity", "apparent_brightness", source=source, view=view, size=3, line_color=None,
-                 fill_color={"field": "density", "transform": density_mapper},
-                 selection_fill_color="#%02x%02x%02x" % SELECTION_RGBA[:3], selection_fill_alpha=1.0,
-                 nonselection_fill_alpha=0.12)
-    plot.add_layout(ColorBar(color_mapper=density_mapper, title="cell pixels in the same bin (density)",
-                             title_text_font_style="normal"), "right")
+    plot.scatter(
+        "intensity",
+        "apparent_brightness",
+        source=source,
+        view=view,
+        size=3,
+        line_color=None,
+        fill_color={"field": "density", "transform": density_mapper},
+        selection_fill_color="#{:02x}{:02x}{:02x}".format(*SELECTION_RGBA[:3]),
+        selection_fill_alpha=1.0,
+        nonselection_fill_alpha=0.12,
+    )
+    plot.add_layout(
+        ColorBar(
+            color_mapper=density_mapper, title="cell pixels in the same bin (density)", title_text_font_style="normal"
+        ),
+        "right",
+    )
     plot.add_layout(Span(location=reference, dimension="width", line_color="red", line_dash="dashed", line_width=1.5))
-    plot.add_layout(Label(x=6, y=reference, x_units="screen", y_offset=-3, text_baseline="top", text_font_size="9pt",
-                          text_color="red", text=f"B = {reference:g}: immobile or no molecules (shot noise only)"))
+    plot.add_layout(
+        Label(
+            x=6,
+            y=reference,
+            x_units="screen",
+            y_offset=-3,
+            text_baseline="top",
+            text_font_size="9pt",
+            text_color="red",
+            text=f"B = {reference:g}: immobile or no molecules (shot noise only)",
+        )
+    )
     region = ColumnDataSource({"x": [], "y": []}, name="region")
-    plot.patch("x", "y", source=region, fill_alpha=0.08, fill_color="black", line_color="black", line_dash="dashed",
-               line_width=1.5)
+    plot.patch(
+        "x",
+        "y",
+        source=region,
+        fill_alpha=0.08,
+        fill_color="black",
+        line_color="black",
+        line_dash="dashed",
+        line_width=1.5,
+    )
     for tool in plot.select(type=BoxSelectTool) + plot.select(type=LassoSelectTool):
         # the tools only draw the region: the page selects among all cell pixels itself (on_region.js)
         tool.renderers = []
@@ -381,8 +508,16 @@ def _notice(total, plottable, drawn, max_points, reference):
     return "".join(f"<p>{part}</p>" for part in parts)
 
 
-def explorer_html(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorModel(), title="",
-                  file_name="brightness_selection.csv", max_scatter_points=MAX_SCATTER_POINTS, cell_values=None):
+def explorer_html(
+    maps,
+    labels,
+    calibration=UNCALIBRATED,
+    detector=nb.DetectorModel(),
+    title="",
+    file_name="brightness_selection.csv",
+    max_scatter_points=MAX_SCATTER_POINTS,
+    cell_values=None,
+):
     """The explorer as one self-contained HTML page (all JavaScript inline, no network).
 
     Parameters are those of :func:`explorer_layout`.
@@ -398,8 +533,11 @@ def explorer_html(maps, labels, calibration=UNCALIBRATED, detector=nb.DetectorMo
     # third more time (0.11 s) to build it, as the maps are noise, which compresses poorly
     settings.compression_level.set_value(0)
     try:
-        page = file_html(layout, INLINE, title=f"brightflow brightness explorer: {title}" if title else
-                         "brightflow brightness explorer")
+        page = file_html(
+            layout,
+            INLINE,
+            title=f"brightflow brightness explorer: {title}" if title else "brightflow brightness explorer",
+        )
     finally:
         settings.compression_level.unset_value()
     return _stable_ids(page)

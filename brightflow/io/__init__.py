@@ -20,16 +20,9 @@
 The science modules never read or write files; the steps (brightflow.steps) use these.
 """
 
+from . import lock, samples, sources
 from .digests import content_digest
 from .errors import InputError
-from .summary import (
-    check_report_matches_run,
-    failure_summary,
-    run_summary,
-    write_run_record,
-    write_run_summary,
-)
-from . import lock
 from .files import (
     PNG_COMPRESS_LEVEL,
     imagej_options,
@@ -54,9 +47,7 @@ from .files import (
     write_text,
 )
 from .job import run
-from . import samples, sources
 from .sources import StackSource, file_kind, list_series, source
-from .vendor import folder_bytes as recording_bytes
 from .stacks import (
     Stack,
     channel_count,
@@ -71,6 +62,14 @@ from .stacks import (
     whole_stack_megabytes,
 )
 from .stores import FrameStore, MapSeriesWriter, temporary_file_error
+from .summary import (
+    check_report_matches_run,
+    failure_summary,
+    run_summary,
+    write_run_record,
+    write_run_summary,
+)
+from .vendor import folder_bytes as recording_bytes
 
 __all__ = [
     "PNG_COMPRESS_LEVEL",

@@ -108,12 +108,20 @@ class _DataOnly(pickle.Unpickler):
         (module, name)
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
         for name in ("_reconstruct", "scalar")
-    } | {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.numeric", "_frombuffer"),
-         ("numpy._core.numeric", "_frombuffer"), ("builtins", "bytearray"), ("_codecs", "encode")}
+    } | {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("builtins", "bytearray"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
-        if (module, name) in self.ALLOWED or (module == "numpy" and name.endswith("DType")) or (
-            module == "numpy.dtypes" and name.endswith("DType")
+        if (
+            (module, name) in self.ALLOWED
+            or (module == "numpy" and name.endswith("DType"))
+            or (module == "numpy.dtypes" and name.endswith("DType"))
         ):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name}")
@@ -307,12 +315,12 @@ def read_correction_model(path, frames, stack_path):
     try:
         model = CorrectionModel.from_json(read_json(path))
     except (KeyError, TypeError, ValueError) as error:
-        raise InputError(f"{path} is not a bleach-correction model brightflow can read ({error}); rerun the "
-                         "workflow.") from error
+        raise InputError(
+            f"{path} is not a bleach-correction model brightflow can read ({error}); rerun the workflow."
+        ) from error
     if model.frames != frames:
         raise InputError(
-            f"{path} covers {model.frames} frames but {stack_path} has {frames}: "
-            "the stack changed; rerun the workflow."
+            f"{path} covers {model.frames} frames but {stack_path} has {frames}: the stack changed; rerun the workflow."
         )
     return model
 

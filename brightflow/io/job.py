@@ -54,12 +54,18 @@ def run(step, log_path=None, threads=1, /, **arguments):
             log.exception("brightflow: the step failed unexpectedly")
             raise
         where = f" writing {error.filename}" if error.filename else ""
-        log.error("brightflow: the disk is full%s (%s): free space there, or set output_dir (results) or TMPDIR "
-                  "(temporary files) to a disk with room, and run again", where, error.strerror or error)
+        log.error(
+            "brightflow: the disk is full%s (%s): free space there, or set output_dir (results) or TMPDIR "
+            "(temporary files) to a disk with room, and run again",
+            where,
+            error.strerror or error,
+        )
         sys.exit(1)
     except MemoryError:
-        log.error("brightflow: the step ran out of memory: raise the job's memory (--default-resources mem_mb=..., or "
-                  "the profile's), or run fewer jobs at once (--cores)")
+        log.error(
+            "brightflow: the step ran out of memory: raise the job's memory (--default-resources mem_mb=..., or "
+            "the profile's), or run fewer jobs at once (--cores)"
+        )
         sys.exit(1)
     except Exception:
         # a bug or an unforeseen input: the traceback goes to the job's log too, where the failure

@@ -105,8 +105,14 @@ def reference_flag(value, where):
 
 
 def _record(experiment, path, series, origin, mask=None, reference=False):
-    return {"experiment": experiment, "path": str(path), "series": series, "mask": mask, "reference": reference,
-            "origin": origin}
+    return {
+        "experiment": experiment,
+        "path": str(path),
+        "series": series,
+        "mask": mask,
+        "reference": reference,
+        "origin": origin,
+    }
 
 
 def _series_or_none(path):
@@ -127,9 +133,13 @@ def _experiments_of_file(path, origin, stem=None):
     if len(set(labels)) != len(labels):  # names repeat: the index names each
         labels = [str(info.index) for info in series]
     return [
-        _record(f"{stem}_{label}", path, info.index, f"{origin}, series {info.index}" + (
-            f" ({info.name!r})" if info.name else ""))
-        for info, label in zip(series, labels)
+        _record(
+            f"{stem}_{label}",
+            path,
+            info.index,
+            f"{origin}, series {info.index}" + (f" ({info.name!r})" if info.name else ""),
+        )
+        for info, label in zip(series, labels, strict=False)
     ]
 
 
@@ -183,11 +193,15 @@ def table_from_folder(folder):
 def _sheet_text(sheet):
     """The sheet's text, or :class:`InputError` saying how it is saved and how to save it."""
     data = Path(sheet).read_bytes()
-    fix = "Save it as UTF-8 text, tab-separated (Excel: File > Save As > 'Text (Tab delimited)' or 'UTF-8 CSV' " \
-          "with tabs; LibreOffice: Text CSV, character set UTF-8, field delimiter {Tab})."
+    fix = (
+        "Save it as UTF-8 text, tab-separated (Excel: File > Save As > 'Text (Tab delimited)' or 'UTF-8 CSV' "
+        "with tabs; LibreOffice: Text CSV, character set UTF-8, field delimiter {Tab})."
+    )
     if data[:4] == b"PK\x03\x04":
         raise InputError(f"{sheet}: the sample sheet is an Excel workbook (.xlsx), not text. {fix}")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(data) > 3 and (data[1] == 0 or data[0] == 0) and b"\0" in data[:64]):
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or (
+        len(data) > 3 and (data[1] == 0 or data[0] == 0) and b"\0" in data[:64]
+    ):
         raise InputError(f"{sheet}: the sample sheet is saved as UTF-16 (Excel's 'Unicode Text'). {fix}")
     try:
         return data.decode("utf-8-sig")
@@ -203,8 +217,9 @@ def sheet_rows(sheet):
     """(line number, {column: text}) of every row of a tab-separated sheet; comments (#) and blank
     lines skipped, cells stripped, missing trailing cells empty."""
     text = _sheet_text(sheet)
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1)
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        (number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip() and not line.startswith("#")
+    ]
     if not lines:
         raise InputError(f"{sheet}: the sample sheet is empty; it needs a header line 'experiment<TAB>path'.")
     header = [cell.strip() for cell in next(csv.reader([lines[0][1]], delimiter="\t"))]
@@ -221,7 +236,7 @@ def sheet_rows(sheet):
             raise InputError(
                 f"{sheet}, row {number}: {len(cells)} cells but the header names {len(header)} columns; check the tabs."
             )
-        rows.append((number, dict(zip(header, cells + [""] * (len(header) - len(cells))))))
+        rows.append((number, dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))))
     return rows
 
 
@@ -231,8 +246,10 @@ def _choose_series(path, wanted, where):
     found = _series_or_none(path)
     if not found:  # missing or unreadable: its first job says so
         return int(wanted) if wanted and wanted.isdigit() else None
-    listing = "; ".join(f"{info.index}" + (f" ({info.name!r})" if info.name else "") + f": shape {info.shape} "
-                        f"axes {info.axes}" for info in found)
+    listing = "; ".join(
+        f"{info.index}" + (f" ({info.name!r})" if info.name else "") + f": shape {info.shape} axes {info.axes}"
+        for info in found
+    )
     if not wanted:
         if len(found) == 1:
             return None
@@ -282,7 +299,9 @@ def table_from_sheet(sheet, validator=None, reserved=()):
                 raise InputError(f"{where}, column {column!r}: is empty; give each experiment a name and a stack.")
         problem = name_problem(row["experiment"], reserved)
         if problem:
-            raise InputError(f"{where}, column 'experiment': the name {problem}. Choose a name that is one folder name.")
+            raise InputError(
+                f"{where}, column 'experiment': the name {problem}. Choose a name that is one folder name."
+            )
         values = {column: row.get(column) or None for column in SAMPLE_COLUMNS}
         for error in validator.iter_errors(values) if validator is not None else ():
             column = error.path[0] if error.path else "?"
@@ -292,14 +311,16 @@ def table_from_sheet(sheet, validator=None, reserved=()):
             problem = path_problem(value) if value else None
             if problem:
                 raise InputError(f"{where}, column {column!r}: {problem}. Rename the file or its folder.")
-        records.append({
-            "experiment": row["experiment"],
-            "path": path,
-            "series": _choose_series(path, (row.get("series") or "").strip(), where),
-            "mask": mask,
-            "reference": reference_flag(row.get("reference"), where),
-            "origin": where,
-        })
+        records.append(
+            {
+                "experiment": row["experiment"],
+                "path": path,
+                "series": _choose_series(path, (row.get("series") or "").strip(), where),
+                "mask": mask,
+                "reference": reference_flag(row.get("reference"), where),
+                "origin": where,
+            }
+        )
     if not records:
         raise InputError(f"{sheet}: the sample sheet lists no experiment.")
     return records

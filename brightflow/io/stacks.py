@@ -354,7 +354,10 @@ class _DecodedCopy:
             self.remove()
             raise temporary_file_error(
                 f"{source.path}: {why}, and the tiles of pixel rows this step reads need it "
-                "decoded into a temporary file", size, error, instead,
+                "decoded into a temporary file",
+                size,
+                error,
+                instead,
             ) from error
         if source._tif is not None:  # the page reader is no longer needed
             source._tif.close()
@@ -362,7 +365,10 @@ class _DecodedCopy:
         self.stack = Stack._raw(self.file, f"{source.path} (decoded copy)", source.shape, source.dtype)
         log.info(
             "%s %s: decoded once into a temporary file (%.0f MB, in %s) to read tiles of pixel rows",
-            source.path, why, size / 2**20, tempfile.gettempdir(),
+            source.path,
+            why,
+            size / 2**20,
+            tempfile.gettempdir(),
         )
 
     def remove(self):
@@ -537,9 +543,7 @@ def _series_header(path, series=0):
         raise InputError(lossy_message(path, lossy))
     if problems.messages or max(described) > planes:
         detail = "; ".join(problems.messages) or f"its metadata describes {max(described)} images, it holds {planes}"
-        raise InputError(
-            f"{path}: the file is truncated or damaged ({detail}). Copy or export the recording again."
-        )
+        raise InputError(f"{path}: the file is truncated or damaged ({detail}). Copy or export the recording again.")
     return _Header(shape, axes, dtype, ome)
 
 
@@ -736,7 +740,7 @@ def _vendor_tcyx_shape(path):
     wanted = series_of(path)
     found = list_series(path)
     info = next((one for one in found if one.index == wanted), found[0])
-    sizes = dict(zip(info.axes, info.shape))
+    sizes = dict(zip(info.axes, info.shape, strict=False))
     return (sizes.get("T", 1), sizes.get("C", 1), sizes.get("Y", 1), sizes.get("X", 1))
 
 
@@ -819,9 +823,11 @@ def sha256(path, block=2**22):
     """SHA-256 of a file; of a folder (an OME-Zarr), of every file under it with its relative path."""
     digest = hashlib.sha256()
     path = Path(path)
-    files = [(None, path)] if not path.is_dir() else [
-        (item.relative_to(path).as_posix(), item) for item in sorted(path.rglob("*")) if item.is_file()
-    ]
+    files = (
+        [(None, path)]
+        if not path.is_dir()
+        else [(item.relative_to(path).as_posix(), item) for item in sorted(path.rglob("*")) if item.is_file()]
+    )
     for name, file in files:
         if name is not None:
             digest.update(name.encode() + b"\0")

@@ -65,7 +65,10 @@ class FrameStore(_OpenFile):
         except OSError as error:
             self.close()
             raise temporary_file_error(
-                f"{self.name} need a temporary file", size, error, "or use fewer windows (nb.timeseries)",
+                f"{self.name} need a temporary file",
+                size,
+                error,
+                "or use fewer windows (nb.timeseries)",
             ) from error
 
     def _seek(self, index, first_row=0):
@@ -82,7 +85,9 @@ class FrameStore(_OpenFile):
             self._handle.write(memoryview(values).cast("B"))
         except OSError as error:
             raise temporary_file_error(
-                f"{self.name}: writing their temporary file", math.prod(self.shape) * 8, error,
+                f"{self.name}: writing their temporary file",
+                math.prod(self.shape) * 8,
+                error,
                 "or use fewer windows (nb.timeseries)",
             ) from error
 
@@ -108,8 +113,9 @@ class MapSeriesWriter(_OpenFile):
         self.path = Path(path)
         self.frame_shape = tuple(int(size) for size in frame_shape)
         shape = (int(count),) + self.frame_shape
-        tifffile.imwrite(self.path, shape=shape, dtype="float32", byteorder="<",
-                         **imagej_options(calibration, "TYX", interval))
+        tifffile.imwrite(
+            self.path, shape=shape, dtype="float32", byteorder="<", **imagej_options(calibration, "TYX", interval)
+        )
         with tifffile.TiffFile(self.path) as tif:
             self._offset = tif.series[0].dataoffset
         if self._offset is None:  # tifffile always stores an uncompressed ImageJ series contiguously

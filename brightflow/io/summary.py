@@ -19,8 +19,14 @@ from pathlib import Path
 
 from .. import quality
 
-__all__ = ["RUN_RECORD", "check_report_matches_run", "failure_summary", "run_summary", "write_run_record",
-           "write_run_summary"]
+__all__ = [
+    "RUN_RECORD",
+    "check_report_matches_run",
+    "failure_summary",
+    "run_summary",
+    "write_run_record",
+    "write_run_summary",
+]
 
 #: The closing summary's file, in the output folder.
 SUMMARY_FILE = "run_summary.txt"
@@ -115,16 +121,20 @@ def failure_summary(outputs, log_dirs, snakemake_log=None):
                 log_path, message = ended[0]
                 failed.append(f"  - {unit}: the job was {message} (log: {log_path})")
                 continue
-            failed.append(f"  - {unit}: {len(missing)} output(s) missing, e.g. {missing[0]} (a job failed or was not "
-                          "run; see snakemake's messages above)")
+            failed.append(
+                f"  - {unit}: {len(missing)} output(s) missing, e.g. {missing[0]} (a job failed or was not "
+                "run; see snakemake's messages above)"
+            )
         else:
             failed.append(f"  - {unit}: {message} (log: {log_path})")
     if not failed:
         return []
     lines = [f"brightflow: {len(failed)} of {len(outputs)} experiment(s) did not finish:"] + failed
     if finished:
-        lines.append(f"{len(finished)} finished, with complete results: {', '.join(finished)}. The folder table waits for "
-                     "every experiment: fix or remove the failed ones and run again (only what is missing runs).")
+        lines.append(
+            f"{len(finished)} finished, with complete results: {', '.join(finished)}. The folder table waits for "
+            "every experiment: fix or remove the failed ones and run again (only what is missing runs)."
+        )
     else:
         lines.append("None finished. Fix the causes above and run again (only what is missing runs).")
     return lines
@@ -166,8 +176,10 @@ def run_summary(output_dir, units, seconds=None):
 
     folder = os.path.abspath(output_dir)
     took = f" in {_duration(seconds)}" if seconds is not None else ""
-    lines = [f"brightflow: {len(units)} experiment(s) analysed{took}. Results: {folder}/ "
-             "(Folder_average_values_in_roi.csv, and a folder per experiment; every figure on one page: snakemake --report report.html)"]
+    lines = [
+        f"brightflow: {len(units)} experiment(s) analysed{took}. Results: {folder}/ "
+        "(Folder_average_values_in_roi.csv, and a folder per experiment; every figure on one page: snakemake --report report.html)"
+    ]
     flagged = {}
     for unit in units:
         path = os.path.join(folder, unit)
@@ -212,8 +224,9 @@ def write_run_record(output_dir, units, settings, source):
     the config it is given against it (:func:`check_report_matches_run`)."""
     path = Path(output_dir, RUN_RECORD)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"units": list(units), "settings": settings, "source": source}, indent=1,
-                               sort_keys=True))
+    path.write_text(
+        json.dumps({"units": list(units), "settings": settings, "source": source}, indent=1, sort_keys=True)
+    )
 
 
 def check_report_matches_run(output_dir, units, settings, source):
@@ -241,8 +254,9 @@ def check_report_matches_run(output_dir, units, settings, source):
             "and --config), or run this one into its own output_dir"
         )
     if record["settings"] != settings:
-        changed = sorted(key for key in set(record["settings"]) | set(settings)
-                         if record["settings"].get(key) != settings.get(key))
+        changed = sorted(
+            key for key in set(record["settings"]) | set(settings) if record["settings"].get(key) != settings.get(key)
+        )
         raise ValueError(
             f"the results in {output_dir} were made with other settings than this configuration's (differing: "
             f"{', '.join(changed)}): run the workflow with this configuration first (only what changed reruns), or "

@@ -85,7 +85,9 @@ class PlaneStack(Stack):
                 "recording again."
             ) from error
         if values.shape != (stop - start, self.shape[2]):
-            raise InputError(f"{self.path}: frame {frame} has shape {values.shape}, not {(stop - start, self.shape[2])}.")
+            raise InputError(
+                f"{self.path}: frame {frame} has shape {values.shape}, not {(stop - start, self.shape[2])}."
+            )
         return values
 
 
@@ -163,8 +165,11 @@ def _czi_check_lossless(path, reader):
 
 def lossy_message(path, method):
     """The refusal of a recording stored with lossy compression."""
-    which = ("which can be lossy and does not say whether it was here" if method in ("JPEG XR", "JPEG XL")
-             else "which is lossy here")
+    which = (
+        "which can be lossy and does not say whether it was here"
+        if method in ("JPEG XR", "JPEG XL")
+        else "which is lossy here"
+    )
     return (
         f"{path}: its pixels are stored with {method} compression, {which}: lossy compression changes the photon "
         "counts' noise, and N&B measures brightness from exactly that noise (the variance over frames), so every "
@@ -219,8 +224,12 @@ def czi_series(path):
     finally:
         reader.close()
     return [
-        SeriesInfo(index if index is not None else 0, names.get(index), (box.get("T", 1), box.get("C", 1),
-                                                                          box.get("Z", 1), h, w), "TCZYX")
+        SeriesInfo(
+            index if index is not None else 0,
+            names.get(index),
+            (box.get("T", 1), box.get("C", 1), box.get("Z", 1), h, w),
+            "TCZYX",
+        )
         for index, (x, y, w, h) in rectangles.items()
     ]
 
@@ -260,13 +269,21 @@ def open_czi_channel(path, series=None, channel=None):
     plane = {"C": starts.get("C", 0) + index, "Z": starts.get("Z", 0)}
 
     def read(frame, start, stop):
-        values = reader.read(roi=(x, y + start, w, stop - start), plane=plane | {"T": starts.get("T", 0) + frame},
-                             scene=scene)
+        values = reader.read(
+            roi=(x, y + start, w, stop - start), plane=plane | {"T": starts.get("T", 0) + frame}, scene=scene
+        )
         return values[..., 0]
 
     names = czi_channel_names(xml)
-    return PlaneStack(path, (frames, h, w), CZI_PIXEL_TYPES[pixel_type], read, reader.close,
-                      calib.from_czi(xml), names[index] if index < len(names) else None)
+    return PlaneStack(
+        path,
+        (frames, h, w),
+        CZI_PIXEL_TYPES[pixel_type],
+        read,
+        reader.close,
+        calib.from_czi(xml),
+        names[index] if index < len(names) else None,
+    )
 
 
 # --- OME-Zarr (zarr) ------------------------------------------------------------------------------------
@@ -364,16 +381,20 @@ def zarr_calibration(multiscale, axes):
     """Pixel size and frame interval of an NGFF image (the first dataset's ``scale`` transformation,
     with each axis's ``unit``; NGFF's units are UDUNITS names: ``micrometer``, ``second``)."""
     scale = None
-    for transformations in (multiscale.get("datasets", [{}])[0].get("coordinateTransformations", []),
-                            multiscale.get("coordinateTransformations", [])):
+    for transformations in (
+        multiscale.get("datasets", [{}])[0].get("coordinateTransformations", []),
+        multiscale.get("coordinateTransformations", []),
+    ):
         for transformation in transformations or []:
             if transformation.get("type") == "scale":
                 factors = transformation.get("scale")
-                scale = factors if scale is None else [a * b for a, b in zip(scale, factors)]
+                scale = factors if scale is None else [a * b for a, b in zip(scale, factors, strict=False)]
     if scale is None or len(scale) != len(axes):
         return calib.UNCALIBRATED
-    named = {(axis.get("name", "") if isinstance(axis, dict) else str(axis)).lower(): (value, axis)
-             for axis, value in zip(axes, scale)}
+    named = {
+        (axis.get("name", "") if isinstance(axis, dict) else str(axis)).lower(): (value, axis)
+        for axis, value in zip(axes, scale, strict=False)
+    }
 
     def unit_of(letter):
         axis = named.get(letter, (None, {}))[1]
@@ -404,7 +425,7 @@ def open_zarr_channel(path, series=None, channel=None, configured_axes=None):
         raise InputError(f"{path}: has images {sorted(images)}; image {series} does not exist.")
     what = "the image" if len(images) == 1 else f"image {index}"
     array, letters, multiscale, axes = _zarr_image(path, images[index][1], what)
-    sizes = dict(zip(letters, array.shape))
+    sizes = dict(zip(letters, array.shape, strict=False))
     if "Y" not in sizes or "X" not in sizes:
         raise InputError(f"{path}: {what}: its axes {letters!r} lack y or x.")
     _time_series_check(path, sizes, what)
@@ -415,7 +436,12 @@ def open_zarr_channel(path, series=None, channel=None, configured_axes=None):
 
     def read(frame, start, stop):
         key = tuple(
-            frame if letter == "T" else slice(start, stop) if letter == "Y" else slice(None) if letter == "X"
+            frame
+            if letter == "T"
+            else slice(start, stop)
+            if letter == "Y"
+            else slice(None)
+            if letter == "X"
             else fixed.get(letter, 0)
             for letter in letters
         )
@@ -423,8 +449,15 @@ def open_zarr_channel(path, series=None, channel=None, configured_axes=None):
 
     names = _omero_channel_names(images[index][1])
     shape = (sizes.get("T", 1), sizes["Y"], sizes["X"])
-    return PlaneStack(path, shape, array.dtype, read, None, zarr_calibration(multiscale, axes),
-                      names[channel_index] if channel_index < len(names) else None)
+    return PlaneStack(
+        path,
+        shape,
+        array.dtype,
+        read,
+        None,
+        zarr_calibration(multiscale, axes),
+        names[channel_index] if channel_index < len(names) else None,
+    )
 
 
 def folder_bytes(path):

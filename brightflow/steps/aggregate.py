@@ -49,8 +49,13 @@ def aggregate(cells, experiments, table, figure, channels, monomer_brightness, d
                 f"nb.monomer_brightness names the reference experiment {monomer_brightness!r}, but {error}. Check "
                 "its segmentation and per-cell table, or give the monomer brightness as a number."
             ) from error
-        log.info("monomer brightness from %s: median %.4g (MAD %.3g) over %d cells", monomer_brightness,
-                 monomer["median"], monomer["mad"], monomer["cells"])
+        log.info(
+            "monomer brightness from %s: median %.4g (MAD %.3g) over %d cells",
+            monomer_brightness,
+            monomer["median"],
+            monomer["mad"],
+            monomer["cells"],
+        )
     if monomer is not None:
         folder = stats.add_oligomeric_state(folder, monomer)
         column, ylabel, lines = "Oligomeric state", "oligomeric state (epsilon / epsilon monomer)", (1, 2, 4)
@@ -68,15 +73,24 @@ def aggregate(cells, experiments, table, figure, channels, monomer_brightness, d
     _log_warnings(groups, warnings)
     folder.to_csv(table, index=False)
     empty = warnings == quality.NO_CELLS
-    drawing = figures.folder_brightness_figure(groups[~empty], folder.loc[~empty, column], ylabel, title, lines,
-                                               flagged=warnings[~empty] != "", empty=groups[empty].tolist())
+    drawing = figures.folder_brightness_figure(
+        groups[~empty],
+        folder.loc[~empty, column],
+        ylabel,
+        title,
+        lines,
+        flagged=warnings[~empty] != "",
+        empty=groups[empty].tolist(),
+    )
     io.save_figure(drawing, figure)
 
 
 def _log_warnings(units, warnings):
     """One log line per warning code: how many cells of which experiments carry it."""
     for code in quality.CODES:
-        hit = warnings.map(lambda text: any(quality.code_of(part) == code for part in text.split("; ") if part))
+        hit = warnings.map(
+            lambda text, code=code: any(quality.code_of(part) == code for part in text.split("; ") if part)
+        )
         if hit.any():
             where = ", ".join(f"{unit} ({count})" for unit, count in units[hit].value_counts(sort=False).items())
             noun = "experiment(s)" if code == quality.NO_CELLS else "cell(s)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-
 import numpy as np
 
 from .. import compiled, detrend, io, quality
@@ -20,14 +19,27 @@ log = logging.getLogger("brightflow")
 
 def _fit(stack, frames, cells, method, parameter, seed, channel, dof_correction, loops, observe=None):
     try:
-        return detrend.fit_to_stack(frames, cells, method, parameter, seed, channel, observe, dof_correction,
-                                    compiled=loops)
+        return detrend.fit_to_stack(
+            frames, cells, method, parameter, seed, channel, observe, dof_correction, compiled=loops
+        )
     except ValueError as error:
         raise io.InputError(f"{stack}: bleach correction {method}: {error}") from error
 
 
-def bleach_correction(stack, labels, model, swaps, samples, method, parameter, seed, dof_correction, channel=None,
-                      axes=None, saturation_level=None):
+def bleach_correction(
+    stack,
+    labels,
+    model,
+    swaps,
+    samples,
+    method,
+    parameter,
+    seed,
+    dof_correction,
+    channel=None,
+    axes=None,
+    saturation_level=None,
+):
     """Fit the bleach correction of a (channel of a) stack on its cell pixels, and count its doubtful samples.
 
     One pass over the frames makes both for integer data (the common case: detector counts); data in
@@ -78,15 +90,19 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter, s
                 "nothing to measure. Export the recording again from the microscope's raw data."
             )
         if not usable.all():
-            log.warning("%d pixel(s) with NaN or Inf samples (%d samples) are left out", int((~usable).sum()),
-                        int(counter.non_finite.sum()))
+            log.warning(
+                "%d pixel(s) with NaN or Inf samples (%d samples) are left out",
+                int((~usable).sum()),
+                int(counter.non_finite.sum()),
+            )
         if not (cells & usable).any():
             log.warning("every cell pixel has NaN or Inf samples: no bleach correction (method none)")
             method, cells = "none", usable
         fitted, plan = _fit(stack, frames, cells & usable, method, parameter, seed, channel, dof_correction, loops)
     else:
-        fitted, plan = _fit(stack, frames, cells, method, parameter, seed, channel, dof_correction, loops,
-                            observe=counter.update)
+        fitted, plan = _fit(
+            stack, frames, cells, method, parameter, seed, channel, dof_correction, loops, observe=counter.update
+        )
     if fitted.replaced is not None:
         log.warning("bleach correction: %s requested, none applied: %s", fitted.method_requested, fitted.replaced)
     else:
@@ -96,9 +112,12 @@ def bleach_correction(stack, labels, model, swaps, samples, method, parameter, s
     elif fitted.auto and fitted.auto.get("note") and fitted.replaced is None:
         log.info("automatic parameter: %s", fitted.auto["note"])
     if fitted.degrees_of_freedom:
-        log.info("the variance is divided by %.6g residual degrees of freedom instead of %d (x %.6g)",
-                 fitted.degrees_of_freedom["residual"], fitted.frames - 1,
-                 fitted.degrees_of_freedom["variance_scale"])
+        log.info(
+            "the variance is divided by %.6g residual degrees of freedom instead of %d (x %.6g)",
+            fitted.degrees_of_freedom["residual"],
+            fitted.frames - 1,
+            fitted.degrees_of_freedom["variance_scale"],
+        )
     io.write_npy(samples, counter.array())
     io.write_json(model, fitted.to_json())
     io.write_npy(swaps, plan)

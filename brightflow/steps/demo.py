@@ -27,7 +27,7 @@ def simulate_demo(stacks, truth_labels, truth):
     if len(stacks) != len(DEMO_EXPERIMENTS) or len(truth_labels) != len(DEMO_EXPERIMENTS):
         raise ValueError(f"the demo has {len(DEMO_EXPERIMENTS)} experiments: give a stack and labels path for each")
     rows = []
-    for index, (name, stack_path, labels_path) in enumerate(zip(DEMO_EXPERIMENTS, stacks, truth_labels)):
+    for index, (name, stack_path, labels_path) in enumerate(zip(DEMO_EXPERIMENTS, stacks, truth_labels, strict=False)):
         stack, labels = demo_experiment(DEMO_EXPERIMENTS[name], seed=index + 1)
         io.write_stack(stack_path, stack)
         io.write_labels(labels_path, labels)
@@ -58,14 +58,22 @@ def ground_truth(truth_cells, truth_labels, segmentations, output):
     simulated = pd.read_csv(truth_cells).set_index(["Experiment", "Truth cell"])
     rows = []
     for name, truth_path, labels_path in zip(DEMO_EXPERIMENTS, truth_labels, segmentations, strict=True):
-        for cell, (true_cell, share) in segment.truth_of_cells(io.read_image(labels_path),
-                                                                io.read_image(truth_path)).items():
+        for cell, (true_cell, share) in segment.truth_of_cells(
+            io.read_image(labels_path), io.read_image(truth_path)
+        ).items():
             known = (name, true_cell) in simulated.index
-            rows.append({"Experiment": name, "Cell ID": cell,
-                         "True brightness": simulated.loc[(name, true_cell), "Brightness"] if known else float("nan"),
-                         "True number": simulated.loc[(name, true_cell), "Number"] if known else float("nan"),
-                         "Truth cell": true_cell, "Overlap": round(share, 4)})
+            rows.append(
+                {
+                    "Experiment": name,
+                    "Cell ID": cell,
+                    "True brightness": simulated.loc[(name, true_cell), "Brightness"] if known else float("nan"),
+                    "True number": simulated.loc[(name, true_cell), "Number"] if known else float("nan"),
+                    "Truth cell": true_cell,
+                    "Overlap": round(share, 4),
+                }
+            )
             if share < 0.9:
                 log.warning("%s: cell %d overlaps its true cell %d by %.0f%% only", name, cell, true_cell, 100 * share)
-    pd.DataFrame(rows, columns=["Experiment", "Cell ID", "True brightness", "True number", "Truth cell",
-                                "Overlap"]).to_csv(output, index=False)
+    pd.DataFrame(
+        rows, columns=["Experiment", "Cell ID", "True brightness", "True number", "Truth cell", "Overlap"]
+    ).to_csv(output, index=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..nb import MAP_NAMES
 from .. import io, nb
+from ..nb import MAP_NAMES
 
 # Bokeh (brightflow.explorer) and pandas are imported by the call that uses them
 

@@ -38,16 +38,21 @@ def map_figures(maps, labels, image, model, corrected_trace, previews, scatter, 
     calibration = io.read_calibration(image)
     for name, path in zip(MAP_NAMES, previews, strict=True):
         # each cell outlined and numbered on every preview, so a split is visible
-        preview = figures.map_preview(values[name], figures.MAP_TITLES[name], figures.map_label(name, detector),
-                                      analysed, calibration)
+        preview = figures.map_preview(
+            values[name], figures.MAP_TITLES[name], figures.map_label(name, detector), analysed, calibration
+        )
         io.save_figure(preview, path)
     reference = nb.DetectorModel(**detector).s_factor
-    drawing = figures.brightness_intensity_figure(values["intensity"][cells], values["apparent_brightness"][cells],
-                                                  reference=reference)
+    drawing = figures.brightness_intensity_figure(
+        values["intensity"][cells], values["apparent_brightness"][cells], reference=reference
+    )
     io.save_figure(drawing, scatter)
     fitted = detrend.CorrectionModel.from_json(io.read_json(model))
     drawing = figures.bleach_correction_figure(
-        fitted.trace, io.read_json(corrected_trace)["corrected_trace"], fitted.trend, fitted.figure_labels(),
+        fitted.trace,
+        io.read_json(corrected_trace)["corrected_trace"],
+        fitted.trend,
+        fitted.figure_labels(),
         calibration.frame_interval,
     )
     io.save_figure(drawing, bleach)

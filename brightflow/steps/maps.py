@@ -50,8 +50,24 @@ def _blocks(stack_path, *args, **kwargs):
         raise io.InputError(f"{stack_path}: {error}") from error
 
 
-def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, corrected_trace, variance_ddof,
-            detector, threshold_setting, filter_method, convention, channel=None, axes=None):
+def nb_maps(
+    stack,
+    model,
+    swaps,
+    labels,
+    samples,
+    npy,
+    tif,
+    threshold_record,
+    corrected_trace,
+    variance_ddof,
+    detector,
+    threshold_setting,
+    filter_method,
+    convention,
+    channel=None,
+    axes=None,
+):
     """The six N&B maps of a (channel of a) stack, bleach-corrected while streamed, and the corrected trace.
 
     Parameters
@@ -95,13 +111,19 @@ def nb_maps(stack, model, swaps, labels, samples, npy, tif, threshold_record, co
     if not finite.all():
         maps = threshold.apply_threshold(maps, finite)
     try:
-        maps, record = threshold.threshold_and_filter(maps, threshold_setting, filter_method, convention=convention,
-                                                      frames=frames.shape[0], detector=detector)
+        maps, record = threshold.threshold_and_filter(
+            maps, threshold_setting, filter_method, convention=convention, frames=frames.shape[0], detector=detector
+        )
     except ValueError as error:
         raise io.InputError(f"{stack}: nb.threshold {threshold_setting!r} cannot be applied: {error}.") from error
     if record["value"] is not None:
-        log.info("nb.threshold %s: %.6g, %d of %d pixels kept", threshold_setting, record["value"],
-                 record["pixels_kept"], record["pixels"])
+        log.info(
+            "nb.threshold %s: %.6g, %d of %d pixels kept",
+            threshold_setting,
+            record["value"],
+            record["pixels_kept"],
+            record["pixels"],
+        )
     io.write_json(threshold_record, record)
     for name, npy_path, tif_path in zip(MAP_NAMES, npy, tif, strict=True):
         io.write_map(npy_path, tif_path, maps[name], frames.calibration)
@@ -125,8 +147,26 @@ def _window_moments(stack_path, frames, fitted, cells, plan, bounds, ddof):
     return means, variances
 
 
-def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table, figure, frames_per_set, overlap,
-                  variance_ddof, detector, gamma, filter_method, convention, channel=None, axes=None):
+def nb_timeseries(
+    stack,
+    model,
+    swaps,
+    labels,
+    seg,
+    intensity,
+    maps,
+    cells_table,
+    figure,
+    frames_per_set,
+    overlap,
+    variance_ddof,
+    detector,
+    gamma,
+    filter_method,
+    convention,
+    channel=None,
+    axes=None,
+):
     """N&B in windows of frames (nandb's brightness_timeseries / number_timeseries), after bleach
     correction of the whole stack.
 
@@ -164,14 +204,16 @@ def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table
     # ImageJ's frame interval of the series: the time from one window to the next
     calibration = frames.calibration
     interval = calibration.frame_interval * (frames_per_set - overlap) if calibration.temporal else None
-    writers = {Path(path).stem: io.MapSeriesWriter(path, len(bounds), frames.shape[1:], calibration, interval)
-               for path in maps}
+    writers = {
+        Path(path).stem: io.MapSeriesWriter(path, len(bounds), frames.shape[1:], calibration, interval) for path in maps
+    }
     tables = []
     try:
         # one window at a time: its maps are written as a page of each TIFF and give its table rows
         for index, window in enumerate(bounds):
-            window_maps = timeseries.window_maps(means.read(index), variances.read(index), kept, filter_method,
-                                                 model_of_detector, convention=convention)
+            window_maps = timeseries.window_maps(
+                means.read(index), variances.read(index), kept, filter_method, model_of_detector, convention=convention
+            )
             for name, writer in writers.items():
                 writer.write(index, window_maps[name])
             tables.append(
@@ -184,11 +226,16 @@ def nb_timeseries(stack, model, swaps, labels, seg, intensity, maps, cells_table
         variances.close()
     table = pd.concat(tables, ignore_index=True)
     table.to_csv(cells_table, index=False)
-    title = (f"Per-cell brightness over time ({frames_per_set} frames per window, "
-             f"{overlap} shared, {len(bounds)} windows)")
+    title = (
+        f"Per-cell brightness over time ({frames_per_set} frames per window, {overlap} shared, {len(bounds)} windows)"
+    )
     ylabel = f"brightness ε, ratio of means\n({nb.brightness_unit(model_of_detector)})"
-    io.save_figure(figures.cell_timeseries_figure(table, stats.BRIGHTNESS, ylabel=ylabel, title=title,
-                                                 frame_interval=calibration.frame_interval), figure)
+    io.save_figure(
+        figures.cell_timeseries_figure(
+            table, stats.BRIGHTNESS, ylabel=ylabel, title=title, frame_interval=calibration.frame_interval
+        ),
+        figure,
+    )
 
 
 def _cross_moments(stack_path, channels, variance_ddof):
@@ -211,10 +258,16 @@ def _cross_moments(stack_path, channels, variance_ddof):
 
     def finish():
         mean1[rows], mean2[rows], covariance[rows] = (
-            moments.first.mean(), moments.second.mean(), moments.covariance(variance_ddof) * scale)
+            moments.first.mean(),
+            moments.second.mean(),
+            moments.covariance(variance_ddof) * scale,
+        )
 
-    for block1, block2 in zip(_blocks(stack_path, first, model1, cells1, plan1, **options),
-                              _blocks(stack_path, second, model2, cells2, plan2, **options), strict=True):
+    for block1, block2 in zip(
+        _blocks(stack_path, first, model1, cells1, plan1, **options),
+        _blocks(stack_path, second, model2, cells2, plan2, **options),
+        strict=True,
+    ):
         if block1.rows != rows:  # a new tile of rows (chunks of frames all cover every row)
             if moments is not None:
                 finish()
@@ -225,8 +278,24 @@ def _cross_moments(stack_path, channels, variance_ddof):
     return mean1, mean2, covariance
 
 
-def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, table, channels, variance_ddof,
-             detector, filter_method, convention, axes=None):
+def nb_cross(
+    stack,
+    models,
+    swaps,
+    intensities,
+    labels,
+    seg,
+    npy,
+    tif,
+    png,
+    table,
+    channels,
+    variance_ddof,
+    detector,
+    filter_method,
+    convention,
+    axes=None,
+):
     """Cross-correlated N&B of two channels (nb.cross_channels) of a multi-channel stack.
 
     Both channels are corrected for bleaching with their own models and streamed together; the
@@ -247,23 +316,26 @@ def nb_cross(stack, models, swaps, intensities, labels, seg, npy, tif, png, tabl
     """
     from .. import cross, figures, stats
 
-    streams = [_open_corrected(stack, model, labels, plan, channel, axes)
-               for model, plan, channel in zip(models, swaps, channels, strict=True)]
+    streams = [
+        _open_corrected(stack, model, labels, plan, channel, axes)
+        for model, plan, channel in zip(models, swaps, channels, strict=True)
+    ]
     mean1, mean2, covariance = _cross_moments(stack, streams, variance_ddof)
     detector = nb.DetectorModel(**(detector or {}))
     maps = cross.cross_maps(mean1, mean2, covariance, detector, detector)
     kept = np.isfinite(io.read_npy(intensities[0])) & np.isfinite(io.read_npy(intensities[1]))
-    maps = threshold.exclude_and_filter(maps, kept, filter_method, ("cross_brightness", "cross_number"),
-                                        convention=convention)
+    maps = threshold.exclude_and_filter(
+        maps, kept, filter_method, ("cross_brightness", "cross_number"), convention=convention
+    )
     analysed = io.read_image(labels)
     calibration = streams[0][0].calibration
     first, second = channels
     for name, npy_path, tif_path, png_path in zip(cross.CROSS_MAP_NAMES, npy, tif, png, strict=True):
         io.write_map(npy_path, tif_path, maps[name], calibration)
         title = f"{figures.MAP_TITLES[name]}, channels {first} and {second}"
-        io.save_figure(figures.map_preview(maps[name], title, figures.map_label(name, detector), analysed,
-                                           calibration),
-                       png_path)
+        io.save_figure(
+            figures.map_preview(maps[name], title, figures.map_label(name, detector), analysed, calibration), png_path
+        )
     segmented = io.read_seg_masks(seg)
     cell_ids = np.unique(segmented[segmented > 0])
     stats.cross_cell_table(

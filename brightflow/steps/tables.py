@@ -10,8 +10,8 @@ from importlib import metadata
 
 import numpy as np
 
-from ..nb import MAP_NAMES
 from .. import __version__, detrend, io, nb, quality
+from ..nb import MAP_NAMES
 
 # pandas (tables) and scikit-image (masks) are imported by the calls that use them
 
@@ -20,12 +20,24 @@ log = logging.getLogger("brightflow")
 __all__ = ["cell_tables", "settings_record"]
 
 #: The packages whose versions settings.json records.
-PACKAGES = ("numpy", "scipy", "scikit-image", "tifffile", "pandas", "matplotlib", "snakemake", "cellpose", "torch",
-            "pylibCZIrw", "zarr")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "tifffile",
+    "pandas",
+    "matplotlib",
+    "snakemake",
+    "cellpose",
+    "torch",
+    "pylibCZIrw",
+    "zarr",
+)
 
 
-def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamma, monomer_brightness, min_frames,
-                low_signal_sigmas):
+def cell_tables(
+    maps, labels, seg, pixels, cells, samples, model, detector, gamma, monomer_brightness, min_frames, low_signal_sigmas
+):
     """The per-pixel table of the cell pixels and the per-cell table (brightflow.stats.cell_table).
 
     The per-cell CSV keeps the replaced app's columns first (pixel means of each map) and adds the
@@ -53,16 +65,29 @@ def cell_tables(maps, labels, seg, pixels, cells, samples, model, detector, gamm
     if monomer_brightness is not None:
         table = stats.add_oligomeric_state(table, monomer_brightness)
     fitted = detrend.CorrectionModel.from_json(io.read_json(model))
-    warnings = quality.cell_warnings(analysed, segmented, cell_ids, io.read_npy(samples), values["intensity"],
-                                     fitted.frames, detector_model, min_frames, low_signal_sigmas,
-                                     fitted.leftover_standard_errors(), values["variance"])
+    warnings = quality.cell_warnings(
+        analysed,
+        segmented,
+        cell_ids,
+        io.read_npy(samples),
+        values["intensity"],
+        fitted.frames,
+        detector_model,
+        min_frames,
+        low_signal_sigmas,
+        fitted.leftover_standard_errors(),
+        values["variance"],
+    )
     table["Warnings"] = [warnings[int(cell)] for cell in table["Cell ID"]]
     for cell, text in warnings.items():
         if text:
             log.warning("cell %d: %s", cell, text)
     if any(quality.NOT_PHOTON_COUNTS in text for text in warnings.values()):
-        log.warning("%s: far above photon counts: if the detector is analog, describe it with nb.detector (offset, "
-                    "s_factor, readout_variance; Dalal et al. 2008), or epsilon and n mean nothing", seg)
+        log.warning(
+            "%s: far above photon counts: if the detector is analog, describe it with nb.detector (offset, "
+            "s_factor, readout_variance; Dalal et al. 2008), or epsilon and n mean nothing",
+            seg,
+        )
     if not len(table):
         log.warning("%s: no cell: the table is empty (the folder table keeps a 'no cells' row)", seg)
     table.to_csv(cells, index=False)
@@ -75,8 +100,9 @@ def _version(package):
         return None
 
 
-def settings_record(stack, model, seg, seg_record, threshold_record, output, config, sample, channel=None,
-                    axes=None, input_sha256=None):
+def settings_record(
+    stack, model, seg, seg_record, threshold_record, output, config, sample, channel=None, axes=None, input_sha256=None
+):
     """``settings.json``: every parameter used, the software versions and the input's identity.
 
     Parameters
@@ -129,9 +155,18 @@ def settings_record(stack, model, seg, seg_record, threshold_record, output, con
             "cells": int(masks.max()),
             "edited_after_segmentation": edited,
         },
-        "bleach_correction_used": {key: fitted.get(key) for key in (
-            "method", "method_requested", "parameter", "parameter_source", "replaced", "dof_correction",
-            "degrees_of_freedom")},
+        "bleach_correction_used": {
+            key: fitted.get(key)
+            for key in (
+                "method",
+                "method_requested",
+                "parameter",
+                "parameter_source",
+                "replaced",
+                "dof_correction",
+                "degrees_of_freedom",
+            )
+        },
         "nb_threshold_used": io.read_json(threshold_record),
         "versions": {"brightflow": __version__, "python": platform.python_version()}
         | {package: _version(package) for package in PACKAGES}
