@@ -32,7 +32,10 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 report: "workflow/report/workflow.rst"
 
 
+include: "workflow/rules/config.smk"
+include: "workflow/rules/samples.smk"
 include: "workflow/rules/common.smk"
+include: "workflow/rules/digests.smk"
 include: "workflow/rules/config_checks.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/report.smk"

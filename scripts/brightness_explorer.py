@@ -11,6 +11,6 @@ run(
     image=snakemake.input.image,
     cells=snakemake.input.cells,
     output=snakemake.output.page,
-    unit=snakemake.wildcards.experiment,
+    unit=snakemake.wildcards.unit,
     detector=snakemake.params.detector,
 )

@@ -5,16 +5,16 @@
 
 rule aggregate:
     input:
-        cells=expand(f"{OUT}/{{experiment}}/average_values_in_roi.csv", experiment=list(UNITS)),
+        cells=expand(rules.tables.output.cells, unit=list(UNITS)),
     output:
         table=reported(
-            f"{OUT}/Folder_average_values_in_roi.csv",
+            f"{OUT}/{FOLDER_OUTPUTS['table']}",
             "folder_table",
             "every cell of every experiment (Folder_average_values_in_roi.csv)",
             folder=True,
         ),
         figure=reported(
-            f"{OUT}/Folder_brightness_summary.png",
+            f"{OUT}/{FOLDER_OUTPUTS['figure']}",
             "folder_summary",
             "per-cell values per experiment (Folder_brightness_summary.png)",
             folder=True,

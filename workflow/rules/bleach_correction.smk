@@ -8,16 +8,16 @@
 rule bleach_correction:
     input:
         stack=stack_path,
-        labels=segmentation_file("analysis_labels.tif"),
+        labels=segmentation_file(rules.analysis_mask.output.labels),
     output:
-        model=f"{OUT}/{{experiment}}/bleach_correction.json",
-        swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
+        model=f"{OUT}/{{unit}}/bleach_correction.json",
+        swaps=f"{OUT}/{{unit}}/bleach_correction_swaps.npy",
         # per pixel: samples at the saturation level, below 0, and NaN or Inf (brightflow.quality)
-        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
+        samples=f"{OUT}/{{unit}}/sample_quality.npy",
     log:
-        f"{LOG_DIR}/{{experiment}}/bleach_correction.log",
+        f"{LOG_DIR}/{{unit}}/bleach_correction.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/bleach_correction.tsv"
+        f"{BENCH_DIR}/{{unit}}/bleach_correction.tsv"
     conda:
         "../../envs/core.yaml"
     # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)

@@ -1,6 +1,9 @@
 # Checks of the config that its schema cannot express (values that depend on each other or on the
 # sample table), each resolved once here into the value the rules use.
 
+from brightflow import segment as bsegment
+from brightflow import threshold as bthreshold
+
 
 def _timeseries_settings():
     """nb.timeseries when frames_per_set is set (the time series is on), else None."""

@@ -25,7 +25,8 @@ rule demo_ground_truth:
     input:
         truth_cells=rules.simulate_demo.output.truth,
         truth_labels=rules.simulate_demo.output.truth_labels,
-        segmentations=expand(f"{OUT}/{{name}}/segmentation_labels.tif", name=DEMO_EXPERIMENTS),
+        # rule segmentation_exports comes later (segmentation.smk): its outputs are looked up when the DAG is built
+        segmentations=lambda wildcards: expand(rules.segmentation_exports.output.labels, experiment=DEMO_EXPERIMENTS),
     output:
         truth=f"{DEMO_DIR}/ground_truth.csv",
     log:

@@ -3,22 +3,22 @@
 
 rule brightness_explorer:
     input:
-        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        labels=segmentation_file("analysis_labels.tif"),
+        maps=rules.nb_maps.output.npy,
+        labels=segmentation_file(rules.analysis_mask.output.labels),
         # the projection carries the recording's pixel size (the image's axes)
-        image=segmentation_file("segmentation_image.tif"),
+        image=segmentation_file(rules.projection.output.image),
         # each cell's ratio-of-means brightness and number, shown in the page's list of cells
-        cells=f"{OUT}/{{experiment}}/average_values_in_roi.csv",
+        cells=rules.tables.output.cells,
     output:
         page=reported(
-            f"{OUT}/{{experiment}}/brightness_explorer.html",
+            f"{OUT}/{{unit}}/brightness_explorer.html",
             "explorer",
             "brightness explorer (brightness_explorer.html)",
         ),
     log:
-        f"{LOG_DIR}/{{experiment}}/brightness_explorer.log",
+        f"{LOG_DIR}/{{unit}}/brightness_explorer.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/brightness_explorer.tsv"
+        f"{BENCH_DIR}/{{unit}}/brightness_explorer.tsv"
     # started as soon as it can (after tables), beside the figures or the aggregate (benchmarks/README.md,
     # "Exploring brightness and intensity": cost)
     priority: 1

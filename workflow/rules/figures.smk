@@ -4,28 +4,28 @@
 
 rule figures:
     input:
-        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        labels=segmentation_file("analysis_labels.tif"),
+        maps=rules.nb_maps.output.npy,
+        labels=segmentation_file(rules.analysis_mask.output.labels),
         # the projection carries the recording's pixel size (axes and scale bars)
-        image=segmentation_file("segmentation_image.tif"),
-        model=f"{OUT}/{{experiment}}/bleach_correction.json",
-        corrected_trace=f"{OUT}/{{experiment}}/bleach_corrected_trace.json",
+        image=segmentation_file(rules.projection.output.image),
+        model=rules.bleach_correction.output.model,
+        corrected_trace=rules.nb_maps.output.corrected_trace,
     output:
-        previews=[reported(f"{OUT}/{{experiment}}/{name}.png", "maps", map_label(name)) for name in MAP_NAMES],
+        previews=[reported(f"{OUT}/{{unit}}/{name}.png", "maps", map_label(name)) for name in MAP_NAMES],
         scatter=reported(
-            f"{OUT}/{{experiment}}/brightness_x_intensity.png",
+            f"{OUT}/{{unit}}/brightness_x_intensity.png",
             "brightness_x_intensity",
             "apparent brightness vs intensity (brightness_x_intensity.png)",
         ),
         bleach=reported(
-            f"{OUT}/{{experiment}}/Bleach_correction.png",
+            f"{OUT}/{{unit}}/Bleach_correction.png",
             "bleach_correction",
             "mean intensity per frame, before and after correction (Bleach_correction.png)",
         ),
     log:
-        f"{LOG_DIR}/{{experiment}}/figures.log",
+        f"{LOG_DIR}/{{unit}}/figures.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/figures.tsv"
+        f"{BENCH_DIR}/{{unit}}/figures.tsv"
     conda:
         "../../envs/core.yaml"
     resources:

@@ -37,7 +37,7 @@ def fail_run(log):
     bio.lock.release(OUT)
     outputs, log_dirs = {}, {}
     for unit, (experiment, _) in UNITS.items():
-        outputs[unit] = [f"{OUT}/{experiment}/{name}" for name in SEGMENTATION_OUTPUTS] + unit_outputs(unit)
+        outputs[unit] = segmentation_outputs(experiment) + unit_outputs(unit)
         log_dirs[unit] = sorted({f"{LOG_DIR}/{unit}", f"{LOG_DIR}/{experiment}"})
     snakemake_log = log[0] if isinstance(log, (list, tuple)) and log else log
     lines = bio.failure_summary(outputs, log_dirs, snakemake_log)

@@ -5,11 +5,10 @@
 
 rule missing_input:
     output:
-        f"{LOG_DIR}/{{experiment}}/missing_{{kind}}",
+        report=f"{LOG_DIR}/{{experiment}}/missing_{{kind}}",
     log:
         f"{LOG_DIR}/{{experiment}}/missing_{{kind}}.log",
     wildcard_constraints:
-        experiment="[^/]+",
         kind="path|mask",
     conda:
         "../../envs/core.yaml"

@@ -5,21 +5,21 @@
 rule nb_maps:
     input:
         stack=stack_path,
-        model=f"{OUT}/{{experiment}}/bleach_correction.json",
-        swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
-        labels=segmentation_file("analysis_labels.tif"),
+        model=rules.bleach_correction.output.model,
+        swaps=rules.bleach_correction.output.swaps,
+        labels=segmentation_file(rules.analysis_mask.output.labels),
         # pixels with NaN or Inf samples are left out of the maps
-        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
+        samples=rules.bleach_correction.output.samples,
     output:
-        npy=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        tif=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.tif", name=MAP_NAMES),
-        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
+        npy=expand(f"{OUT}/{{{{unit}}}}/{{name}}.npy", name=MAP_NAMES),
+        tif=expand(f"{OUT}/{{{{unit}}}}/{{name}}.tif", name=MAP_NAMES),
+        threshold=f"{OUT}/{{unit}}/nb_threshold.json",
         # the per-frame mean of the corrected cell pixels, summed in the same pass
-        corrected_trace=f"{OUT}/{{experiment}}/bleach_corrected_trace.json",
+        corrected_trace=f"{OUT}/{{unit}}/bleach_corrected_trace.json",
     log:
-        f"{LOG_DIR}/{{experiment}}/nb_maps.log",
+        f"{LOG_DIR}/{{unit}}/nb_maps.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/nb_maps.tsv"
+        f"{BENCH_DIR}/{{unit}}/nb_maps.tsv"
     conda:
         "../../envs/core.yaml"
     # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
@@ -49,28 +49,28 @@ if TIMESERIES:
     rule nb_timeseries:
         input:
             stack=stack_path,
-            model=f"{OUT}/{{experiment}}/bleach_correction.json",
-            swaps=f"{OUT}/{{experiment}}/bleach_correction_swaps.npy",
-            labels=segmentation_file("analysis_labels.tif"),
-            seg=segmentation_file("segmentation_image_seg.npy"),
+            model=rules.bleach_correction.output.model,
+            swaps=rules.bleach_correction.output.swaps,
+            labels=segmentation_file(rules.analysis_mask.output.labels),
+            seg=segmentation_file(rules.segmentation.output.seg),
             # its NaN pixels are those nb.threshold excluded
-            intensity=f"{OUT}/{{experiment}}/intensity.npy",
+            intensity=rules.nb_maps.output.npy[MAP_NAMES.index("intensity")],
         output:
-            maps=expand(f"{OUT}/{{{{experiment}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
+            maps=expand(f"{OUT}/{{{{unit}}}}/timeseries/{{name}}.tif", name=TIMESERIES_MAP_NAMES),
             cells=reported(
-                f"{OUT}/{{experiment}}/timeseries_values_in_roi.csv",
+                f"{OUT}/{{unit}}/timeseries_values_in_roi.csv",
                 "timeseries_table",
                 "per window and cell (timeseries_values_in_roi.csv)",
             ),
             figure=reported(
-                f"{OUT}/{{experiment}}/Brightness_timeseries.png",
+                f"{OUT}/{{unit}}/Brightness_timeseries.png",
                 "timeseries_figure",
                 "brightness per cell over time (Brightness_timeseries.png)",
             ),
         log:
-            f"{LOG_DIR}/{{experiment}}/nb_timeseries.log",
+            f"{LOG_DIR}/{{unit}}/nb_timeseries.log",
         benchmark:
-            f"{BENCH_DIR}/{{experiment}}/nb_timeseries.tsv"
+            f"{BENCH_DIR}/{{unit}}/nb_timeseries.tsv"
         conda:
             "../../envs/core.yaml"
         # up to two threads sum and correct independent blocks of pixels (brightflow.parallel)
@@ -102,12 +102,12 @@ if CROSS_CHANNELS:
     rule nb_cross:
         input:
             stack=stack_path,
-            models=[f"{OUT}/{{experiment}}/ch{c}/bleach_correction.json" for c in CROSS_CHANNELS],
-            swaps=[f"{OUT}/{{experiment}}/ch{c}/bleach_correction_swaps.npy" for c in CROSS_CHANNELS],
+            models=cross_channel_files(rules.bleach_correction.output.model),
+            swaps=cross_channel_files(rules.bleach_correction.output.swaps),
             # their NaN pixels are those nb.threshold excluded in each channel
-            intensities=[f"{OUT}/{{experiment}}/ch{c}/intensity.npy" for c in CROSS_CHANNELS],
-            labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
-            seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+            intensities=cross_channel_files(rules.nb_maps.output.npy[MAP_NAMES.index("intensity")]),
+            labels=rules.analysis_mask.output.labels,
+            seg=rules.segmentation.output.seg,
         output:
             npy=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.npy", name=CROSS_MAP_NAMES),
             tif=expand(f"{OUT}/{{{{experiment}}}}/{CROSS_FOLDER}/{{name}}.tif", name=CROSS_MAP_NAMES),
@@ -124,8 +124,6 @@ if CROSS_CHANNELS:
             f"{LOG_DIR}/{{experiment}}/nb_cross.log",
         benchmark:
             f"{BENCH_DIR}/{{experiment}}/nb_cross.tsv"
-        wildcard_constraints:
-            experiment="[^/]+",
         conda:
             "../../envs/core.yaml"
         resources:

@@ -11,6 +11,7 @@ import sys
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
 from brightflow import __version__ as BRIGHTFLOW_VERSION
+from brightflow.nb import brightness_unit
 
 REPORT_DIR = os.path.join(workflow.basedir, "workflow", "report")
 
@@ -36,13 +37,15 @@ FOLDER_CATEGORY = "Folder" if "Folder" not in UNITS else "Folder (all experiment
 
 def reported(path, kind, shows, folder=False):
     """``path`` marked for the report: the caption and subcategory of ``kind`` (REPORT_KINDS), the
-    unit's category (its {experiment} wildcard) or, with ``folder``, FOLDER_CATEGORY, and the label
-    "Shows" (the report lists each subcategory's results by it)."""
+    unit's category (the {unit} wildcard of a per-channel rule, the {experiment} wildcard of an
+    experiment-level one) or, with ``folder``, FOLDER_CATEGORY, and the label "Shows" (the report lists
+    each subcategory's results by it)."""
     caption, subcategory = REPORT_KINDS[kind]
+    category = "{unit}" if "{unit}" in path else "{experiment}"
     return report(
         path,
         caption=os.path.join(REPORT_DIR, caption),
-        category=FOLDER_CATEGORY if folder else "{experiment}",
+        category=FOLDER_CATEGORY if folder else category,
         subcategory=subcategory,
         labels={"Shows": shows},
     )

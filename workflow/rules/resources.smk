@@ -75,12 +75,12 @@ def stack_megabytes(path, series=None):
 
 
 def _series(wildcards):
-    return experiment_series(experiment_of(wildcards.experiment))
+    return experiment_series(job_experiment(wildcards))
 
 
 def _recording(wildcards):
     """The experiment's recording (not always a Snakemake input of its rules: common.smk, stack_path)."""
-    return SAMPLES.loc[experiment_of(wildcards.experiment), "path"]
+    return SAMPLES.loc[job_experiment(wildcards), "path"]
 
 
 def stack_mem_mb(wildcards, attempt):
@@ -96,7 +96,9 @@ def timeseries_mem_mb(wildcards, attempt):
     maps are written a window at a time, so the number of windows does not count."""
     frames_per_set, overlap = TIMESERIES["frames_per_set"], TIMESERIES["overlap"]
     try:
-        frame_values = bio.frame_size(bio.StackSource(_recording(wildcards), _series(wildcards)), config["input"]["axes"])
+        frame_values = bio.frame_size(
+            bio.StackSource(_recording(wildcards), _series(wildcards)), config["input"]["axes"]
+        )
     except bio.InputError:  # the job fails with the file's own message
         frame_values = 0
     open_windows = -(-frames_per_set // (frames_per_set - overlap))

@@ -13,7 +13,7 @@
 
 rule segmentation:
     input:
-        image=f"{OUT}/{{experiment}}/segmentation_image.tif",
+        image=rules.projection.output.image,
         mask=existing_mask,
     output:
         seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
@@ -47,9 +47,9 @@ rule segmentation:
 
 rule segmentation_exports:
     input:
-        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
+        seg=rules.segmentation.output.seg,
         # the projection carries the recording's pixel size, written into the label TIFF
-        image=f"{OUT}/{{experiment}}/segmentation_image.tif",
+        image=rules.projection.output.image,
     output:
         labels=f"{OUT}/{{experiment}}/segmentation_labels.tif",
         outlines=f"{OUT}/{{experiment}}/segmentation_image_cp_outlines.txt",
@@ -70,8 +70,8 @@ rule segmentation_exports:
 
 rule analysis_mask:
     input:
-        seg=f"{OUT}/{{experiment}}/segmentation_image_seg.npy",
-        image=f"{OUT}/{{experiment}}/segmentation_image.tif",
+        seg=rules.segmentation.output.seg,
+        image=rules.projection.output.image,
     output:
         labels=f"{OUT}/{{experiment}}/analysis_labels.tif",
         cellmask=reported(f"{OUT}/{{experiment}}/cellmask.png", "segmentation", "cell outlines and IDs (cellmask.png)"),

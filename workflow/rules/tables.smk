@@ -3,21 +3,19 @@
 
 rule tables:
     input:
-        maps=expand(f"{OUT}/{{{{experiment}}}}/{{name}}.npy", name=MAP_NAMES),
-        labels=segmentation_file("analysis_labels.tif"),
-        seg=segmentation_file("segmentation_image_seg.npy"),
+        maps=rules.nb_maps.output.npy,
+        labels=segmentation_file(rules.analysis_mask.output.labels),
+        seg=segmentation_file(rules.segmentation.output.seg),
         # the Warnings column: doubtful samples per pixel, and the number of frames
-        samples=f"{OUT}/{{experiment}}/sample_quality.npy",
-        model=f"{OUT}/{{experiment}}/bleach_correction.json",
+        samples=rules.bleach_correction.output.samples,
+        model=rules.bleach_correction.output.model,
     output:
-        pixels=f"{OUT}/{{experiment}}/brightness_intensity_values.csv",
-        cells=reported(
-            f"{OUT}/{{experiment}}/average_values_in_roi.csv", "cells", "per cell (average_values_in_roi.csv)"
-        ),
+        pixels=f"{OUT}/{{unit}}/brightness_intensity_values.csv",
+        cells=reported(f"{OUT}/{{unit}}/average_values_in_roi.csv", "cells", "per cell (average_values_in_roi.csv)"),
     log:
-        f"{LOG_DIR}/{{experiment}}/tables.log",
+        f"{LOG_DIR}/{{unit}}/tables.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/tables.tsv"
+        f"{BENCH_DIR}/{{unit}}/tables.tsv"
     conda:
         "../../envs/core.yaml"
     resources:
@@ -39,16 +37,16 @@ rule tables:
 rule settings:
     input:
         stack=stack_path,
-        model=f"{OUT}/{{experiment}}/bleach_correction.json",
-        seg=segmentation_file("segmentation_image_seg.npy"),
-        seg_record=segmentation_file("segmentation.json"),
-        threshold=f"{OUT}/{{experiment}}/nb_threshold.json",
+        model=rules.bleach_correction.output.model,
+        seg=segmentation_file(rules.segmentation.output.seg),
+        seg_record=segmentation_file(rules.segmentation.output.record),
+        threshold=rules.nb_maps.output.threshold,
     output:
-        settings=f"{OUT}/{{experiment}}/settings.json",
+        settings=f"{OUT}/{{unit}}/settings.json",
     log:
-        f"{LOG_DIR}/{{experiment}}/settings.log",
+        f"{LOG_DIR}/{{unit}}/settings.log",
     benchmark:
-        f"{BENCH_DIR}/{{experiment}}/settings.tsv"
+        f"{BENCH_DIR}/{{unit}}/settings.tsv"
     conda:
         "../../envs/core.yaml"
     resources:
