@@ -281,7 +281,7 @@ def test_compressed_stack_gives_the_maps_of_the_uncompressed_one(run_workflow, t
     resources = ["--configfile", boxcar, "--default-resources", f"tmpdir={scratch}"]
     dry = run_workflow(tmp_path, "--dry-run", *resources, config=config)
     requests = re.findall(
-        r"rule bleach_correction:.*?wildcards: experiment=(\w+).*?mem_mb=(\d+)", dry.stdout + dry.stderr, re.DOTALL
+        r"rule bleach_correction:.*?wildcards: unit=(\w+).*?mem_mb=(\d+)", dry.stdout + dry.stderr, re.DOTALL
     )
     assert sorted(requests) == [("packed", "500"), ("plain", "500")]
     run_workflow(tmp_path, *resources, config=config)
