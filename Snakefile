@@ -35,8 +35,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/samples.smk"
 include: "workflow/rules/common.smk"
-include: "workflow/rules/digests.smk"
 include: "workflow/rules/config_checks.smk"
+# after the config checks: the digests are the first thing written in the output folder, and a run
+# refused at start writes nothing
+include: "workflow/rules/digests.smk"
 include: "workflow/rules/resources.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/hooks.smk"

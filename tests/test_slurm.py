@@ -156,11 +156,16 @@ def test_demo_on_slurm_gives_the_local_results_and_segmentation_gets_a_gpu(clust
     assert (cluster_run / folder).read_bytes() == (local / folder).read_bytes()
     assert len(pd.read_csv(cluster_run / folder)) > 0
 
-    # every job went through SLURM: one submission per job of the local run's DAG, but for the
-    # local rules (all, aggregate, simulate_demo), which run in the main process
+    # every job went through SLURM: one submission per job of the run's DAG, but for the jobs of the
+    # Snakefile's localrules (all, aggregate, simulate_demo, demo_ground_truth: one each here), which run
+    # in the main process; their counts come from the run's job-stats table
+    local_rules = ("all", "aggregate", "simulate_demo", "demo_ground_truth", "missing_input")
+    stats = result.output.split("Job stats:", 1)[1].split("\n\n", 1)[0]  # the first table, before any job ran
+    local_jobs = sum(int(count) for count in re.findall(rf"^(?:{'|'.join(local_rules)})\s+(\d+)$", stats, re.MULTILINE))
     submitted = {log: jobid for jobid, log in SUBMITTED.findall(result.output)}
-    assert len(submitted) == local_steps - 3 and local_steps > 3 * 8, result.output[-4000:]
-    assert not any("/rule_aggregate/" in log or "/rule_simulate_demo/" in log for log in submitted)
+    assert local_jobs == 4, result.output[:4000]
+    assert len(submitted) == local_steps - local_jobs and local_steps > 3 * 8, result.output[-4000:]
+    assert not any(f"/rule_{rule}/" in log for log in submitted for rule in local_rules)
 
     # the segmentation jobs got a GPU on the gpu partition; the other jobs no GPU, on main
     for experiment in DEMO:
