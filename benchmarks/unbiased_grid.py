@@ -1,6 +1,6 @@
 """Is brightness unbiased after bleach correction? The full grid of issue 21, on simulations of known truth.
 
-Run by hand (about 40 minutes on 2 cores; 1 GB of memory):
+Run by hand (about an hour on 2 cores, 56 minutes of grid on 2026-12-02; 1 GB of memory):
 
     .venv/bin/python benchmarks/unbiased_grid.py              # writes benchmarks/results/unbiased-grid.{md,json}
     .venv/bin/python benchmarks/unbiased_grid.py --quick      # a tenth of the pixels, to try it out
