@@ -138,6 +138,18 @@ def test_bleach_figure_says_when_the_method_asked_for_was_not_applied():
     assert labels["corrected"] == "after (no correction: as before)"
 
 
+def test_bleach_figure_says_when_the_correction_changes_nothing():
+    """An unbleached recording gets a window over the whole recording (the least severe setting): the note
+    says the values are unchanged rather than quoting a division by T - 1 "instead of" T - 1."""
+    from brightflow import detrend
+
+    trace = 20 + np.random.default_rng(4).normal(0, 0.05, 400)
+    model = detrend.fit_correction(trace, "boxcar", 399)
+    note = model.figure_labels()["note"]
+    assert note.startswith("No trend beyond the noise") and "divided by 399 (frames - 1)" in note, note
+    assert "instead of" not in note
+
+
 def test_cell_ids_are_outlined_to_read_on_any_background():
     from matplotlib import patheffects
 

@@ -226,7 +226,13 @@ class CorrectionModel:
             notes.append(f"{self.method_requested} not applied: {self.replaced}.")
         else:
             title = f"Bleach correction: {self.method} ({self.describe_parameter()})"
-        if self.degrees_of_freedom:
+        if self.degrees_of_freedom and abs(self.degrees_of_freedom["variance_scale"] - 1) < 1e-9:
+            # the least severe setting (a window over the whole recording): the values are unchanged
+            notes.append(
+                f"No trend beyond the noise: the smoothing spans the whole recording, so the values are unchanged "
+                f"and the variance is divided by {self.frames - 1} (frames - 1), as without correction."
+            )
+        elif self.degrees_of_freedom:
             notes.append(
                 f"The variance is divided by its {self.degrees_of_freedom['residual']:.4g} residual degrees of freedom "
                 f"instead of {self.frames - 1} (x {self.degrees_of_freedom['variance_scale']:.4g}), so the fluctuations "
