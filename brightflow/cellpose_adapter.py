@@ -476,6 +476,16 @@ def segment(
     return result
 
 
+def _seconds(start, start_cpu, loaded, loaded_cpu):
+    """Wall-clock and CPU seconds of loading the model (``start`` to ``loaded``) and of evaluating it (to now)."""
+    return {
+        "load": loaded - start,
+        "eval": time.perf_counter() - loaded,
+        "load_cpu": loaded_cpu - start_cpu,
+        "eval_cpu": time.process_time() - loaded_cpu,
+    }
+
+
 def _segment3(image, spec, models, device, diameter, flow_threshold, cellprob_threshold, precision):
     """Cellpose 3.1.1: a built-in model by name (its file was found), another by path; channels [0, 0]."""
     start, start_cpu = time.perf_counter(), time.process_time()
@@ -502,12 +512,7 @@ def _segment3(image, spec, models, device, diameter, flow_threshold, cellprob_th
         cellprob_threshold=cellprob_threshold,
     )
     result = CellposeResult(np.asarray(masks).astype(np.uint16), flows, float(used), source, "", spec)
-    result.seconds = {
-        "load": loaded - start,
-        "eval": time.perf_counter() - loaded,
-        "load_cpu": loaded_cpu - start_cpu,
-        "eval_cpu": time.process_time() - loaded_cpu,
-    }
+    result.seconds = _seconds(start, start_cpu, loaded, loaded_cpu)
     return result
 
 
@@ -545,12 +550,7 @@ def _segment4(image, spec, models, device, diameter, flow_threshold, cellprob_th
     source = "setting" if diameter else "no rescaling"
     result = CellposeResult(np.asarray(masks).astype(np.uint16), flows, used, source, "", spec)
     result.tiles, result.batch_size = tiles, batch
-    result.seconds = {
-        "load": loaded - start,
-        "eval": time.perf_counter() - loaded,
-        "load_cpu": loaded_cpu - start_cpu,
-        "eval_cpu": time.process_time() - loaded_cpu,
-    }
+    result.seconds = _seconds(start, start_cpu, loaded, loaded_cpu)
     return result
 
 

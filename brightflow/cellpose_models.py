@@ -370,27 +370,20 @@ def resolve_model(model, environ=None, python="python", overlay=None):
             f"that brightflow does not install. Use a Cellpose-SAM model ({', '.join(CELLPOSE4_MODELS)}) or a "
             "cellpose 3 model."
         )
-    if model in CELLPOSE3_MODELS:
-        weights = folder / builtin_weights_name(model)
+    generation = 3 if model in CELLPOSE3_MODELS else 4 if model in CELLPOSE4_MODELS else None
+    if generation is not None:
+        weights = folder / (builtin_weights_name(model) if generation == 3 else model)
         if not weights.is_file():
+            kind = "cellpose 3" if generation == 3 else "cellpose 4 (Cellpose-SAM)"
             raise ModelNotFoundError(
-                f"segmentation.model {model!r} is a built-in cellpose 3 model, but its weights are not on this "
+                f"segmentation.model {model!r} is a built-in {kind} model, but its weights are not on this "
                 f"machine: looked for {str(weights)!r} (the cellpose models folder). "
-                + _how_to_fetch(model, 3, folder, python, overlay)
+                + _how_to_fetch(model, generation, folder, python, overlay)
             )
-        _checked(weights, model, 3)
+        _checked(weights, model, generation)
         size = folder / SIZE_MODELS[model] if model in SIZE_MODELS else None
-        return ModelSpec(model, str(weights), 3, True, str(size) if size is not None and size.is_file() else None)
-    if model in CELLPOSE4_MODELS:
-        weights = folder / model
-        if not weights.is_file():
-            raise ModelNotFoundError(
-                f"segmentation.model {model!r} is a built-in cellpose 4 (Cellpose-SAM) model, but its weights "
-                f"are not on this machine: looked for {str(weights)!r} (the cellpose models folder). "
-                + _how_to_fetch(model, 4, folder, python, overlay)
-            )
-        _checked(weights, model, 4)
-        return ModelSpec(model, str(weights), 4, False, None)
+        size_model = str(size) if size is not None and size.is_file() else None
+        return ModelSpec(model, str(weights), generation, generation == 3, size_model)
     weights = folder / model  # a user's model in the models folder (the cellpose GUI puts them there)
     if not weights.is_file():
         raise ModelNotFoundError(

@@ -23,6 +23,20 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
+#: The per-cell columns of the replaced app's average_values_in_roi.csv, first in brightflow's tables
+#: (../shared/seeds/000_*.txt).
+CELL_COLUMNS = [
+    "Cell ID",
+    "Pixels",
+    "Intensity",
+    "Variance",
+    "Apparent brightness",
+    "Apparent number",
+    "Brightness",
+    "Number",
+]
+
+
 def _snakemake_command(snakefile, workdir, args, config, cores):
     command = SNAKEMAKE + [
         "--snakefile",

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from helpers import jobs_run, write_config, write_stack
+from helpers import CELL_COLUMNS, jobs_run, write_config, write_stack
 from matplotlib.image import imread
 
 from brightflow import figures, nb, simulate, stats
@@ -150,18 +150,6 @@ def test_conflicting_reference_settings_are_start_up_errors(
     result = run_workflow(workdir, "--dry-run", "--configfile", config, check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
-
-
-CELL_COLUMNS = [
-    "Cell ID",
-    "Pixels",
-    "Intensity",
-    "Variance",
-    "Apparent brightness",
-    "Apparent number",
-    "Brightness",
-    "Number",
-]
 
 
 @pytest.fixture(scope="module")

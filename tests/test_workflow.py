@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from helpers import REPO, SHARED_DATA, jobs_run, write_config, write_stack
+from helpers import CELL_COLUMNS, REPO, SHARED_DATA, jobs_run, write_config, write_stack
 
 from brightflow import simulate
 from brightflow.nb import MAP_NAMES
@@ -35,16 +35,6 @@ CONTRACT_FILES = [f"{name}.{ext}" for name in MAP_NAMES for ext in ("npy", "tif"
     "brightness_x_intensity.png",
     "brightness_intensity_values.csv",
     "average_values_in_roi.csv",
-]
-CELL_COLUMNS = [
-    "Cell ID",
-    "Pixels",
-    "Intensity",
-    "Variance",
-    "Apparent brightness",
-    "Apparent number",
-    "Brightness",
-    "Number",
 ]
 
 
