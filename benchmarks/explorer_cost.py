@@ -132,19 +132,7 @@ def workflow_once(workdir, stack, mask, name, omit, bleach_method="linear"):
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = bench.brightflow_env()
     env["BRIGHTFLOW_BENCH_RULES"] = str(run_dir / "rules.jsonl")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        REPO / "Snakefile",
-        "--directory",
-        run_dir,
-        "--cores",
-        "2",
-        "--configfile",
-        run_dir / "config.yaml",
-    ]
+    command = bench.snakemake_command(run_dir, 2, "--configfile", run_dir / "config.yaml")
     # both runs leave out the target rule `all`: snakemake ends about a second later after running it
     # (measured), and --omit-from brightness_explorer leaves it out too, as it comes after the rule
     command += ["--omit-from", "all"] + (["brightness_explorer"] if omit else [])

@@ -277,6 +277,12 @@ def brightflow_env(extra=None):
     return env
 
 
+def snakemake_command(directory, cores, *options):
+    """The command line of a brightflow run: snakemake on this checkout's Snakefile in ``directory``."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", REPO / "Snakefile", "--directory", directory,
+            "--cores", cores, *options]  # fmt: skip
+
+
 def default_bleach_setting():
     """``[method, parameter, seed, dof_correction]`` of ``bleach_correction`` in config/config.yaml."""
     import yaml
@@ -351,19 +357,7 @@ def run_workflow(workdir, name, stack, mask, bleach_method, cores, profile_dir=N
     env["BRIGHTFLOW_BENCH_RULES"] = str(records)
     if profile_dir:
         env["BRIGHTFLOW_BENCH_PROFILE"] = str(profile_dir)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        REPO / "Snakefile",
-        "--directory",
-        run_dir,
-        "--cores",
-        cores,
-        "--configfile",
-        run_dir / "config.yaml",
-    ]
+    command = snakemake_command(run_dir, cores, "--configfile", run_dir / "config.yaml")
     log(f"brightflow [{name}]: {experiments} experiment(s), bleach_correction.method={bleach_method}, --cores {cores}")
     result = timed(command, env=env, log_path=run_dir / "snakemake.out")
     if result["returncode"] != 0:
@@ -509,21 +503,7 @@ def dry_run(workdir, experiments):
     tifffile.imwrite(tiny, np.random.default_rng(0).poisson(5, (5, 32, 32)).astype(np.uint16))
     for index in range(experiments):
         (stacks / f"exp{index:04d}.tif").symlink_to(tiny)
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        REPO / "Snakefile",
-        "--directory",
-        folder,
-        "--cores",
-        "1",
-        "-n",
-        "--config",
-        f"input_dir={stacks}",
-        "output_dir=results",
-    ]
+    command = snakemake_command(folder, 1, "-n", "--config", f"input_dir={stacks}", "output_dir=results")
     log(f"dry run of {experiments} experiments")
     result = timed(command, env=brightflow_env(), log_path=folder / "snakemake.out")
     if result["returncode"] != 0:
